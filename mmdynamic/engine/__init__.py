@@ -1,0 +1,1 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.

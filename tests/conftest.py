@@ -1,0 +1,37 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Shared fixtures: the demo data (written once per session) and helpers to run the tools."""
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import List, Optional
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TEST_CONFIGS = osp.join(REPO, 'tests', 'data', 'configs')
+
+
+def run_tool(args: List[str], cwd: Optional[str] = None, timeout: int = 600,
+             env: Optional[dict] = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` (or ``bash`` for .sh) with this interpreter; fail with its output."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable, OMP_NUM_THREADS='1')
+    full_env['PATH'] = osp.dirname(sys.executable) + os.pathsep + full_env.get('PATH', '')
+    full_env.update(env or {})
+    cmd = ['bash'] + args if args[0].endswith('.sh') else [sys.executable] + args
+    proc = subprocess.run(cmd, cwd=cwd or REPO, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'command failed ({proc.returncode}): {" ".join(cmd)}\n'
+                             f'--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n'
+                             f'{proc.stderr[-6000:]}')
+    return proc
+
+
+@pytest.fixture(scope='session')
+def demo_root(tmp_path_factory) -> str:
+    """Small demo datasets of every task (deterministic, seed 0)."""
+    from mmdynamic.datasets import make_demo_data
+    root = str(tmp_path_factory.mktemp('demo'))
+    make_demo_data(root, num_train=40, num_val=20)
+    return root

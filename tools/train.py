@@ -1,0 +1,52 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Train a model of any of the four frameworks (the config's ``default_scope`` picks it).
+
+Example:
+    python tools/train.py configs/demo/resnet18_1xb32-4e_demo-cls.py --work-dir work_dirs/demo
+    bash tools/dist_train.sh CONFIG 2          # two processes (gloo on CPU, NCCL on GPUs)
+"""
+import argparse
+import logging
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmdynamic  # noqa: E402,F401  (compatibility fixes first)
+from mmdynamic.utils.run_config import (add_common_args, build_runner,  # noqa: E402
+                                        load_config, resolve_resume)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model (mmdynamic)')
+    parser.add_argument('config', help='train config file path')
+    add_common_args(parser)
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the latest checkpoint of the work dir, or from the given checkpoint')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual batch size')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not evaluate checkpoints during training')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args)
+    resolve_resume(cfg, args.resume)
+    if args.auto_scale_lr:
+        scale = cfg.get('auto_scale_lr')
+        if not scale or 'base_batch_size' not in scale:
+            raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` '
+                               'in the config')
+        scale['enable'] = True
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    runner = build_runner(cfg)
+    runner.train()
+    runner.logger.log(logging.INFO, f'Training finished; work dir: {osp.abspath(cfg.work_dir)}')
+
+
+if __name__ == '__main__':
+    main()
