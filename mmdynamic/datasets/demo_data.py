@@ -47,12 +47,14 @@ class CanvasConfig:
 
     Args:
         img_size (int): Side of the square canvas in pixels.
-        obj_size (int): Side of an object card in pixels.
+        obj_size (int): Side of an object card in pixels. The default, about 1/9 of the canvas,
+            makes a digit a few pixels high at 1/4 scale (hard to read) and easy to read in its
+            full-resolution patch.
         num_distractors (int): Letter cards added as clutter.
         num_strokes (int): Random lines and ellipses drawn as clutter.
     """
     img_size: int = 128
-    obj_size: int = 24
+    obj_size: int = 14
     num_distractors: int = 2
     num_strokes: int = 12
 
@@ -169,6 +171,10 @@ def _split_sizes(num_train: int, num_val: int) -> Dict[str, int]:
     return {'train': num_train, 'val': num_val}
 
 
+def _default_size_range(canvas: CanvasConfig) -> Tuple[int, int]:
+    return max(8, canvas.obj_size * 2 // 3), canvas.obj_size * 4 // 3
+
+
 def _balanced_labels(count: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
     labels = np.arange(count) % num_classes
     rng.shuffle(labels)
@@ -209,8 +215,9 @@ def make_video(root: str, num_classes: int = 10, num_train: int = 40, num_val: i
                fps: int = 8, seed: int = 0) -> str:
     """Write the video-recognition set under ``root/video``. Returns that folder.
 
-    Each video shows a slowly drifting cluttered scene; the digit card appears in only
-    ``visible_frames`` consecutive frames at a random time and place.
+    Each video shows a cluttered scene that drifts by one pixel per frame (frame ``t`` shows
+    ``background[t:t + S, t:t + S]``); the digit card appears in only ``visible_frames`` consecutive
+    frames at a random time and place.
     """
     canvas = canvas or CanvasConfig()
     if not 1 <= visible_frames <= num_frames:
@@ -239,7 +246,7 @@ def make_video(root: str, num_classes: int = 10, num_train: int = 40, num_val: i
                 writer.write(frame)
             writer.release()
             lines.append(f'{rel} {int(label)}')
-            meta[rel] = dict(label=int(label), box=list(box),
+            meta[rel] = dict(label=int(label), box=list(box), drift_per_frame=[1, 1],
                              visible=list(range(start, start + visible_frames)))
         with open(osp.join(out, f'{split}_list.txt'), 'w', encoding='utf-8') as f:
             f.write('\n'.join(lines) + '\n')
@@ -251,9 +258,13 @@ def make_video(root: str, num_classes: int = 10, num_train: int = 40, num_val: i
 
 def make_detection(root: str, num_classes: int = 10, num_train: int = 40, num_val: int = 20,
                    canvas: Optional[CanvasConfig] = None, max_objects: int = 3,
-                   size_range: Tuple[int, int] = (20, 40), seed: int = 0) -> str:
-    """Write the COCO-format detection set under ``root/det``. Returns that folder."""
-    canvas = canvas or CanvasConfig(img_size=160, obj_size=24, num_distractors=1)
+                   size_range: Optional[Tuple[int, int]] = None, seed: int = 0) -> str:
+    """Write the COCO-format detection set under ``root/det``. Returns that folder.
+
+    Object sides are drawn from ``size_range`` (default: 2/3 to 4/3 of ``canvas.obj_size``).
+    """
+    canvas = canvas or CanvasConfig(img_size=160, obj_size=30, num_distractors=1)
+    size_range = size_range or _default_size_range(canvas)
     names = class_names(num_classes)
     out = osp.join(root, 'det')
     categories = [dict(id=i + 1, name=n) for i, n in enumerate(names)]
@@ -279,12 +290,14 @@ def make_detection(root: str, num_classes: int = 10, num_train: int = 40, num_va
 
 def make_segmentation(root: str, num_classes: int = 10, num_train: int = 40, num_val: int = 20,
                       canvas: Optional[CanvasConfig] = None, max_objects: int = 3,
-                      size_range: Tuple[int, int] = (20, 40), seed: int = 0) -> str:
+                      size_range: Optional[Tuple[int, int]] = None, seed: int = 0) -> str:
     """Write the VOC-format segmentation set under ``root/seg``. Returns that folder.
 
-    The label map marks each digit card with ``digit + 1`` and everything else with 0.
+    The label map marks each digit card with ``digit + 1`` and everything else with 0. Object sides are
+    drawn from ``size_range`` (default: 2/3 to 4/3 of ``canvas.obj_size``).
     """
     canvas = canvas or CanvasConfig(img_size=128, obj_size=24, num_distractors=1)
+    size_range = size_range or _default_size_range(canvas)
     out = osp.join(root, 'seg')
     for sub in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'):
         os.makedirs(osp.join(out, sub), exist_ok=True)
@@ -339,7 +352,7 @@ def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_cl
     if unknown:
         raise ValueError(f'unknown demo task(s) {sorted(unknown)}; choose from {TASKS}')
     writers = dict(cls=(make_classification, 128, 400, 200), video=(make_video, 112, 60, 30),
-                   det=(make_detection, 160, 48, 24), seg=(make_segmentation, 128, 48, 24))
+                   det=(make_detection, 160, 200, 50), seg=(make_segmentation, 128, 100, 30))
     folders = {}
     for task in tasks:
         writer, default_size, default_train, default_val = writers[task]
@@ -353,7 +366,9 @@ def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_cl
                     folders[task] = folder
                     continue
         size = args['img_size']
-        canvas = CanvasConfig(img_size=size, obj_size=max(12, size * 3 // 16),
+        # small glyphs for the glance-and-focus tasks; larger, varied objects for det/seg demos
+        fraction = 7 / 64 if task in ('cls', 'video') else 3 / 16
+        canvas = CanvasConfig(img_size=size, obj_size=max(12, int(size * fraction)),
                               num_distractors=2 if task in ('cls', 'video') else 1)
         writer(root, num_classes=num_classes, num_train=args['num_train'],
                num_val=args['num_val'], canvas=canvas, seed=seed)

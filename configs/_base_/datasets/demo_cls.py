@@ -21,6 +21,7 @@ test_pipeline = train_pipeline
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(type=dataset_type, data_root=data_root, data_prefix='train', with_label=True,
                  pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -28,6 +29,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=50,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(type=dataset_type, data_root=data_root, data_prefix='val', with_label=True,
                  pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
