@@ -1,0 +1,89 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Cost accounting shared by every model: MACs counted from the modules themselves.
+
+MACs follow MMEngine's (fvcore-compatible) :class:`~mmengine.analysis.FlopAnalyzer`: one per
+multiply-add, counted by tracing the module at the real input size. Step-wise models compose these
+counts into per-exit cumulative costs (see :mod:`mmdynamic.models.utils.exits`); nothing is typed in.
+"""
+from functools import partial
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+
+Inputs = Union[torch.Tensor, Tuple[Any, ...]]
+
+
+class _CallWith(nn.Module):
+    """Trace ``fn(*inputs, **kwargs)`` as the forward of a module that owns ``module``'s parameters."""
+
+    def __init__(self, module: nn.Module, fn, kwargs: Optional[Dict] = None) -> None:
+        super().__init__()
+        self.module = module
+        self._fn = fn
+        self._kwargs = kwargs or {}
+
+    def forward(self, *inputs):
+        return self._fn(*inputs, **self._kwargs)
+
+
+@torch.no_grad()
+def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None, **kwargs) -> int:
+    """MACs of one call of ``module`` (or of ``fn``, which uses it) on ``inputs``.
+
+    Args:
+        module (nn.Module): The module; it is put in eval mode for the count and restored.
+        inputs (Tensor | tuple): Positional inputs, at the real sizes (a batch of 1 gives per-sample
+            MACs).
+        fn (Callable, optional): What to call instead of ``module.forward``, e.g. a method of
+            ``module`` or a ``functools.partial`` of its forward.
+        **kwargs: Keyword arguments passed to the call (constants for the trace).
+
+    Returns:
+        int: Multiply-accumulate operations.
+    """
+    target = _CallWith(module, fn or module.forward, kwargs)
+    was_training = module.training
+    module.eval()
+    try:
+        analyzer = FlopAnalyzer(target, inputs if isinstance(inputs, tuple) else (inputs, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        analyzer.tracer_warnings('none')
+        return int(analyzer.total())
+    finally:
+        module.train(was_training)
+
+
+def count_params(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``module`` (shared parameters counted once)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+@torch.no_grad()
+def count_model_macs_on_batch(model: nn.Module, data_batch: Dict) -> Tuple[int, Sequence[int]]:
+    """MACs of an OpenMMLab model's tensor forward (``mode='tensor'``) on one data batch.
+
+    Args:
+        model (nn.Module): A :class:`~mmengine.model.BaseModel` (classifier, detector, segmentor,
+            recognizer).
+        data_batch (dict): A batch from the model's test dataloader.
+
+    Returns:
+        tuple: (MACs per sample, the input shape the model saw).
+    """
+    data = model.data_preprocessor(data_batch, False)
+    inputs = data['inputs']
+    if isinstance(inputs, (list, tuple)):
+        raise TypeError('count_model_macs_on_batch needs a batched input tensor')
+    forward = partial(model.forward, data_samples=data.get('data_samples'), mode='tensor')
+    return count_macs(model, (inputs, ), fn=forward) // inputs.shape[0], tuple(inputs.shape[1:])
+
+
+def format_macs(macs: float) -> str:
+    """``4089184256`` -> ``'4.089 G'``."""
+    for unit, scale in (('G', 1e9), ('M', 1e6), ('K', 1e3)):
+        if abs(macs) >= scale:
+            return f'{macs / scale:.3f} {unit}'
+    return f'{macs:.0f}'

@@ -1,0 +1,43 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+import torch
+import torch.nn as nn
+
+from mmdynamic.utils.flops import count_macs, count_params, format_macs
+
+from ..conftest import run_tool
+
+
+def test_conv_and_linear_macs_by_hand():
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    assert count_macs(conv, torch.rand(1, 3, 10, 12)) == 3 * 8 * 9 * 10 * 12
+    fc = nn.Linear(16, 4)
+    assert count_macs(fc, torch.rand(5, 16)) == 5 * 16 * 4
+
+
+def test_resnet50_is_4_09_gmacs():
+    """The convention of the papers: ResNet-50 at 224 x 224 is about 4.09 G multiply-adds."""
+    from mmpretrain.models import ResNet
+    model = ResNet(depth=50)
+    macs = count_macs(model, torch.rand(1, 3, 224, 224))
+    assert abs(macs / 1e9 - 4.09) < 0.02, macs
+    assert abs(count_params(model) / 1e6 - 23.51) < 0.01  # without the 1000-way fc (2.05 M)
+
+
+def test_count_restores_train_mode_and_calls_fn():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout())
+    model.train()
+    assert count_macs(model, torch.rand(2, 4), fn=lambda x: model[0](x)) == 2 * 16
+    assert model.training
+
+
+def test_format():
+    assert format_macs(4089184256) == '4.089 G'
+    assert format_macs(46_100_000) == '46.100 M'
+    assert format_macs(12) == '12'
+
+
+def test_get_flops_tool():
+    proc = run_tool(['tools/analysis_tools/get_flops.py', 'tests/data/configs/toy_mmpretrain.py',
+                     '--shape', '64', '64'])
+    assert 'params: 0.025 M' in proc.stdout
+    assert 'input shape: (3, 64, 64)' in proc.stdout

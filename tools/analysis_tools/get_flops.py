@@ -1,0 +1,72 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Print the parameters and MACs of a config's model (per exit for step-wise models).
+
+MACs are counted from the model's own modules at the real input size (a batch of the config's test
+dataloader, or ``--shape``), one per multiply-add (MMEngine's fvcore-compatible counter).
+
+Example:
+    python tools/analysis_tools/get_flops.py configs/demo/faster-rcnn_r18_fpn_1xb4-8e_demo-det.py
+    python tools/analysis_tools/get_flops.py CONFIG --shape 224 224
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+import mmdynamic.models  # noqa: E402,F401
+from mmdynamic.utils.flops import (count_macs, count_model_macs_on_batch,  # noqa: E402
+                                   count_params, format_macs)
+from mmdynamic.utils.run_config import check_framework  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Parameters and MACs of a model')
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs='+',
+                        help='input H W (or C H W) instead of a batch of the test dataloader')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    check_framework(cfg)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    from mmengine.registry import MODELS
+    from mmengine.model.utils import revert_sync_batchnorm
+    model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    print(f'config: {args.config}')
+    print(f'params: {count_params(model) / 1e6:.3f} M')
+    if args.shape:
+        shape = tuple(args.shape) if len(args.shape) == 3 else (3, ) + tuple(args.shape)
+        if len(shape) != 3:
+            raise ValueError(f'--shape takes H W or C H W, got {args.shape}')
+        inputs = torch.rand(1, *shape)
+        macs = count_macs(model, (inputs, ), fn=lambda x: model(x, mode='tensor'))
+    else:
+        from mmengine.runner import Runner
+        loader_cfg = cfg.test_dataloader.copy()
+        loader_cfg['batch_size'] = 1
+        loader_cfg['num_workers'] = 0
+        loader_cfg['persistent_workers'] = False
+        batch = next(iter(Runner.build_dataloader(loader_cfg)))
+        macs, shape = count_model_macs_on_batch(model, batch)
+    exit_macs = getattr(model, 'exit_macs', None)
+    if callable(exit_macs):
+        print('exit  cumulative MACs')
+        for i, value in enumerate(exit_macs(shape)):
+            print(f'{i + 1:>4}  {format_macs(value)}')
+    print(f'input shape: {shape}')
+    print(f'MACs per sample (whole model): {format_macs(macs)}')
+
+
+if __name__ == '__main__':
+    main()
