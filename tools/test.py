@@ -3,6 +3,7 @@
 
 Example:
     python tools/test.py CONFIG CHECKPOINT --work-dir work_dirs/eval --out results.pkl
+    python tools/test.py CONFIG CHECKPOINT --budget 1.0 1.5 2.0 --fit-on train   # GMACs
 """
 import argparse
 import json
@@ -24,7 +25,38 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--metrics-out', help='write the metrics to this JSON file '
                         '(default: <work_dir>/metrics.json)')
+    budget = parser.add_argument_group(
+        'budget evaluation (step-wise models; see mmdynamic.engine.hooks.BudgetEvalHook)')
+    budget.add_argument('--budget', type=float, nargs='+', metavar='GMACS',
+                        help='budgets in GMACs per sample: fit thresholds, report the curve and the '
+                        'metric at each budget, write budget.json and budget.png')
+    budget.add_argument('--fit-on', choices=['train', 'heldout', 'val'],
+                        help='data the thresholds are fitted on (default: train)')
+    budget.add_argument('--fit-num-samples', type=int, help='at most this many fit samples')
+    budget.add_argument('--confidence', choices=['max_softmax', 'max_logit', 'neg_entropy'])
+    budget.add_argument('--ratios', help="operating points: 'gfnet' or 'uniadafocus'")
+    budget.add_argument('--exit-policy', help='evaluate the thresholds of this exit-policy file')
+    budget.add_argument('--reference', nargs=3, metavar=('NAME', 'GMACS', 'METRIC'),
+                        help="the static backbone's point for comparison")
     return parser.parse_args()
+
+
+def add_budget_hook(cfg, args: argparse.Namespace) -> None:
+    """Add (or update) the BudgetEvalHook. Without --budget it still reports the anytime table of
+    step-wise models and does nothing for other models."""
+    hooks = cfg.get('custom_hooks', None) or []
+    hook = next((h for h in hooks if h.get('type') in ('BudgetEvalHook',
+                                                        'mmdynamic.BudgetEvalHook')), None)
+    if hook is None:
+        hook = dict(type='BudgetEvalHook')
+        hooks.append(hook)
+    options = dict(budgets=args.budget, fit_on=args.fit_on, fit_num_samples=args.fit_num_samples,
+                   confidence=args.confidence, ratios=args.ratios, exit_policy=args.exit_policy)
+    hook.update({k: v for k, v in options.items() if v is not None})
+    if args.reference:
+        name, gmacs, metric = args.reference
+        hook['reference'] = dict(name=name, gmacs=float(gmacs), metric=float(metric))
+    cfg.custom_hooks = hooks
 
 
 def main() -> None:
@@ -34,6 +66,7 @@ def main() -> None:
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    add_budget_hook(cfg, args)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')

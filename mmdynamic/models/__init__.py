@@ -9,7 +9,9 @@ error naming the missing package.
 from mmdynamic.utils.frameworks import is_framework_available
 
 # Framework adapters: {framework import name: [(submodule, [type names it registers])]}.
-FRAMEWORK_MODULES = {}
+FRAMEWORK_MODULES = {
+    'mmpretrain': [('mmdynamic.models.cls', [])],
+}
 
 
 def _import_framework_modules() -> None:

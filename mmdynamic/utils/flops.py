@@ -14,6 +14,37 @@ from mmengine.analysis import FlopAnalyzer
 
 Inputs = Union[torch.Tensor, Tuple[Any, ...]]
 
+_GATES = {'aten::gru': 3, 'aten::lstm': 4, 'aten::rnn_tanh': 1, 'aten::rnn_relu': 1}
+
+
+def _recurrent_handle(gates: int):
+    """MACs of a fused recurrent op (``nn.GRU``/``nn.LSTM``/``nn.RNN``), which the counter lacks.
+
+    Per layer, direction and time step: ``gates * (input_size * hidden + hidden * hidden)``.
+    """
+
+    def handle(inputs, outputs) -> int:
+        # aten::gru(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+        #           batch_first); aten::lstm takes hx as a list (h, c) at the same position.
+        seq = inputs[0].type().sizes()
+        out = outputs[0].type().sizes()
+        num_layers = inputs[4].toIValue()
+        bidirectional = inputs[7].toIValue()
+        batch_first = inputs[8].toIValue()
+        steps, batch = (seq[1], seq[0]) if batch_first else (seq[0], seq[1])
+        if len(seq) == 2:  # unbatched input
+            steps, batch = seq[0], 1
+        dirs = 2 if bidirectional else 1
+        hidden = out[-1] // dirs
+        total = 0
+        in_size = seq[-1]
+        for _ in range(num_layers):
+            total += dirs * gates * (in_size * hidden + hidden * hidden)
+            in_size = hidden * dirs
+        return int(total * steps * batch)
+
+    return handle
+
 
 class _CallWith(nn.Module):
     """Trace ``fn(*inputs, **kwargs)`` as the forward of a module that owns ``module``'s parameters."""
@@ -48,6 +79,8 @@ def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None,
     module.eval()
     try:
         analyzer = FlopAnalyzer(target, inputs if isinstance(inputs, tuple) else (inputs, ))
+        for op, gates in _GATES.items():
+            analyzer.set_op_handle(op, _recurrent_handle(gates))
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         analyzer.tracer_warnings('none')

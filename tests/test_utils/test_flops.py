@@ -14,6 +14,17 @@ def test_conv_and_linear_macs_by_hand():
     assert count_macs(fc, torch.rand(5, 16)) == 5 * 16 * 4
 
 
+def test_recurrent_layers_are_counted():
+    """nn.GRU is a fused op the stock counter skips; ours counts it like the GRUCell it unrolls to."""
+    cell = count_macs(nn.GRUCell(8, 16), (torch.rand(2, 8), torch.rand(2, 16)))
+    assert cell == 2 * 3 * (8 * 16 + 16 * 16)
+    assert count_macs(nn.GRU(8, 16), torch.rand(1, 2, 8)) == cell
+    assert count_macs(nn.GRU(8, 16, batch_first=True), torch.rand(2, 5, 8)) == 5 * cell
+    two_layers = 2 * 3 * ((8 * 16 + 16 * 16) + (16 * 16 + 16 * 16))
+    assert count_macs(nn.GRU(8, 16, num_layers=2), torch.rand(1, 2, 8)) == two_layers
+    assert count_macs(nn.LSTM(8, 16), torch.rand(1, 2, 8)) == 2 * 4 * (8 * 16 + 16 * 16)
+
+
 def test_resnet50_is_4_09_gmacs():
     """The convention of the papers: ResNet-50 at 224 x 224 is about 4.09 G multiply-adds."""
     from mmpretrain.models import ResNet

@@ -1,0 +1,140 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Step-wise models and their batched early-exit execution.
+
+A step-wise model (GFNet, MGNet, Uni-AdaFocus, ...) predicts after every step. It implements
+:class:`StepwiseMixin`: ``init_state`` and ``step`` with an explicit state, so that nothing is kept on the
+module between calls. :class:`EarlyExitExecutor` runs such a model on a batch, finalises the samples that
+exit after each step and carries on with the survivors only: every tensor of the state (recurrent states,
+feature buffers, patch coordinates) and of the inputs is gathered to the surviving rows, so later steps
+really cost less.
+
+State convention: a (nested) dict / list / tuple of tensors whose **first dimension is the batch**, or
+``None``. Recurrent hidden states are therefore stored as (B, H), not (num_layers, B, H).
+"""
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .confidence import get_confidence_fn
+
+State = Any
+
+
+def gather_batch(tree: State, index: torch.Tensor) -> State:
+    """Select rows ``index`` (along dim 0) of every tensor in a nested structure."""
+    if tree is None:
+        return None
+    if isinstance(tree, torch.Tensor):
+        return tree.index_select(0, index.to(tree.device)) if tree.dim() > 0 else tree
+    if isinstance(tree, dict):
+        return type(tree)((k, gather_batch(v, index)) for k, v in tree.items())
+    if isinstance(tree, (list, tuple)):
+        items = [gather_batch(v, index) for v in tree]
+        return type(tree)(*items) if hasattr(tree, '_fields') else type(tree)(items)
+    if isinstance(tree, (int, float, str, bool)):
+        return tree
+    raise TypeError(f'cannot gather a state of type {type(tree).__name__}; use tensors with the '
+                    'batch as their first dimension')
+
+
+class StepwiseMixin:
+    """Interface of models that predict after every step.
+
+    Subclasses define ``num_exits`` and implement :meth:`init_state` and :meth:`step`.
+    """
+    num_exits: int
+
+    def init_state(self, inputs: torch.Tensor, **kwargs) -> State:
+        """The state before step 0. Args: inputs (Tensor): (B, ...) the batch."""
+        raise NotImplementedError
+
+    def step(self, index: int, inputs: torch.Tensor, state: State) -> Tuple[torch.Tensor, State]:
+        """Run step ``index`` (0-based) on ``inputs`` (B, ...).
+
+        Returns:
+            tuple: the logits (B, num_classes) of exit ``index`` and the next state.
+        """
+        raise NotImplementedError
+
+    def forward_exits(self, inputs: torch.Tensor, num_steps: Optional[int] = None,
+                      **kwargs) -> torch.Tensor:
+        """Run steps 0..num_steps-1 for every sample. Returns: (num_steps, B, num_classes)."""
+        state = self.init_state(inputs, **kwargs)
+        outputs = []
+        for index in range(self.num_exits if num_steps is None else num_steps):
+            logits, state = self.step(index, inputs, state)
+            outputs.append(logits)
+        return torch.stack(outputs)
+
+    def exit_macs(self, input_shape: Sequence[int], **kwargs) -> List[int]:
+        """Cumulative MACs per sample of each exit, counted from the modules at ``input_shape``
+        (C, H, W) or (T, C, H, W): exit k costs what running steps 0..k costs (work that only serves
+        later steps, such as the next location, belongs to the step that uses it)."""
+        from mmdynamic.utils.flops import count_macs
+        param = next(self.parameters())
+        inputs = torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device)
+        return [
+            count_macs(self, (inputs, ),
+                       fn=lambda x, n=n: self.forward_exits(x, num_steps=n, **kwargs))
+            for n in range(1, self.num_exits + 1)
+        ]
+
+
+@dataclass
+class EarlyExitResult:
+    """Output of :meth:`EarlyExitExecutor.run`.
+
+    Args:
+        logits (Tensor): (B, C) logits of each sample at its exit.
+        exits (Tensor): (B, ) 0-based exit index of each sample.
+        batch_sizes (list[int]): How many samples ran each step.
+    """
+    logits: torch.Tensor
+    exits: torch.Tensor
+    batch_sizes: List[int]
+
+
+class EarlyExitExecutor:
+    """Batched early exit: samples whose confidence reaches the threshold of a step stop there.
+
+    Args:
+        thresholds (Sequence[float]): (K, ) per-exit thresholds; the last exit accepts everything.
+        confidence (str | Callable): Confidence function (name or callable on (B, C) logits).
+    """
+
+    def __init__(self, thresholds: Sequence[float],
+                 confidence: Union[str, Callable] = 'max_softmax') -> None:
+        self.thresholds = [float(t) for t in thresholds]
+        self.confidence = get_confidence_fn(confidence)
+
+    @torch.no_grad()
+    def run(self, model: StepwiseMixin, inputs: torch.Tensor, **kwargs) -> EarlyExitResult:
+        """Args: model: a step-wise model. inputs (Tensor): (B, ...). kwargs: for ``init_state``."""
+        if len(self.thresholds) != model.num_exits:
+            raise ValueError(f'{len(self.thresholds)} thresholds for a model with '
+                             f'{model.num_exits} exits')
+        batch = inputs.shape[0]
+        alive = torch.arange(batch, device=inputs.device)
+        exits = torch.full((batch, ), -1, dtype=torch.long, device=inputs.device)
+        out: Optional[torch.Tensor] = None
+        state = model.init_state(inputs, **kwargs)
+        sizes = []
+        for index in range(model.num_exits):
+            sizes.append(int(alive.numel()))
+            logits, state = model.step(index, inputs, state)
+            if out is None:
+                out = logits.new_empty((batch, ) + tuple(logits.shape[1:]))
+            if index == model.num_exits - 1:
+                leave = torch.ones_like(alive, dtype=torch.bool)
+            else:
+                leave = self.confidence(logits) >= self.thresholds[index]
+            out[alive[leave]] = logits[leave]
+            exits[alive[leave]] = index
+            stay = (~leave).nonzero(as_tuple=True)[0]
+            if stay.numel() == 0:
+                break
+            alive = alive[stay]
+            inputs = inputs.index_select(0, stay)
+            state = gather_batch(state, stay)
+        return EarlyExitResult(logits=out, exits=exits, batch_sizes=sizes)
