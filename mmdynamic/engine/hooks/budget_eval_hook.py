@@ -8,7 +8,8 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.dist import collect_results, get_world_size, is_main_process
+from mmengine.dist import (broadcast_object_list, collect_results, get_world_size,
+                           is_main_process)
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -22,6 +23,7 @@ from mmdynamic.evaluation.metrics.exit_outputs import (exit_choice_record, exit_
 from mmdynamic.registry import HOOKS, register_dual
 
 FIT_SPLITS = ('train', 'heldout', 'val')
+CHECKPOINT_KEY = 'exit_policies'
 
 
 def _unwrap(model):
@@ -37,7 +39,8 @@ def is_stepwise(model) -> bool:
 class BudgetEvalHook(Hook):
     """Anytime and budgeted evaluation of a step-wise model in a test run.
 
-    During the test loop it collects every sample's per-exit logits and exit costs. After it, it runs
+    During the test loop (and, with ``during_val``, the validation loop) it collects every sample's
+    per-exit logits and exit costs. After it, it runs
     the model over the fit split (``fit_on``), fits exit thresholds for the operating points and the
     requested budgets (:class:`~mmdynamic.evaluation.BudgetSolver`), evaluates them on the test data,
     logs the tables and writes ``budget.json``, ``budget.png`` and one ``exit_policy_<B>G.json`` per
@@ -61,6 +64,10 @@ class BudgetEvalHook(Hook):
         reference (dict, optional): The static backbone's point: ``name``, ``gmacs``, ``metric``.
         out_dir (str, optional): Where to write the results. Defaults to the runner's work dir.
         plot (bool): Write ``budget.png``. Defaults to True.
+        during_val (bool): Also evaluate (and fit) after every validation, writing to
+            ``<out_dir>/budget_val``. The policies of the requested budgets are then stored in the
+            meta of every checkpoint saved afterwards (``meta['exit_policies']``); load one with
+            ``ExitPolicy.load(ckpt_path, budget=...)`` or a model's ``exit_policy``.
     """
     priority = 'LOW'
 
@@ -69,7 +76,7 @@ class BudgetEvalHook(Hook):
                  metric: str = 'top1', fit_num_samples: Optional[int] = None,
                  fit_dataloader: Optional[Dict] = None, exit_policy: Optional[str] = None,
                  reference: Optional[Dict] = None, out_dir: Optional[str] = None,
-                 plot: bool = True) -> None:
+                 plot: bool = True, during_val: bool = False) -> None:
         if fit_on not in FIT_SPLITS:
             raise ValueError(f'fit_on must be one of {FIT_SPLITS}, got {fit_on!r}')
         if fit_on == 'heldout' and fit_dataloader is None:
@@ -93,11 +100,13 @@ class BudgetEvalHook(Hook):
         self.out_dir = out_dir
         self.plot = plot
         self._records: List[Dict] = []
+        self.during_val = during_val
         self._mode = 'off'  # 'off' | 'all_exits' | 'early_exit'
         self._saved_policy = None
+        self._policies: List[ExitPolicy] = []
 
     # ------------------------------------------------------------------ test loop
-    def before_test(self, runner) -> None:
+    def _begin(self, runner) -> None:
         model = _unwrap(runner.model)
         self._records = []
         self._saved_policy = None
@@ -119,7 +128,7 @@ class BudgetEvalHook(Hook):
             print_log('BudgetEvalHook: the model\'s exit policy is off during this test run (every '
                       'step is run to evaluate every operating point)', logger='current')
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+    def _collect(self, outputs) -> None:
         if self._mode == 'early_exit':
             self._records.extend(exit_choice_record(sample) for sample in outputs)
         elif self._mode == 'all_exits':
@@ -130,12 +139,12 @@ class BudgetEvalHook(Hook):
                 BudgetSolver.check_budgets_against(costs, [b * GIGA for b in self.budgets])
             self._records.extend(records)
 
-    def after_test_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
+    def _finish(self, runner, dataset_size: int, phase: str) -> None:
         if self._mode == 'off':
             return
         model = _unwrap(runner.model)
         try:
-            size = len(runner.test_dataloader.dataset)
+            size = dataset_size
             records = collect_results(self._records, size, device='cpu')
             if self._mode == 'early_exit':
                 if is_main_process():
@@ -144,12 +153,51 @@ class BudgetEvalHook(Hook):
             fit_records = None
             if self.budgets and self.exit_policy is None:
                 fit_records = self._run_fit_split(runner)
-            if is_main_process():
-                self._report(runner, model, records, fit_records)
+            policies = None
+            if is_main_process():  # rank 0 holds the gathered outputs
+                report = self._report(runner, model, records, fit_records, phase)
+                policies = [p.to_dict() for p in report.get('policies', []) if p.budget is not None]
+            shared = [policies]
+            broadcast_object_list(shared)  # every rank saves the same checkpoint meta
+            self._policies = [ExitPolicy.from_dict(p) for p in shared[0]]
         finally:
             self._records = []
             if self._saved_policy is not None:
                 model.set_exit_policy(self._saved_policy)
+
+    # ------------------------------------------------------------------ MMEngine entry points
+    def before_test(self, runner) -> None:
+        self._begin(runner)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._collect(outputs)
+
+    def after_test_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
+        self._finish(runner, len(runner.test_dataloader.dataset), 'test')
+
+    def before_val(self, runner) -> None:
+        if self.during_val:
+            self._begin(runner)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.during_val:
+            self._collect(outputs)
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
+        if self.during_val:
+            self._finish(runner, len(runner.val_dataloader.dataset), 'val')
+
+    def before_save_checkpoint(self, runner, checkpoint: Dict) -> None:
+        """Store the latest fitted policies (thresholds, exit costs, confidence) in the meta."""
+        if self._policies:
+            checkpoint.setdefault('meta', {})[CHECKPOINT_KEY] = [
+                p.to_dict() for p in self._policies
+            ]
+
+    def after_load_checkpoint(self, runner, checkpoint: Dict) -> None:
+        stored = checkpoint.get('meta', {}).get(CHECKPOINT_KEY)
+        if stored:
+            self._policies = [ExitPolicy.from_dict(p) for p in stored]
 
     def _report_early_exit(self, runner, records: List[Dict]) -> None:
         result = realised_cost(records)
@@ -186,7 +234,8 @@ class BudgetEvalHook(Hook):
                 break
         return collect_results(records[:per_rank], total, device='cpu')
 
-    def _report(self, runner, model, records, fit_records) -> None:
+    def _report(self, runner, model, records, fit_records, phase: str) -> Dict:
+        """Build, log and write the report (rank 0)."""
         logits, labels, costs = stack_records(records)
         model_name = type(model).__name__
         if self.exit_policy is not None:
@@ -206,8 +255,11 @@ class BudgetEvalHook(Hook):
                           anytime=anytime_metric(logits, labels, self.metric),
                           reference=self.reference)
         out_dir = self.out_dir or runner.work_dir
+        if phase == 'val':
+            out_dir = osp.join(out_dir, 'budget_val')
         self._write(report, out_dir)
-        runner.logger.info('Budget evaluation:\n' + format_report(report))
+        runner.logger.info(f'Budget evaluation ({phase}):\n' + format_report(report))
+        return report
 
     def _write(self, report: Dict, out_dir: str) -> None:
         from mmdynamic.visualization import plot_budget_report

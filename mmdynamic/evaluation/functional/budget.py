@@ -226,22 +226,52 @@ class ExitPolicy:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str, model: Optional[str] = None,
-             num_exits: Optional[int] = None) -> 'ExitPolicy':
-        """Read a policy written by :meth:`save`, checking it against ``model`` and ``num_exits``."""
-        with open(path, encoding='utf-8') as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f'{path} is not a valid exit-policy JSON file: {err}') from None
-        missing = {'thresholds', 'exit_costs', 'confidence', 'model'} - set(data)
-        if missing:
-            raise ValueError(f'{path} is not an exit-policy file (missing {sorted(missing)})')
-        policy = cls.from_dict(data)
+    def load(cls, path: str, model: Optional[str] = None, num_exits: Optional[int] = None,
+             budget: Optional[float] = None) -> 'ExitPolicy':
+        """Read a policy and check it against ``model`` and ``num_exits``.
+
+        Args:
+            path (str): A JSON file written by :meth:`save`, or a checkpoint whose meta holds
+                ``exit_policies`` (written by the BudgetEvalHook).
+            model (str, optional): The model type name the policy must be for.
+            num_exits (int, optional): The number of exits it must have.
+            budget (float, optional): With a checkpoint, the budget in GMACs whose policy to take
+                (needed when it holds several).
+        """
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'exit-policy file not found: {path}')
+        if path.endswith(('.pth', '.pt', '.ckpt')):
+            policy = cls._from_checkpoint(path, budget)
+        else:
+            with open(path, encoding='utf-8') as f:
+                try:
+                    data = json.load(f)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f'{path} is not a valid exit-policy JSON file: {err}') from None
+            missing = {'thresholds', 'exit_costs', 'confidence', 'model'} - set(data)
+            if missing:
+                raise ValueError(f'{path} is not an exit-policy file (missing {sorted(missing)})')
+            policy = cls.from_dict(data)
         if model is not None or num_exits is not None:
             policy.check_compatible(model or policy.model,
                                     num_exits if num_exits is not None else policy.num_exits)
         return policy
+
+    @classmethod
+    def _from_checkpoint(cls, path: str, budget: Optional[float]) -> 'ExitPolicy':
+        import torch
+        meta = torch.load(path, map_location='cpu', weights_only=True).get('meta', {})
+        stored = [cls.from_dict(p) for p in meta.get('exit_policies', [])]
+        if not stored:
+            raise ValueError(f'{path} holds no exit policies (meta["exit_policies"]); fit them with '
+                             'BudgetEvalHook(during_val=True) or tools/test.py --budget')
+        if budget is None:
+            if len(stored) > 1:
+                options = ', '.join(f'{p.budget / 1e9:.4g}' for p in stored)
+                raise ValueError(f'{path} holds policies for several budgets ({options} GMACs): '
+                                 'choose one with budget=')
+            return stored[0]
+        return min(stored, key=lambda p: abs(p.budget / 1e9 - budget))
 
 
 class BudgetSolver:

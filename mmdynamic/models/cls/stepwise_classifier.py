@@ -25,7 +25,10 @@ class StepwiseClassifier(StepwiseMixin, BaseClassifier):
     the modules at the input size.
 
     Args:
-        exit_policy (str | dict | ExitPolicy, optional): Thresholds for early exit at test time.
+        exit_policy (str | dict | ExitPolicy, optional): Thresholds for early exit at test time: an
+            exit-policy JSON file, ``dict(file=CHECKPOINT, budget=GMACS)`` for the policies a
+            checkpoint's meta holds, or the policy itself. Checked against this model and its number
+            of exits.
         data_preprocessor (dict, optional): See :class:`BaseClassifier`.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -45,7 +48,12 @@ class StepwiseClassifier(StepwiseMixin, BaseClassifier):
         cfg = self._exit_policy_cfg
         if cfg is None or isinstance(cfg, ExitPolicy):
             return cfg
-        policy = ExitPolicy.load(cfg) if isinstance(cfg, str) else ExitPolicy.from_dict(cfg)
+        if isinstance(cfg, str):
+            policy = ExitPolicy.load(cfg)
+        elif 'file' in cfg:  # dict(file='epoch_12.pth', budget=1.5)
+            policy = ExitPolicy.load(cfg['file'], budget=cfg.get('budget'))
+        else:
+            policy = ExitPolicy.from_dict(cfg)
         policy.check_compatible(type(self).__name__, self.num_exits)
         self._exit_policy_cfg = policy
         return policy

@@ -100,3 +100,75 @@ def test_hook_argument_checks():
         BudgetEvalHook(confidence='margin')
     with pytest.raises(ValueError, match='budgets must be positive'):
         BudgetEvalHook(budgets=[-1])
+
+
+@pytest.mark.slow
+def test_policies_fitted_during_val_are_stored_in_checkpoints(trained_toy, tmp_path):
+    import torch
+    config, _, _ = trained_toy
+    derived = tmp_path / 'with_val_budget.py'
+    derived.write_text(
+        f'_base_ = [{config!r}]\n'
+        "custom_hooks = [dict(type='BudgetEvalHook', during_val=True, budgets=[0.0004],\n"
+        '                     fit_on="train", fit_num_samples=24)]\n'
+        'train_cfg = dict(max_iters=4, val_interval=2)\n'
+        'default_hooks = dict(checkpoint=dict(interval=4))\n')
+    work = tmp_path / 'work'
+    run_tool(['tools/train.py', str(derived), '--work-dir', str(work)])
+    ckpt = str(work / 'iter_4.pth')
+    stored = torch.load(ckpt, map_location='cpu', weights_only=True)['meta']['exit_policies']
+    assert len(stored) == 1 and stored[0]['budget'] == pytest.approx(0.0004e9)
+    assert stored[0]['model'] == 'DynToyStepwiseClassifier' and stored[0]['fit_split'] == 'train'
+    policy = ExitPolicy.load(ckpt, model='DynToyStepwiseClassifier', num_exits=3, budget=0.0004)
+    assert policy.thresholds[-1] == float('-inf')
+    assert (work / 'budget_val' / 'budget.json').is_file()
+    # the model takes its thresholds from the checkpoint
+    run_tool(['tools/test.py', config, ckpt, '--work-dir', str(tmp_path / 'early'),
+              '--cfg-options', f'model.exit_policy.file={ckpt}', 'model.exit_policy.budget=0.0004'])
+    assert (tmp_path / 'early' / 'early_exit.json').is_file()
+
+
+def test_hook_restores_policies_on_resume():
+    from mmdynamic.evaluation import BudgetSolver
+    import torch
+    logits = torch.randn(3, 50, 4)
+    policy = BudgetSolver(logits, [1e9, 2e9, 3e9], model='M').policy_for_budget(2e9)
+    saver, loader = BudgetEvalHook(), BudgetEvalHook()
+    saver._policies = [policy]
+    checkpoint = dict(meta={})
+    saver.before_save_checkpoint(None, checkpoint)
+    loader.after_load_checkpoint(None, checkpoint)
+    assert loader._policies[0].to_dict() == policy.to_dict()
+
+
+@pytest.mark.slow
+def test_framework_test_tool_gets_budget_evaluation_from_custom_hooks(trained_toy, tmp_path):
+    """mmpretrain's own tools/test.py runs the hook configured in custom_hooks."""
+    import importlib.util
+    config, ckpt, _ = trained_toy
+    derived = tmp_path / 'hooked.py'
+    derived.write_text(f'_base_ = [{config!r}]\n'
+                       "custom_hooks = [dict(type='BudgetEvalHook', budgets=[0.0004])]\n")
+    tool = osp.join(osp.dirname(importlib.util.find_spec('mmpretrain').origin), '.mim', 'tools',
+                    'test.py')
+    run_tool([tool, str(derived), ckpt, '--work-dir', str(tmp_path / 'work')])
+    with open(tmp_path / 'work' / 'budget.json') as f:
+        assert json.load(f)['budgets'][0]['budget_gmacs'] == pytest.approx(0.0004)
+
+
+@pytest.mark.slow
+def test_two_process_budget_evaluation_fits_on_all_ranks(trained_toy, tmp_path):
+    from ...test_tools.test_train_tools import _free_port
+    config, ckpt, _ = trained_toy
+    work = tmp_path / 'dist'
+    run_tool(['tools/dist_test.sh', config, ckpt, '2', '--work-dir', str(work), '--budget',
+              '0.0004'], env=dict(PORT=_free_port()))
+    with open(work / 'budget.json') as f:
+        report = json.load(f)
+    assert report['fit_num_samples'] == 40  # the whole demo train split, gathered from both ranks
+    single = tmp_path / 'single'
+    run_tool(['tools/test.py', config, ckpt, '--work-dir', str(single), '--budget', '0.0004'])
+    with open(single / 'budget.json') as f:
+        reference = json.load(f)
+    assert report['anytime'] == pytest.approx(reference['anytime'])
+    assert report['exit_flops'] == pytest.approx(reference['exit_flops'])
