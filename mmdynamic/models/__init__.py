@@ -30,6 +30,8 @@ def _import_framework_modules() -> None:
 
 _import_framework_modules()
 
+from .backbones import *  # noqa: E402,F401,F403  (framework-free)
+
 # Everything else that configs refer to by type name.
 import mmdynamic.datasets  # noqa: E402,F401
 import mmdynamic.engine  # noqa: E402,F401

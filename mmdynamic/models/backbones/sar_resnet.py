@@ -1,0 +1,378 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""SAR-ResNet: Spatially Adaptive feature Refinement (Han et al., IEEE TIP 2021).
+
+Spec: ``shared/specs/sar.md``. Each of the first three ResNet stages becomes a SAR module: a base
+branch at low resolution, a refine branch at full resolution whose grouped convs only process the
+patches that per-block mask generators select, a channel-attention fusion and one regular fusion block
+that carries the stage's stride. The last stage stays plain.
+"""
+from typing import List, Optional, Sequence, Tuple, Type
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdynamic.registry import MODELS, register_dual
+
+from ..layers.sar_blocks import (RefineBasicBlock, RefineBottleneck, SARBasicBlock,
+                                 SARBottleneck, _Shortcut)
+from ..layers.sar_layers import (ChannelAttentionFusion, MacsMeter, MaskGenerator, conv_macs,
+                                 masks_from_logits, pool_macs)
+
+BLOCKS = {
+    'basic': (SARBasicBlock, RefineBasicBlock),
+    'bottleneck': (SARBottleneck, RefineBottleneck),
+}
+
+
+class SARStage(nn.Module):
+    """One SAR module: replaces a ResNet stage of ``num_blocks`` blocks (sar.md §2.2).
+
+    Args:
+        block (str): 'basic' or 'bottleneck'.
+        in_channels (int): Input channels C0.
+        planes (int): Planes of the stage; the output has ``planes * expansion`` = C channels.
+        num_blocks (int): Blocks of the ResNet stage (>= 2): ``num_blocks - 1`` base and refine blocks
+            and one fusion block.
+        groups (int): G, refine sub-branches (independent masks).
+        alpha (int): Channel compression of the base branch.
+        beta (int): Widening of the refine branch.
+        base_scale (int): Downsampling s of the base branch (2 or 4).
+        grid (int): K, the mask grid.
+        fusion (str): 'att' (Eq. 5) or 'add'.
+        fusion_stride (int): Stride of the fusion block.
+        dilation (int): Dilation of the refine and fusion 3x3 convs.
+        mask_output (bool): See :class:`RefineBottleneck`.
+        norm_cfg (dict): Norm layer config.
+    """
+
+    def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
+                 alpha: int, beta: int, base_scale: int, grid: int, fusion: str = 'att',
+                 fusion_stride: int = 2, dilation: int = 1, mask_output: bool = False,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        regular, refine = BLOCKS[block]
+        exp = regular.expansion
+        channels = planes * exp
+        if num_blocks < 2:
+            raise ValueError(f'a SAR stage needs at least 2 blocks, got {num_blocks}')
+        if planes % alpha:
+            raise ValueError(f'alpha={alpha} does not divide the {planes} planes of the stage')
+        if base_scale not in (2, 4):
+            raise ValueError(f'base_scale must be 2 or 4, got {base_scale}')
+        if (planes * beta) % groups or in_channels % groups:
+            raise ValueError(f'groups={groups} does not divide the refine channels '
+                             f'({in_channels} in, {planes * beta} planes)')
+        base_planes = planes // alpha
+        n = num_blocks - 1
+        self.grid = grid
+        self.prepool = nn.AvgPool2d(3, 2, 1) if base_scale == 4 else None
+        self.base = nn.ModuleList(
+            regular(in_channels if i == 0 else base_planes * exp, base_planes,
+                    stride=2 if i == 0 else 1, last_relu=(i < n - 1) or alpha > 1,
+                    norm_cfg=norm_cfg) for i in range(n))
+        self.masks = nn.ModuleList(
+            MaskGenerator(base_planes * exp, groups, grid, norm_cfg=norm_cfg) for _ in range(n))
+        self.refine = nn.ModuleList(
+            refine(in_channels if i == 0 else planes * beta * exp, planes * beta, groups=groups,
+                   dilation=dilation, last_relu=(i < n - 1) or beta > 1, mask_output=mask_output,
+                   norm_cfg=norm_cfg) for i in range(n))
+        self.base_transform = (_Shortcut(base_planes * exp, channels, 1, norm_cfg)
+                               if alpha != 1 else None)
+        self.refine_transform = (_Shortcut(planes * beta * exp, channels, 1, norm_cfg)
+                                 if beta != 1 else None)
+        self.fuse = ChannelAttentionFusion(channels, mode=fusion)
+        self.fusion_block = regular(channels, planes, stride=fusion_stride, dilation=dilation,
+                                    norm_cfg=norm_cfg)
+        self.out_channels = channels
+
+    def forward(self, x: torch.Tensor, tau: float, stochastic: bool = False,
+                meter: Optional[MacsMeter] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+        """Args: x (Tensor): (B, C0, H, W); tau: Gumbel temperature.
+
+        Returns:
+            tuple: the fused map before the fusion block (B, C, H, W), the stage output
+            (B, C, H / stride, W / stride) and the masks, each (B, G, K, K).
+        """
+        x_base = x
+        if self.prepool is not None:
+            x_base = self.prepool(x_base)
+            if meter is not None:
+                meter.add(pool_macs(x_base))
+        x_ref = x
+        masks = []
+        for base, mask_gen, refine in zip(self.base, self.masks, self.refine):
+            x_base = base(x_base, meter)
+            mask = masks_from_logits(mask_gen(x_base, meter), self.training, tau, stochastic)
+            x_ref = refine(x_ref, mask, meter)
+            masks.append(mask)
+        if self.base_transform is not None:
+            x_base = self.base_transform(x_base, meter)
+        if self.refine_transform is not None:
+            x_ref = self.refine_transform(x_ref, meter)
+        fused = self.fuse(x_base, x_ref, meter)
+        return fused, self.fusion_block(fused, meter), masks
+
+
+class _SARBackboneMixin:
+    """State and API shared by the ImageNet and CIFAR SAR backbones.
+
+    After each forward: ``last_masks`` (list of (B, G, K, K), with the straight-through gradient in
+    training) and ``last_flops`` ((B, ) realised MACs of each sample). ``tau`` (Gumbel temperature) is
+    set by :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
+    """
+    tau: float
+    last_masks: List[torch.Tensor]
+    last_flops: Optional[torch.Tensor]
+
+    def set_sparse_infer(self, enabled: bool = True) -> None:
+        """Compute only the selected patches in eval mode (gather-convolve-scatter, exact)."""
+        self.sparse_infer = enabled
+        for m in self.modules():
+            if isinstance(m, (RefineBasicBlock, RefineBottleneck)):
+                m.sparse_infer = enabled
+
+    def density(self) -> torch.Tensor:
+        """Per-mask mean density of the last forward: (num_masks, )."""
+        return torch.stack([m.detach().float().mean() for m in self.last_masks])
+
+    def _init_sar_weights(self) -> None:
+        """Kaiming fan-out convs, unit BNs, zero last-BN of regular blocks, select-all masks."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, MaskGenerator):
+                m.reset_bias()
+            elif isinstance(m, ChannelAttentionFusion) and m.mode == 'att':
+                nn.init.normal_(m.fc1.weight, 0, 0.01)
+                nn.init.normal_(m.fc2.weight, 0, 0.01)
+            elif self.zero_init_residual and isinstance(m, (SARBottleneck, SARBasicBlock)):
+                nn.init.zeros_(m.last_norm.weight)
+
+
+@register_dual(MODELS)
+class SARResNet(_SARBackboneMixin, BaseModule):
+    """SAR-ResNet for ImageNet-size inputs, usable as an mmpretrain/mmdet/mmseg backbone.
+
+    Outputs (``out_indices``), like mmdet's ResNet for FPN (sar.md §7.3): 0 = SAR-1 fused map before
+    its fusion block (stride 4, 4x64 ch for depth 50), 1 = SAR-2 likewise (stride 8), 2 = SAR-3 output
+    (stride 16), 3 = stage-4 output (stride 32). With ``strides=(2, 1, 1, 1)`` and
+    ``dilations=(1, 1, 2, 4)`` the last three are at stride 8 (DeepLabV3/PSPNet).
+
+    Args:
+        depth (int): 34, 50 or 101.
+        in_channels (int): Input channels. Defaults to 3.
+        stem_channels (int): Stem width. Defaults to 64.
+        base_channels (int): Planes of stage 1. Defaults to 64.
+        groups (int): G. Defaults to 2.
+        alpha (int): Base-branch compression. Defaults to 2.
+        beta (int): Refine-branch widening (SAR-1 always uses 1). Defaults to 1.
+        base_scale (int): s of SAR-1 and SAR-2 (SAR-3 always uses 2). Defaults to 2.
+        mask_grid (Sequence[int]): K of each SAR stage. Defaults to (14, 7, 2).
+        fusion (str): 'att' (paper, Eq. 5) or 'add'. Defaults to 'att'.
+        strides (Sequence[int]): Fusion-block strides of SAR-1..3 and the first stride of stage 4.
+        dilations (Sequence[int]): Dilation of the refine/fusion 3x3s of SAR-1..3 and of stage 4.
+        out_indices (Sequence[int]): Outputs to return. Defaults to (3, ).
+        frozen_stages (int): -1: none; 0: stem; i: stem and stages 1..i (a SAR stage with its fusion
+            block). Defaults to -1.
+        norm_eval (bool): Keep BN layers in eval mode during training. Defaults to False.
+        norm_cfg (dict): Norm layer config. Defaults to BN.
+        mask_output (bool): Mask the refine blocks' outputs (sar.md §2.6 option b). Defaults to False:
+            the authors' code, where unselected positions receive the constant BN(0) of the block's
+            last norm.
+        eval_stochastic (bool): Sample Gumbel masks at eval like the official code. Defaults to False
+            (deterministic argmax).
+        sparse_infer (bool): In eval mode, refine only the selected patches (gather, convolve,
+            scatter back; equal to the dense masked path). Defaults to False.
+        tau (float): Initial Gumbel temperature. Defaults to 1.0.
+        zero_init_residual (bool): Zero the last BN of regular blocks. Defaults to True.
+        init_cfg (dict, optional): Initialisation config (e.g. ``Pretrained``).
+    """
+    arch_settings = {
+        34: ('basic', (3, 4, 6, 3)),
+        50: ('bottleneck', (3, 4, 6, 3)),
+        101: ('bottleneck', (3, 4, 23, 3)),
+    }
+
+    def __init__(self, depth: int = 50, in_channels: int = 3, stem_channels: int = 64,
+                 base_channels: int = 64, groups: int = 2, alpha: int = 2, beta: int = 1,
+                 base_scale: int = 2, mask_grid: Sequence[int] = (14, 7, 2),
+                 fusion: str = 'att', strides: Sequence[int] = (2, 2, 1, 2),
+                 dilations: Sequence[int] = (1, 1, 1, 1), out_indices: Sequence[int] = (3, ),
+                 frozen_stages: int = -1, norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True), mask_output: bool = False,
+                 eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
+                 zero_init_residual: bool = True, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if depth not in self.arch_settings:
+            raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
+                           f'{sorted(self.arch_settings)}')
+        if len(mask_grid) != 3 or len(strides) != 4 or len(dilations) != 4:
+            raise ValueError('mask_grid takes 3 values (SAR stages) and strides/dilations 4')
+        if not all(0 <= i <= 3 for i in out_indices):
+            raise ValueError(f'out_indices must lie in [0, 3], got {tuple(out_indices)}')
+        block, layers = self.arch_settings[depth]
+        regular = BLOCKS[block][0]
+        self.depth, self.out_indices = depth, tuple(out_indices)
+        self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+        self.eval_stochastic, self.tau = eval_stochastic, tau
+        self.zero_init_residual = zero_init_residual
+        self.groups = groups
+        self.conv1 = nn.Conv2d(in_channels, stem_channels, 7, 2, 3, bias=False)
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, stem_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.stages = nn.ModuleList()
+        channels = stem_channels
+        for i in range(3):
+            stage = SARStage(block, channels, base_channels * 2**i, layers[i], groups, alpha,
+                             beta if i > 0 else 1, base_scale if i < 2 else 2, mask_grid[i], fusion,
+                             strides[i], dilations[i], mask_output, norm_cfg)
+            self.stages.append(stage)
+            channels = stage.out_channels
+        planes = base_channels * 8
+        self.layer4 = nn.ModuleList(
+            regular(channels if j == 0 else planes * regular.expansion, planes,
+                    stride=strides[3] if j == 0 else 1, dilation=dilations[3], norm_cfg=norm_cfg)
+            for j in range(layers[3]))
+        self.out_channels = tuple(base_channels * 2**i * regular.expansion for i in range(4))
+        self.last_masks: List[torch.Tensor] = []
+        self.last_flops: Optional[torch.Tensor] = None
+        self.set_sparse_infer(sparse_infer)
+        self._freeze_stages()
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def num_masks(self) -> int:
+        return sum(len(s.masks) for s in self.stages)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+            self._init_sar_weights()
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Args: x (Tensor): (B, C, H, W). Returns: the outputs of ``out_indices``."""
+        meter = MacsMeter(x.shape[0], x.device)
+        h = self.conv1(x)
+        meter.add(conv_macs(self.conv1, h))
+        h = self.maxpool(F.relu(self.norm1(h)))
+        meter.add(pool_macs(h))
+        outs, masks = [], []
+        for i, stage in enumerate(self.stages):
+            fused, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter)
+            masks.extend(stage_masks)
+            if i in self.out_indices:
+                outs.append(fused if i < 2 else h)
+        for block in self.layer4:
+            h = block(h, meter)
+        if 3 in self.out_indices:
+            outs.append(h)
+        self.last_masks = masks
+        self.last_flops = meter.total()
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            for m in (self.conv1, self.norm1):
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad = False
+        for i in range(1, self.frozen_stages + 1):
+            module = self.stages[i - 1] if i <= 3 else self.layer4
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'SARResNet':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+
+@register_dual(MODELS)
+class SARResNetCifar(_SARBackboneMixin, BaseModule):
+    """SAR-ResNet for 32 x 32 inputs (sar.md §2.8): a 3x3 stem and three SAR stages of BasicBlocks
+    (all three stages are SAR modules, as in the authors' CIFAR code).
+
+    Args:
+        depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
+        width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
+        groups, alpha, beta, fusion, mask_output, eval_stochastic, sparse_infer, tau, norm_cfg,
+            init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
+        mask_grid (Sequence[int]): Defaults to (4, 4, 2).
+        out_indices (Sequence[int]): Stage outputs to return. Defaults to (2, ).
+    """
+    depths = {20: 3, 32: 5, 56: 9}
+
+    def __init__(self, depth: int = 32, width: float = 1.0, in_channels: int = 3, groups: int = 2,
+                 alpha: int = 2, beta: int = 1, mask_grid: Sequence[int] = (4, 4, 2),
+                 fusion: str = 'att', out_indices: Sequence[int] = (2, ),
+                 norm_cfg: dict = dict(type='BN', requires_grad=True), mask_output: bool = False,
+                 eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
+                 zero_init_residual: bool = True, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if depth not in self.depths:
+            raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
+                           f'{sorted(self.depths)}')
+        n = self.depths[depth]
+        self.out_indices = tuple(out_indices)
+        self.eval_stochastic, self.tau = eval_stochastic, tau
+        self.zero_init_residual = zero_init_residual
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, 16, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        widths = [int(round(c * width)) for c in (16, 32, 64)]
+        self.stages = nn.ModuleList()
+        channels = 16
+        for i, (planes, stride) in enumerate(zip(widths, (2, 2, 1))):
+            stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, mask_grid[i],
+                             fusion, stride, 1, mask_output, norm_cfg)
+            self.stages.append(stage)
+            channels = stage.out_channels
+        self.out_channels = tuple(widths)
+        self.last_masks: List[torch.Tensor] = []
+        self.last_flops: Optional[torch.Tensor] = None
+        self.set_sparse_infer(sparse_infer)
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+            self._init_sar_weights()
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Args: x (Tensor): (B, C, 32, 32). Returns: the stage outputs of ``out_indices``."""
+        meter = MacsMeter(x.shape[0], x.device)
+        h = self.conv1(x)
+        meter.add(conv_macs(self.conv1, h))
+        h = F.relu(self.norm1(h))
+        outs, masks = [], []
+        for i, stage in enumerate(self.stages):
+            _, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter)
+            masks.extend(stage_masks)
+            if i in self.out_indices:
+                outs.append(h)
+        self.last_masks = masks
+        self.last_flops = meter.total()
+        return tuple(outs)

@@ -1,0 +1,271 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Residual blocks of SAR-ResNet (``shared/specs/sar.md`` §2.1-2.3, §2.6).
+
+Regular blocks (base branch, fusion blocks, the plain last stage) are torchvision-v1.5 style (stride on
+the 3x3) with AvgPool(3, 2, 1) downsampling shortcuts, and an optional final ReLU. Refine blocks run at
+full resolution with grouped convolutions whose inputs are masked per group.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+
+from .sar_layers import MacsMeter, conv_macs, expand_group_mask, pool_macs
+
+
+def _norm(norm_cfg: dict, channels: int, module: nn.Module, name: str) -> str:
+    """Add a norm layer to ``module``; return its attribute name."""
+    layer_name, layer = build_norm_layer(norm_cfg, channels, postfix=name)
+    module.add_module(layer_name, layer)
+    return layer_name
+
+
+class _Shortcut(nn.Module):
+    """AvgPool(3, 2, 1) when strided, then Conv1x1 + BN when the width changes."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, stride, 1) if stride > 1 else None
+        self.conv = None
+        if in_channels != out_channels:
+            self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+            self.norm_name = _norm(norm_cfg, out_channels, self, '')
+
+    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        if self.pool is not None:
+            x = self.pool(x)
+            if meter is not None:
+                meter.add(pool_macs(x))
+        if self.conv is not None:
+            out = self.conv(x)
+            if meter is not None:
+                meter.add(conv_macs(self.conv, out))
+            x = getattr(self, self.norm_name)(out)
+        return x
+
+
+def make_shortcut(in_channels: int, out_channels: int, stride: int,
+                  norm_cfg: dict) -> Optional[_Shortcut]:
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return _Shortcut(in_channels, out_channels, stride, norm_cfg)
+
+
+class SARBasicBlock(nn.Module):
+    """Regular BasicBlock (3x3, 3x3). Args as :class:`SARBottleneck`."""
+    expansion = 1
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1,
+                 last_relu: bool = True, norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride, dilation, dilation, bias=False)
+        self.norm1_name = _norm(norm_cfg, planes, self, '1')
+        self.conv2 = nn.Conv2d(planes, out_channels, 3, 1, dilation, dilation, bias=False)
+        self.norm2_name = _norm(norm_cfg, out_channels, self, '2')
+        self.shortcut = make_shortcut(in_channels, out_channels, stride, norm_cfg)
+        self.last_relu = last_relu
+
+    @property
+    def last_norm(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        h1 = self.conv1(x)
+        h = F.relu(getattr(self, self.norm1_name)(h1))
+        h2 = self.conv2(h)
+        h = self.last_norm(h2)
+        res = x if self.shortcut is None else self.shortcut(x, meter)
+        if meter is not None:
+            meter.add(conv_macs(self.conv1, h1) + conv_macs(self.conv2, h2))
+        out = h + res
+        return F.relu(out) if self.last_relu else out
+
+
+class SARBottleneck(nn.Module):
+    """Regular Bottleneck (1x1, 3x3 with the stride, 1x1 x4).
+
+    Args:
+        in_channels (int): Input channels.
+        planes (int): Width of the 3x3; the output has ``4 * planes`` channels.
+        stride (int): Stride of the 3x3 (and of the AvgPool shortcut).
+        dilation (int): Dilation of the 3x3.
+        last_relu (bool): Apply the final ReLU. Defaults to True.
+        norm_cfg (dict): Norm layer config.
+    """
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, dilation: int = 1,
+                 last_relu: bool = True, norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
+        self.norm1_name = _norm(norm_cfg, planes, self, '1')
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, dilation, dilation, bias=False)
+        self.norm2_name = _norm(norm_cfg, planes, self, '2')
+        self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
+        self.norm3_name = _norm(norm_cfg, out_channels, self, '3')
+        self.shortcut = make_shortcut(in_channels, out_channels, stride, norm_cfg)
+        self.last_relu = last_relu
+
+    @property
+    def last_norm(self) -> nn.Module:
+        return getattr(self, self.norm3_name)
+
+    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        h1 = self.conv1(x)
+        h = F.relu(getattr(self, self.norm1_name)(h1))
+        h2 = self.conv2(h)
+        h = F.relu(getattr(self, self.norm2_name)(h2))
+        h3 = self.conv3(h)
+        h = self.last_norm(h3)
+        res = x if self.shortcut is None else self.shortcut(x, meter)
+        if meter is not None:
+            meter.add(conv_macs(self.conv1, h1) + conv_macs(self.conv2, h2) +
+                      conv_macs(self.conv3, h3))
+        out = h + res
+        return F.relu(out) if self.last_relu else out
+
+
+class _RefineBase(nn.Module):
+    """Common parts of the masked refine blocks.
+
+    ``sparse_infer`` (set by the backbone): in eval mode, compute only the selected patches by
+    gather-convolve-scatter (:func:`mmdynamic.models.layers.sar_sparse.sparse_refine_forward`), which
+    equals this dense masked computation; it falls back to the dense path when the feature map is not
+    divisible by the mask grid.
+
+    The output is ``F(x * m) + shortcut(x)``: every conv input is masked with its group's mask, the last
+    BN output is not (so unselected positions get the constant ``BN_last(0)``, as in the authors' code),
+    unless ``mask_output`` (then ``x + m * F(x * m)``: exactly zero change where nothing is selected).
+    The shortcut (1x1 conv + BN, only when the width changes) is dense and unmasked.
+    """
+    expansion = 1
+    sparse_infer = False
+
+    def _use_sparse(self, x: torch.Tensor, mask: torch.Tensor) -> bool:
+        grid = mask.shape[-1]
+        return (self.sparse_infer and not self.training and x.shape[-2] % grid == 0
+                and x.shape[-1] % grid == 0 and mask.shape[-2] == grid)
+
+    def _init_shortcut(self, in_channels: int, out_channels: int, norm_cfg: dict) -> None:
+        self.shortcut = None
+        if in_channels != out_channels:
+            self.shortcut = _Shortcut(in_channels, out_channels, 1, norm_cfg)
+
+    def _finish(self, h: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
+                meter: Optional[MacsMeter]) -> torch.Tensor:
+        if self.mask_output:
+            h = h * expand_group_mask(mask, h.shape[1], h.shape[-2:])
+        res = x if self.shortcut is None else self.shortcut(x, meter)
+        if meter is not None:
+            meter.add_masked(self.dense_macs(h.shape[-2:]), mask.flatten(1).mean(dim=1))
+        out = h + res
+        return F.relu(out) if self.last_relu else out
+
+    def dense_macs(self, size) -> float:
+        """MACs of the grouped convs if every position were refined, per sample."""
+        area = size[0] * size[1]
+        return sum(c.in_channels * c.out_channels * c.kernel_size[0] * c.kernel_size[1] / c.groups
+                   for c in self.masked_convs()) * area
+
+    def masked_convs(self):
+        raise NotImplementedError
+
+
+class RefineBasicBlock(_RefineBase):
+    """Masked, grouped BasicBlock: x*m -> conv3x3_g -> BN -> ReLU -> *m -> conv3x3_g -> BN (+res).
+
+    Args:
+        in_channels (int): Input channels.
+        planes (int): Output channels.
+        groups (int): G; channel slice g is gated by mask g.
+        dilation (int): Dilation of the 3x3 convs.
+        last_relu (bool): Final ReLU.
+        mask_output (bool): Also mask the block's output (see :class:`_RefineBase`).
+        norm_cfg (dict): Norm layer config.
+    """
+    expansion = 1
+
+    def __init__(self, in_channels: int, planes: int, groups: int = 1, dilation: int = 1,
+                 last_relu: bool = True, mask_output: bool = False,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        for c in (in_channels, planes):
+            if c % groups:
+                raise ValueError(f'groups={groups} does not divide {c} channels')
+        self.groups, self.dilation = groups, dilation
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, 1, dilation, dilation, groups=groups,
+                               bias=False)
+        self.norm1_name = _norm(norm_cfg, planes, self, '1')
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, dilation, dilation, groups=groups, bias=False)
+        self.norm2_name = _norm(norm_cfg, planes, self, '2')
+        self._init_shortcut(in_channels, planes, norm_cfg)
+        self.last_relu, self.mask_output = last_relu, mask_output
+
+    def masked_convs(self):
+        return (self.conv1, self.conv2)
+
+    @property
+    def last_norm(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        """Args: x (Tensor): (B, C_in, H, W). mask (Tensor): (B, G, K, K) in {0, 1}."""
+        if self._use_sparse(x, mask):
+            from .sar_sparse import sparse_refine_forward
+            return sparse_refine_forward(self, x, mask, meter)
+        size = x.shape[-2:]
+        h = x * expand_group_mask(mask, x.shape[1], size)
+        h = F.relu(getattr(self, self.norm1_name)(self.conv1(h)))
+        h = h * expand_group_mask(mask, h.shape[1], size)
+        h = self.last_norm(self.conv2(h))
+        return self._finish(h, x, mask, meter)
+
+
+class RefineBottleneck(_RefineBase):
+    """Masked, grouped Bottleneck: x*m -> 1x1_g -> BN -> ReLU -> *m -> 3x3_g -> BN -> ReLU -> *m ->
+    1x1_g -> BN (+res). Output channels ``4 * planes``. Args as :class:`RefineBasicBlock`."""
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, groups: int = 1, dilation: int = 1,
+                 last_relu: bool = True, mask_output: bool = False,
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        for c in (in_channels, planes):
+            if c % groups:
+                raise ValueError(f'groups={groups} does not divide {c} channels')
+        self.groups, self.dilation = groups, dilation
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, groups=groups, bias=False)
+        self.norm1_name = _norm(norm_cfg, planes, self, '1')
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, dilation, dilation, groups=groups, bias=False)
+        self.norm2_name = _norm(norm_cfg, planes, self, '2')
+        self.conv3 = nn.Conv2d(planes, out_channels, 1, groups=groups, bias=False)
+        self.norm3_name = _norm(norm_cfg, out_channels, self, '3')
+        self._init_shortcut(in_channels, out_channels, norm_cfg)
+        self.last_relu, self.mask_output = last_relu, mask_output
+
+    def masked_convs(self):
+        return (self.conv1, self.conv2, self.conv3)
+
+    @property
+    def last_norm(self) -> nn.Module:
+        return getattr(self, self.norm3_name)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        """Args: x (Tensor): (B, C_in, H, W). mask (Tensor): (B, G, K, K) in {0, 1}."""
+        if self._use_sparse(x, mask):
+            from .sar_sparse import sparse_refine_forward
+            return sparse_refine_forward(self, x, mask, meter)
+        size = x.shape[-2:]
+        h = x * expand_group_mask(mask, x.shape[1], size)
+        h = F.relu(getattr(self, self.norm1_name)(self.conv1(h)))
+        m_mid = expand_group_mask(mask, h.shape[1], size)
+        h = F.relu(getattr(self, self.norm2_name)(self.conv2(h * m_mid)))
+        h = self.last_norm(self.conv3(h * m_mid))
+        return self._finish(h, x, mask, meter)

@@ -1,0 +1,170 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Building blocks of SAR-ResNet: masks, mask generators, fusion attention and a MACs meter.
+
+Spec: ``shared/specs/sar.md`` §2.4-2.6, §5. MACs follow the paper's code convention (one per
+multiply-add; convs, linear layers, 3x3 pools at their output size and global pools are counted; BN,
+ReLU, upsampling, additions and masking are not; masked refine convs cost their density times the dense
+grouped cost).
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+
+
+class MacsMeter:
+    """Per-sample MACs of one forward pass, filled by the blocks it is passed to.
+
+    Args:
+        batch_size (int): B.
+        device (torch.device): Device of the per-sample tensor.
+    """
+
+    def __init__(self, batch_size: int, device: torch.device) -> None:
+        self.static = 0.0
+        self.dynamic = torch.zeros(batch_size, dtype=torch.float64, device=device)
+
+    def add(self, macs: float) -> None:
+        """Add MACs that every sample spends."""
+        self.static += float(macs)
+
+    def add_masked(self, macs: float, density: torch.Tensor) -> None:
+        """Add ``macs`` x per-sample ``density`` (B, ) for a masked (refine) computation."""
+        self.dynamic += float(macs) * density.detach().to(torch.float64)
+
+    def total(self) -> torch.Tensor:
+        """(B, ) MACs of each sample."""
+        return self.dynamic + self.static
+
+
+def conv_macs(conv: nn.Conv2d, out: torch.Tensor) -> float:
+    """MACs of ``conv`` that produced ``out`` (N, C, H, W), per sample."""
+    kh, kw = conv.kernel_size
+    return conv.in_channels * conv.out_channels * kh * kw * out.shape[-2] * out.shape[-1] / conv.groups
+
+
+def pool_macs(out: torch.Tensor, kernel: int = 3) -> float:
+    """MACs of a k x k pool producing ``out`` (N, C, H, W), per sample."""
+    return kernel * kernel * out.shape[1] * out.shape[-2] * out.shape[-1]
+
+
+def straight_through_gumbel(logits: torch.Tensor, tau: float, dim: int = 2,
+                            eps: float = 1e-10) -> torch.Tensor:
+    """Hard Gumbel-softmax sample with straight-through gradient (SAR Eq. 8-9).
+
+    Args:
+        logits (Tensor): Unnormalised log-probabilities, the choices along ``dim``.
+        tau (float): Temperature of the soft sample that carries the gradient.
+
+    Returns:
+        Tensor: One-hot in the forward pass, gradient of the softmax of (logits + noise) / tau.
+    """
+    uniform = torch.rand_like(logits)
+    gumbel = -torch.log(eps - torch.log(uniform + eps))
+    soft = F.softmax((logits + gumbel) / tau, dim=dim)
+    hard = F.one_hot(soft.argmax(dim=dim), logits.shape[dim]).movedim(-1, dim).to(soft.dtype)
+    return (hard - soft).detach() + soft
+
+
+class MaskGenerator(nn.Module):
+    """Region selection (SAR Eq. 2): per-group K x K masks from a base-branch feature.
+
+    ``Conv3x3(C, 4G, groups=G) -> BN -> ReLU -> AdaptiveAvgPool(K) -> Conv1x1(4G, 2G, groups=G)``,
+    reshaped to (B, G, 2, K, K) with choice 0 = skip, 1 = refine. The 1x1 bias starts at (1, 10) so that
+    every patch is refined at the start.
+
+    Args:
+        in_channels (int): Channels of the base feature.
+        groups (int): G, independent masks (each from its own channel slice).
+        grid (int): K.
+        hidden_per_group (int): Hidden channels per group. Defaults to 4.
+        norm_cfg (dict): Norm layer config.
+        bias_init (tuple[float, float]): Initial bias of (skip, refine). Defaults to (1, 10).
+    """
+
+    def __init__(self, in_channels: int, groups: int, grid: int, hidden_per_group: int = 4,
+                 norm_cfg: dict = dict(type='BN'), bias_init=(1.0, 10.0)) -> None:
+        super().__init__()
+        if in_channels % groups:
+            raise ValueError(f'groups={groups} does not divide the {in_channels} base channels')
+        hidden = hidden_per_group * groups
+        self.groups, self.grid, self.bias_init = groups, grid, tuple(bias_init)
+        self.conv = nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False, groups=groups)
+        self.norm_name, norm = build_norm_layer(norm_cfg, hidden)
+        self.add_module(self.norm_name, norm)
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.fc = nn.Conv2d(hidden, 2 * groups, 1, groups=groups)
+        self.reset_bias()
+
+    def reset_bias(self) -> None:
+        """Set the (skip, refine) bias so that everything is selected."""
+        with torch.no_grad():
+            self.fc.bias[0::2] = self.bias_init[0]
+            self.fc.bias[1::2] = self.bias_init[1]
+
+    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        """Args: x (Tensor): (B, C, h, w). Returns: logits (B, G, 2, K, K)."""
+        h = F.relu(getattr(self, self.norm_name)(self.conv(x)))
+        pooled = self.pool(h)
+        logits = self.fc(pooled)
+        if meter is not None:
+            meter.add(conv_macs(self.conv, h) + h.shape[1] * h.shape[-2] * h.shape[-1] +
+                      conv_macs(self.fc, logits))
+        return logits.view(x.shape[0], self.groups, 2, self.grid, self.grid)
+
+
+def masks_from_logits(logits: torch.Tensor, training: bool, tau: float,
+                      stochastic: bool = False) -> torch.Tensor:
+    """Binary masks (B, G, K, K) from mask logits (B, G, 2, K, K).
+
+    Training (or ``stochastic``): a hard straight-through Gumbel sample. Otherwise the deterministic
+    argmax (refine where the refine logit is larger).
+    """
+    if training or stochastic:
+        return straight_through_gumbel(logits, tau, dim=2)[:, :, 1]
+    return (logits[:, :, 1] > logits[:, :, 0]).to(logits.dtype)
+
+
+def expand_group_mask(mask: torch.Tensor, channels: int, size) -> torch.Tensor:
+    """Masks (B, G, K, K) -> (B, channels, H, W): group g covers channels [g C/G, (g+1) C/G),
+    nearest upsampling to ``size``."""
+    batch, groups = mask.shape[:2]
+    if channels % groups:
+        raise ValueError(f'groups={groups} does not divide {channels} channels')
+    expanded = mask.repeat_interleave(channels // groups, dim=1)
+    if tuple(expanded.shape[-2:]) != tuple(size):
+        expanded = F.interpolate(expanded, size=size, mode='nearest')
+    return expanded
+
+
+class ChannelAttentionFusion(nn.Module):
+    """SAR Eq. 5: ``ReLU(a * up(x_base) + (1 - a) * x_refine)`` with ``a`` from the low-res base.
+
+    ``a = sigmoid(FC(ReLU(FC(GAP(x_base)))))``, reduction 16, no biases, weights N(0, 0.01) (a ~ 0.5 at
+    init). ``mode='add'`` gives the code's additive variant ``ReLU(up(x_base) + x_refine)``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, mode: str = 'att') -> None:
+        super().__init__()
+        if mode not in ('att', 'add'):
+            raise ValueError(f"fusion must be 'att' or 'add', got {mode!r}")
+        self.mode = mode
+        if mode == 'att':
+            self.fc1 = nn.Linear(channels, channels // reduction, bias=False)
+            self.fc2 = nn.Linear(channels // reduction, channels, bias=False)
+            nn.init.normal_(self.fc1.weight, 0, 0.01)
+            nn.init.normal_(self.fc2.weight, 0, 0.01)
+
+    def forward(self, x_base: torch.Tensor, x_refine: torch.Tensor,
+                meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        up = F.interpolate(x_base, size=x_refine.shape[-2:], mode='nearest')
+        if self.mode == 'add':
+            return F.relu(up + x_refine)
+        pooled = x_base.mean(dim=(2, 3))
+        a = torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))[:, :, None, None]
+        if meter is not None:
+            c = x_base.shape[1]
+            meter.add(c * x_base.shape[-2] * x_base.shape[-1] + 2 * self.fc1.weight.numel() + c)
+        return F.relu(a * up + (1 - a) * x_refine)
