@@ -1,4 +1,5 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 from .budget_eval_hook import BudgetEvalHook
+from .sar_schedule_hook import SARScheduleHook, exponential_temperature, stepped_target
 
-__all__ = ['BudgetEvalHook']
+__all__ = ['BudgetEvalHook', 'SARScheduleHook', 'exponential_temperature', 'stepped_target']

@@ -1,5 +1,6 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """mmpretrain classifiers (imported only when mmpretrain is installed)."""
+from .sar_classifier import SARImageClassifier
 from .stepwise_classifier import StepwiseClassifier
 
-__all__ = ['StepwiseClassifier']
+__all__ = ['SARImageClassifier', 'StepwiseClassifier']

@@ -1,0 +1,148 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Temperature and target-density schedules of SAR, and its density/MACs statistics."""
+from typing import Dict, Optional
+
+import torch
+from mmengine.dist import all_reduce
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop
+
+from mmdynamic.registry import HOOKS, register_dual
+
+
+def exponential_temperature(progress: float, start: float = 1.0, end: float = 0.01) -> float:
+    """tau = start * (end / start) ** progress, progress in [0, 1] (clamped)."""
+    progress = min(max(progress, 0.0), 1.0)
+    return start * (end / start)**progress
+
+
+def stepped_target(progress: float, target: float, begin: float = 0.3, end: float = 0.5) -> float:
+    """The target density schedule of SAR (sar.md §3): 1 until ``begin``, then three equal steps down
+    to ``target``, reached at ``end`` (fractions of training): 1 -> t + 2(1-t)/3 -> t + (1-t)/3 -> t."""
+    if not 0 <= begin <= end <= 1:
+        raise ValueError(f'need 0 <= begin <= end <= 1, got begin={begin}, end={end}')
+    if progress < begin:
+        return 1.0
+    if progress >= end:
+        return target
+    middle = begin + (end - begin) / 2
+    return target + (1 - target) * (2 / 3 if progress < middle else 1 / 3)
+
+
+@register_dual(HOOKS)
+class SARScheduleHook(Hook):
+    """Sets SAR's Gumbel temperature and target density before every training iteration, and logs the
+    realised density of every mask and the realised GMACs in validation and test.
+
+    Values are pure functions of the progress (iteration, or epoch for epoch-based loops when
+    ``by_epoch``), so a resumed run continues the schedules exactly. Works with DDP (the model is
+    unwrapped); validation statistics are summed over all ranks.
+
+    Args:
+        tau_start (float): Initial temperature. Defaults to 1.0.
+        tau_end (float): Final temperature. Defaults to 0.01.
+        target_begin (float): Fraction of training where the target leaves 1. Defaults to 0.3.
+        target_end (float): Fraction of training where the target reaches its final value
+            (the model's ``sparsity.target``). Defaults to 0.5.
+        by_epoch (bool, optional): Step the target by epochs (the authors' schedule) or by
+            iterations. Defaults to epochs for epoch-based loops, iterations otherwise. The
+            temperature always decays per iteration.
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, tau_start: float = 1.0, tau_end: float = 0.01, target_begin: float = 0.3,
+                 target_end: float = 0.5, by_epoch: Optional[bool] = None) -> None:
+        if tau_start <= 0 or tau_end <= 0:
+            raise ValueError(f'temperatures must be positive, got {tau_start}, {tau_end}')
+        stepped_target(0.0, 0.5, target_begin, target_end)  # validates the fractions
+        self.tau_start, self.tau_end = tau_start, tau_end
+        self.target_begin, self.target_end = target_begin, target_end
+        self.by_epoch = by_epoch
+        self._stats: Dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def _model(runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not hasattr(model, 'sparsity_cfg') or not hasattr(model, 'backbone'):
+            raise TypeError('SARScheduleHook needs a SAR task model (SARImageClassifier, '
+                            f'SARFasterRCNN, SARRetinaNet, SAREncoderDecoder), got '
+                            f'{type(model).__name__}')
+        return model
+
+    def values_at(self, runner) -> Dict[str, float]:
+        """The temperature and target for the coming iteration."""
+        model = self._model(runner)
+        iter_progress = runner.iter / max(1, runner.max_iters)
+        by_epoch = self.by_epoch
+        if by_epoch is None:
+            by_epoch = isinstance(runner.train_loop, EpochBasedTrainLoop)
+        progress = runner.epoch / max(1, runner.max_epochs) if by_epoch else iter_progress
+        return dict(
+            tau=exponential_temperature(iter_progress, self.tau_start, self.tau_end),
+            target=stepped_target(progress, model.sparsity_cfg['target'], self.target_begin,
+                                  self.target_end))
+
+    def before_train(self, runner) -> None:
+        self._model(runner)  # fail early on a model without SAR
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        model = self._model(runner)
+        values = self.values_at(runner)
+        model.backbone.tau = values['tau']
+        model.current_target = values['target']
+        runner.message_hub.update_scalar('train/tau', values['tau'])
+
+    # ---------------------------------------------------------------- evaluation statistics
+    def _reset(self, runner) -> None:
+        self._stats = {}
+
+    def _collect(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        backbone = getattr(model, 'backbone', None)
+        if backbone is None or not getattr(backbone, 'last_masks', None):
+            return
+        flops = backbone.last_flops.double()
+        densities = torch.stack([m.detach().double().flatten(1).mean(1).sum()
+                                 for m in backbone.last_masks])
+        batch = flops.new_tensor(float(flops.numel()))
+        if not self._stats:
+            self._stats = dict(count=batch * 0, macs=flops.sum() * 0, density=densities * 0)
+        self._stats['count'] += batch
+        self._stats['macs'] += flops.sum().cpu()
+        self._stats['density'] += densities.cpu()
+
+    def _log(self, runner, prefix: str) -> None:
+        if not self._stats:
+            return
+        stats = {k: v.clone() for k, v in self._stats.items()}
+        for value in stats.values():
+            all_reduce(value)  # sum over ranks (no-op without distributed training)
+        count = stats['count'].item()
+        density = (stats['density'] / count).tolist()
+        gmacs = stats['macs'].item() / count / 1e9
+        runner.message_hub.update_scalar(f'{prefix}/gmacs', gmacs)
+        runner.message_hub.update_scalar(f'{prefix}/density', float(sum(density) / len(density)))
+        for i, d in enumerate(density):
+            runner.message_hub.update_scalar(f'{prefix}/density_m{i}', d)
+        runner.logger.info(f'SAR {prefix}: {gmacs:.4f} GMACs per sample over {int(count)} samples; '
+                           'mask densities ' + ', '.join(f'{d:.3f}' for d in density))
+        self._stats = {}
+
+    def before_val_epoch(self, runner) -> None:
+        self._reset(runner)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._collect(runner)
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
+        self._log(runner, 'val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._reset(runner)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._collect(runner)
+
+    def after_test_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
+        self._log(runner, 'test')
