@@ -1,0 +1,25 @@
+# Shared parts of the SAR segmentation demos: OS-8 SAR-ResNet-50 (G2 s4 a1, 1/4 width, BN), iteration
+# schedule for CPU.
+_base_ = [
+    'mmseg::_base_/default_runtime.py',
+    '../../_base_/datasets/demo_seg.py',
+]
+custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
+norm_cfg = dict(type='BN', requires_grad=True)
+sar_seg_backbone = dict(
+    type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2, alpha=1, beta=1,
+    base_scale=4, mask_grid=(8, 4, 2), strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4),
+    out_indices=(0, 1, 2, 3), norm_cfg=norm_cfg, init_cfg=None)
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
+                     clip_grad=dict(max_norm=10))
+param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=600, by_epoch=False)]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=600, val_interval=300)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
+                     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=300,
+                                     max_keep_ckpts=2))
+custom_hooks = [
+    dict(type='SARScheduleHook', tau_start=1.0, tau_end=0.01, target_begin=0.3, target_end=0.5),
+]
+randomness = dict(seed=0)

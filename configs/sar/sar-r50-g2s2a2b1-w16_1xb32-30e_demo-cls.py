@@ -1,0 +1,19 @@
+# SAR-ResNet-50 (G2 s2 a2 b1, target 0.5, 1/4 width) classifier on the demo classification set.
+_base_ = ['../demo/resnet18_1xb32-6e_demo-cls.py', './_base_/sar-r50-w16_demo.py']
+model = dict(
+    type='SARImageClassifier',
+    sparsity=dict(target=0.5, weight=0.5, loss_type='batch'),
+    backbone=dict(
+        _delete_=True, type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2,
+        alpha=2, beta=1, base_scale=2,
+        mask_grid=(8, 4, 2),  # 4 px cells at strides 4 and 8, 4 px at stride 16 for 128 px inputs
+        out_indices=(3, ), init_cfg=None),
+    head=dict(in_channels=512),
+)
+train_cfg = dict(max_epochs=30, val_interval=5)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=30, eta_min=1e-5),
+]
+custom_hooks = {{_base_.sar_demo_hooks}}

@@ -1,0 +1,11 @@
+# Faster R-CNN with a SAR-ResNet-50 backbone (G2 s2 a2 b1, target density 0.5), 1/4 width for CPU, on the
+# demo detection set: the README's main job. Differs from the static demo baseline
+# (configs/demo/faster-rcnn_r18_fpn_1xb4-8e_demo-det.py) only in the backbone and the sparsity loss.
+_base_ = ['../demo/faster-rcnn_r18_fpn_1xb4-8e_demo-det.py', './_base_/sar-r50-w16_demo.py']
+model = dict(
+    type='SARFasterRCNN',
+    sparsity=dict(target=0.5, weight=0.5, loss_type='batch'),
+    backbone={{_base_.sar_demo_backbone}},
+    neck=dict(in_channels=[64, 128, 256, 512]),
+)
+custom_hooks = {{_base_.sar_demo_hooks}}
