@@ -7,7 +7,7 @@ model = dict(
         _delete_=True, type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2,
         alpha=2, beta=1, base_scale=2,
         mask_grid=(8, 4, 2),  # 4 px cells at strides 4 and 8, 4 px at stride 16 for 128 px inputs
-        out_indices=(3, ), init_cfg=None),
+        mask_bias_init=(0.0, 2.0), out_indices=(3, ), init_cfg=None),
     head=dict(in_channels=512),
 )
 train_cfg = dict(max_epochs=30, val_interval=5)
@@ -17,3 +17,4 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=30, eta_min=1e-5),
 ]
 custom_hooks = {{_base_.sar_demo_hooks}}
+optim_wrapper = dict(paramwise_cfg={{_base_.sar_demo_paramwise_cfg}})

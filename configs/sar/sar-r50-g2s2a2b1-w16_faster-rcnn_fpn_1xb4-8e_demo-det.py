@@ -9,3 +9,4 @@ model = dict(
     neck=dict(in_channels=[64, 128, 256, 512]),
 )
 custom_hooks = {{_base_.sar_demo_hooks}}
+optim_wrapper = dict(paramwise_cfg={{_base_.sar_demo_paramwise_cfg}})

@@ -9,9 +9,11 @@ norm_cfg = dict(type='BN', requires_grad=True)
 sar_seg_backbone = dict(
     type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2, alpha=1, beta=1,
     base_scale=4, mask_grid=(8, 4, 2), strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4),
-    out_indices=(0, 1, 2, 3), norm_cfg=norm_cfg, init_cfg=None)
+    mask_bias_init=(0.0, 2.0), out_indices=(0, 1, 2, 3), norm_cfg=norm_cfg, init_cfg=None)
+# larger learning rate for the mask generators in this short schedule (see sar-r50-w16_demo.py)
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-                     clip_grad=dict(max_norm=10))
+                     clip_grad=dict(max_norm=10),
+                     paramwise_cfg=dict(custom_keys={'.masks.': dict(lr_mult=25.0, decay_mult=0.0)}))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=600, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=600, val_interval=300)
 val_cfg = dict(type='ValLoop')

@@ -47,12 +47,13 @@ class SARStage(nn.Module):
         dilation (int): Dilation of the refine and fusion 3x3 convs.
         mask_output (bool): See :class:`RefineBottleneck`.
         norm_cfg (dict): Norm layer config.
+        mask_bias_init (tuple[float, float]): Initial (skip, refine) bias of the mask generators.
     """
 
     def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
                  alpha: int, beta: int, base_scale: int, grid: int, fusion: str = 'att',
                  fusion_stride: int = 2, dilation: int = 1, mask_output: bool = False,
-                 norm_cfg: dict = dict(type='BN')) -> None:
+                 norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0)) -> None:
         super().__init__()
         regular, refine = BLOCKS[block]
         exp = regular.expansion
@@ -75,7 +76,8 @@ class SARStage(nn.Module):
                     stride=2 if i == 0 else 1, last_relu=(i < n - 1) or alpha > 1,
                     norm_cfg=norm_cfg) for i in range(n))
         self.masks = nn.ModuleList(
-            MaskGenerator(base_planes * exp, groups, grid, norm_cfg=norm_cfg) for _ in range(n))
+            MaskGenerator(base_planes * exp, groups, grid, norm_cfg=norm_cfg,
+                          bias_init=mask_bias_init) for _ in range(n))
         self.refine = nn.ModuleList(
             refine(in_channels if i == 0 else planes * beta * exp, planes * beta, groups=groups,
                    dilation=dilation, last_relu=(i < n - 1) or beta > 1, mask_output=mask_output,
@@ -195,6 +197,9 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         sparse_infer (bool): In eval mode, refine only the selected patches (gather, convolve,
             scatter back; equal to the dense masked path). Defaults to False.
         tau (float): Initial Gumbel temperature. Defaults to 1.0.
+        mask_bias_init (tuple[float, float]): Initial (skip, refine) bias of the mask generators.
+            Defaults to (1, 10): every patch is refined at the start (P = sigmoid(9)), as in the
+            paper. A smaller gap (e.g. (0, 3)) lets short trainings reach their target.
         zero_init_residual (bool): Zero the last BN of regular blocks. Defaults to True.
         init_cfg (dict, optional): Initialisation config (e.g. ``Pretrained``).
     """
@@ -212,7 +217,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  frozen_stages: int = -1, norm_eval: bool = False,
                  norm_cfg: dict = dict(type='BN', requires_grad=True), mask_output: bool = False,
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
-                 zero_init_residual: bool = True, init_cfg: Optional[dict] = None) -> None:
+                 mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
@@ -237,7 +243,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         for i in range(3):
             stage = SARStage(block, channels, base_channels * 2**i, layers[i], groups, alpha,
                              beta if i > 0 else 1, base_scale if i < 2 else 2, mask_grid[i], fusion,
-                             strides[i], dilations[i], mask_output, norm_cfg)
+                             strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init)
             self.stages.append(stage)
             channels = stage.out_channels
         planes = base_channels * 8
@@ -315,8 +321,9 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
     Args:
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
-        groups, alpha, beta, fusion, mask_output, eval_stochastic, sparse_infer, tau, norm_cfg,
-            init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
+        groups, alpha, beta, fusion, mask_output, eval_stochastic, sparse_infer, tau,
+            mask_bias_init, norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three
+            stages here).
         mask_grid (Sequence[int]): Defaults to (4, 4, 2).
         out_indices (Sequence[int]): Stage outputs to return. Defaults to (2, ).
     """
@@ -327,7 +334,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
                  fusion: str = 'att', out_indices: Sequence[int] = (2, ),
                  norm_cfg: dict = dict(type='BN', requires_grad=True), mask_output: bool = False,
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
-                 zero_init_residual: bool = True, init_cfg: Optional[dict] = None) -> None:
+                 mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.depths:
             raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
@@ -344,7 +352,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         channels = 16
         for i, (planes, stride) in enumerate(zip(widths, (2, 2, 1))):
             stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, mask_grid[i],
-                             fusion, stride, 1, mask_output, norm_cfg)
+                             fusion, stride, 1, mask_output, norm_cfg, mask_bias_init)
             self.stages.append(stage)
             channels = stage.out_channels
         self.out_channels = tuple(widths)

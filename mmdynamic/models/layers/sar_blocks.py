@@ -138,8 +138,10 @@ class _RefineBase(nn.Module):
     divisible by the mask grid.
 
     The output is ``F(x * m) + shortcut(x)``: every conv input is masked with its group's mask, the last
-    BN output is not (so unselected positions get the constant ``BN_last(0)``, as in the authors' code),
-    unless ``mask_output`` (then ``x + m * F(x * m)``: exactly zero change where nothing is selected).
+    BN output is not (as in the authors' code). In a Bottleneck (last conv 1x1) unselected positions
+    therefore get the constant ``BN_last(0)``; in a BasicBlock (last conv 3x3) that holds only farther
+    than the dilation from a selected patch, the 3x3 spreads the refined values into the halo. With
+    ``mask_output`` the block is ``x + m * F(x * m)``: exactly no change where nothing is selected.
     The shortcut (1x1 conv + BN, only when the width changes) is dense and unmasked.
     """
     expansion = 1

@@ -1,0 +1,336 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Sparse (patch-level) inference of the SAR refine blocks (``shared/specs/sar.md`` §2.6, §2.7).
+
+"Sampling-convolution-rearranging", exact mode. For every group g of a refine block, the selected
+(H/K) x (W/K) patches of that group's channel slice are gathered over (batch, i, j) into one
+mini-batch, convolved with the group's slice of each conv (BN folded in as an affine from its
+running statistics) and scattered back. The result equals the dense masked forward of
+:class:`~mmdynamic.models.layers.sar_blocks.RefineBottleneck` and
+:class:`~mmdynamic.models.layers.sar_blocks.RefineBasicBlock` in eval mode (up to float rounding).
+
+Computation (standard PyTorch ops, vectorised over patches; Python loops only over the groups and
+the 2-3 convs):
+
+- The mini-batch of patches is held as a pixel matrix with one row per pixel of a selected patch
+  (N patches x ph x pw rows, C/G columns), gathered with ``index_select``. A 1x1 conv on the
+  patches is one matrix product with the group's folded weight slice.
+- A 3x3 conv (dilation d, padding d) must see the *masked* map: the previous layer's output on the
+  selected patches, zeros elsewhere and zero padding at the image border. The patch rows are
+  scattered into a zero canvas of the map padded by d; for every output pixel its 9 taps are
+  gathered back from the canvas (each patch with its d-pixel halo, which reaches into the
+  neighbouring patches, selected or not), and the conv is one matrix product of these im2col rows
+  with the weight, i.e. a conv with padding 0 on the haloed patches. The first conv of the
+  BasicBlock sees ``x * mask`` this way.
+- Output, following the decision logged in sar.md §2.6 (option (a), the default, faithful to the
+  authors' code): with ``mask_output=False`` the last BN output is **not** re-masked. The output
+  map starts as ``shortcut(x) + BN_last(0)`` everywhere (BN_last(0) is the per-channel constant
+  ``beta - gamma * mean / sqrt(var + eps)``) and the last conv's output (without that constant) is
+  added on the computed patches. For the Bottleneck (last conv 1x1) the unselected positions
+  therefore hold exactly ``shortcut(x) + BN_last(0)``. For the BasicBlock the last conv is a 3x3
+  whose dense output also differs from BN_last(0) within d pixels of a selected patch; to stay
+  exact, that conv is also computed on the unselected patches next to selected ones (the mask
+  dilated by ceil(d / patch size) cells). With ``mask_output=True`` unselected positions receive
+  ``shortcut(x) + 0``. Then the optional final ReLU. The shortcut (1x1 conv + BN when the width
+  changes) is dense and unmasked.
+
+Memory layouts: channels-last inputs (any batch) and contiguous NCHW inputs of batch 1 are
+gathered from and scattered to without copies; a contiguous NCHW batch > 1 goes through a
+channels-last copy (one copy in, one out).
+
+BN is folded into the conv weights on every call (cheap element-wise ops) while autograd is on.
+With autograd off (``torch.no_grad`` / ``torch.inference_mode``) the folded weights are cached on
+the block and rebuilt whenever a conv/BN module or tensor is replaced or changed in place (see
+:func:`_folded_steps`). Blocks whose norms cannot be folded (e.g. GroupNorm) run the dense path.
+
+MACs are accounted exactly as in the dense path: ``density x dense grouped MACs`` of the masked
+convs (the 3x3 halo overhead is not counted, sar.md §5), plus the shortcut's own MACs.
+"""
+from functools import partial
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .sar_layers import MacsMeter
+
+
+class _Step(NamedTuple):
+    """One masked conv with its BN folded in.
+
+    weight_t: per group, (k * k * C_in / G, C_out / G), rows ordered (tap, input channel); bias_g:
+    per group, (C_out / G, ); bias: (C_out, ).
+    """
+    weight_t: List[torch.Tensor]
+    bias_g: List[torch.Tensor]
+    bias: torch.Tensor
+    kernel: int
+    dilation: int
+    pad: int
+    relu: bool
+
+
+def _steps_of(block: nn.Module) -> List[Tuple[nn.Conv2d, nn.Module, bool]]:
+    """(conv, norm, relu after it) of the block's masked convs, in order."""
+    convs = list(block.masked_convs())
+    names = [block.norm1_name, block.norm2_name, getattr(block, 'norm3_name', None)]
+    norms = [getattr(block, name) for name in names[:len(convs)]]
+    return [(conv, norm, k < len(convs) - 1) for k, (conv, norm) in enumerate(zip(convs, norms))]
+
+
+def _foldable(block: nn.Module) -> bool:
+    """True when every masked conv is a stride-1 'same' square conv followed by a BN with running
+    statistics (or an ``nn.Identity`` left by a conv-BN fusion)."""
+    for conv, norm, _ in _steps_of(block):
+        if isinstance(norm, _BatchNorm):
+            if norm.running_mean is None:
+                return False
+        elif not isinstance(norm, nn.Identity):
+            return False
+        k = conv.kernel_size[0]
+        if (conv.kernel_size != (k, k) or k % 2 == 0 or conv.stride != (1, 1)
+                or conv.dilation[0] != conv.dilation[1]
+                or conv.padding != (conv.dilation[0] * (k // 2), ) * 2
+                or conv.padding_mode != 'zeros'):
+            return False
+    return True
+
+
+def _fold(conv: nn.Conv2d, norm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Fold an eval-mode BN (or an ``nn.Identity``) into the preceding conv.
+
+    Returns:
+        tuple: weight (C_out, C_in / G, k, k) and bias (C_out, ) with
+        ``F.conv2d(x, weight, bias) == norm(conv(x))``.
+    """
+    if isinstance(norm, nn.Identity):
+        bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+        return conv.weight, bias
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    if conv.bias is not None:
+        shift = shift + conv.bias * scale
+    return conv.weight * scale.view(-1, 1, 1, 1), shift
+
+
+def _make_steps(block: nn.Module, groups: int) -> List[_Step]:
+    steps = []
+    for conv, norm, relu in _steps_of(block):
+        weight, bias = _fold(conv, norm)
+        k = conv.kernel_size[0]
+        # (C_out, C_in / G, k, k) -> (k * k * C_in / G, C_out), rows ordered (tap, channel) like
+        # the im2col columns
+        weight_t = weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0])
+        steps.append(_Step([w.contiguous() for w in weight_t.chunk(groups, dim=1)],
+                           list(bias.chunk(groups)), bias, k, conv.dilation[0], conv.padding[0],
+                           relu))
+    return steps
+
+
+def _dependencies(pairs: List[Tuple[nn.Conv2d, nn.Module, bool]]) -> List[Optional[torch.Tensor]]:
+    """Every tensor the folded weights depend on."""
+    tensors = []
+    for conv, norm, _ in pairs:
+        tensors += [conv.weight, conv.bias]
+        if isinstance(norm, _BatchNorm):
+            tensors += [norm.weight, norm.bias, norm.running_mean, norm.running_var]
+    return tensors
+
+
+def _folded_steps(block: nn.Module, groups: int) -> Optional[List[_Step]]:
+    """Folded steps of the block's masked convs (None if they cannot be folded, see
+    :func:`_foldable`), cached on the block while autograd is off.
+
+    The cache is keyed on the conv and norm modules, the BN eps and each tensor the steps were
+    computed from: the tensor object, its version counter (bumped by every in-place change:
+    optimizer steps, ``load_state_dict`` copies, BN statistics updates in train mode) and its data
+    pointer (``.to()``/``.half()`` swap the data of a parameter without bumping its version). The
+    cache pins the storages it was built from, so a data pointer cannot be reused by another storage
+    while the entry lives. Inference tensors have no version counter and are never cached.
+    """
+    pairs = _steps_of(block)
+    if torch.is_grad_enabled():
+        return _make_steps(block, groups) if _foldable(block) else None
+    tensors = _dependencies(pairs)
+    try:
+        key = [None if t is None else (t._version, t.data_ptr()) for t in tensors]
+    except RuntimeError:  # inference tensors
+        return _make_steps(block, groups) if _foldable(block) else None
+    key += [getattr(norm, 'eps', None) for _, norm, _ in pairs]
+    modules = [m for conv, norm, _ in pairs for m in (conv, norm)]
+    cache = block.__dict__.get('_sparse_fold_cache')
+    if (cache is None or cache['key'] != key or len(cache['objects']) != len(modules) + len(tensors)
+            or any(a is not b for a, b in zip(cache['objects'], modules + tensors))):
+        steps = _make_steps(block, groups) if _foldable(block) else None
+        # A plain attribute (not a buffer or parameter): never saved in checkpoints.
+        cache = dict(key=key, objects=modules + tensors, steps=steps,
+                     storages=[t.untyped_storage() for t in tensors if t is not None])
+        block.__dict__['_sparse_fold_cache'] = cache
+    return cache['steps']
+
+
+_TABLES: Dict[tuple, torch.Tensor] = {}
+
+
+def _table(batch: int, size: Tuple[int, int], grid: int, pad: int, kernel: int, dilation: int,
+           device: torch.device) -> torch.Tensor:
+    """Flat pixel indices of every patch, cached per geometry.
+
+    With ``kernel == 1``: (B * K * K, ph * pw) indices of each patch's pixels in the flattened
+    (B, H + 2 pad, W + 2 pad) map, row-major inside the patch. Otherwise: (B * K * K,
+    ph * pw * k * k) indices, in that padded map, of the k x k taps (dilation ``dilation``) of each
+    pixel of the patch in the unpadded map, ordered (pixel, tap). Patch ``b * K * K + i * K + j``.
+    """
+    key = (batch, tuple(size), grid, pad, kernel, dilation, str(device))
+    table = _TABLES.get(key)
+    if table is None:
+        table = _make_table(batch, size, grid, pad, kernel, dilation, device)
+        if len(_TABLES) > 256:
+            _TABLES.clear()
+        _TABLES[key] = table
+    return table
+
+
+@torch.inference_mode(False)
+def _make_table(batch: int, size: Tuple[int, int], grid: int, pad: int, kernel: int,
+                dilation: int, device: torch.device) -> torch.Tensor:
+    # a normal (not inference) tensor, so that it may be saved for backward later
+    with torch.no_grad():
+        h, w = size[0] + 2 * pad, size[1] + 2 * pad
+        ph, pw = size[0] // grid, size[1] // grid
+        ar = partial(torch.arange, device=device)
+        corner = (ar(batch)[:, None, None] * (h * w) + ar(grid)[:, None] * (ph * w) +
+                  ar(grid) * pw).flatten()
+        inner = (ar(ph)[:, None] * w + ar(pw)).flatten()
+        if kernel == 1:
+            table = corner[:, None] + (inner + pad * (w + 1))
+        else:
+            offsets = ar(kernel) * dilation
+            taps = (offsets[:, None] * w + offsets).flatten()
+            table = (corner[:, None, None] + inner[:, None] + taps).flatten(1)
+    return table
+
+
+def _patch_ids(mask: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Ones of mask (B, G, K, K) per group: G tensors (N_g, ) of patch ids b * K * K + i * K + j."""
+    flat = mask.transpose(0, 1).reshape(mask.shape[1], -1)
+    nz = flat.nonzero()
+    counts = torch.count_nonzero(flat, dim=1).tolist()
+    return nz[:, 1].split(counts)
+
+
+def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
+                          meter: Optional[MacsMeter] = None) -> torch.Tensor:
+    """Patch-sparse eval forward of a refine block, equal to its dense masked forward.
+
+    Args:
+        block (nn.Module): A :class:`RefineBottleneck` or :class:`RefineBasicBlock` in eval mode.
+        x (Tensor): (B, C_in, H, W), H and W divisible by K.
+        mask (Tensor): (B, G, K, K) in {0, 1}; mask g gates channel block g of every grouped conv.
+        meter (MacsMeter, optional): Receives the realised MACs (as the dense path counts them).
+
+    Returns:
+        Tensor: (B, C_out, H, W), the block output.
+    """
+    steps = _folded_steps(block, block.groups)
+    if steps is None:
+        # e.g. norms without running statistics: they cannot be applied patch by patch
+        previous = block.sparse_infer
+        block.sparse_infer = False
+        try:
+            return block(x, mask, meter)
+        finally:
+            block.sparse_infer = previous
+    batch, in_channels, height, width = x.shape
+    groups, grid = mask.shape[1], mask.shape[-1]
+    if (mask.shape[0] != batch or mask.shape[-2] != grid or groups != block.groups
+            or height % grid or width % grid):
+        raise ValueError(f'mask of shape {tuple(mask.shape)} does not fit x {tuple(x.shape)} and '
+                         f'{block.groups} groups')
+    size = (height, width)
+    last = steps[-1]
+    out_channels = last.bias.shape[0]
+
+    # Pixel matrices: channel-major (C, H * W) for a contiguous NCHW batch of 1, otherwise
+    # pixel-major (B * H * W, C) on a channels-last tensor.
+    channel_major = batch == 1 and x.is_contiguous()
+    res = x if block.shortcut is None else block.shortcut(x, meter)
+    fmt = torch.contiguous_format if channel_major else torch.channels_last
+    # a fresh shortcut output in the right layout may be updated in place (without autograd)
+    fresh = (res is not x and not torch.is_grad_enabled()
+             and res.is_contiguous(memory_format=fmt))
+    if block.mask_output:
+        out = res if fresh else res.clone(memory_format=fmt)
+    elif fresh:  # every position starts at shortcut(x) + BN_last(0) = shortcut(x) + folded bias
+        out = res.add_(last.bias.view(1, -1, 1, 1))
+    else:
+        out = (res + last.bias.view(1, -1, 1, 1)).contiguous(memory_format=fmt)
+    if channel_major:
+        x_mat, out_mat = x.view(in_channels, -1), out.view(out_channels, -1)
+    else:
+        x_mat = x.permute(0, 2, 3, 1).reshape(-1, in_channels)  # a view when channels-last
+        out_mat = out.permute(0, 2, 3, 1).view(-1, out_channels)
+
+    ids_in = _patch_ids(mask)
+    ids_out = ids_in
+    if last.pad and not block.mask_output:
+        # A k x k last conv reaches ``pad`` pixels into the neighbouring patches.
+        reach = -(-last.pad // min(height // grid, width // grid))
+        ids_out = _patch_ids(F.max_pool2d(mask.to(torch.float32), 2 * reach + 1, 1, reach))
+    pixel_table = _table(batch, size, grid, 0, 1, 1, x.device)
+    in_per_group = in_channels // groups
+    out_per_group = out_channels // groups
+    for g in range(groups):
+        ids = ids_in[g]
+        if ids.shape[0] == 0:
+            continue
+        pixels = pixel_table.index_select(0, ids).view(-1)
+        cin = slice(g * in_per_group, (g + 1) * in_per_group)
+        # (P, C_in / G) rows of the selected pixels (a transposed (C, P) gather if channel-major)
+        h = (x_mat[cin].index_select(1, pixels).t() if channel_major else
+             x_mat[:, cin].index_select(0, pixels))
+        for k, step in enumerate(steps):
+            if step.kernel > 1:  # im2col rows of the conv on the masked map
+                target = ids_out[g] if k == len(steps) - 1 else ids
+                pad, channels = step.pad, h.shape[1]
+                canvas = h.new_zeros(batch * (height + 2 * pad) * (width + 2 * pad), channels)
+                canvas.index_copy_(
+                    0, _table(batch, size, grid, pad, 1, 1, x.device).index_select(0, ids).view(-1),
+                    h)
+                taps = _table(batch, size, grid, pad, step.kernel, step.dilation, x.device)
+                h = canvas.index_select(0, taps.index_select(0, target).view(-1))
+                h = h.view(-1, step.kernel * step.kernel * channels)
+                ids = target
+            weight_t, bias = step.weight_t[g], step.bias_g[g]
+            if k < len(steps) - 1:
+                h = torch.addmm(bias, h, weight_t)
+                if step.relu:
+                    h = h.relu_()
+                continue
+            # last conv: add its output on the computed patches to out, which already holds the
+            # BN_last(0) shift (unless mask_output)
+            if ids is not ids_in[g]:
+                pixels = pixel_table.index_select(0, ids).view(-1)
+            cout = slice(g * out_per_group, (g + 1) * out_per_group)
+            if channel_major:  # (C_out / G, P)
+                y = (torch.addmm(bias[:, None], weight_t.t(), h.t()) if block.mask_output else
+                     torch.mm(weight_t.t(), h.t()))
+                out_mat[cout].index_add_(1, pixels, y)
+            else:  # (P, C_out / G)
+                target = out_mat[:, cout]
+                y = target.index_select(0, pixels).addmm_(h, weight_t)
+                if block.mask_output:
+                    y = y.add_(bias)
+                target.index_copy_(0, pixels, y)
+    if meter is not None:
+        meter.add_masked(block.dense_macs(size), mask.flatten(1).mean(dim=1))
+    if block.last_relu:
+        out = out.relu_()
+    if not channel_major and not x.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous()
+    return out

@@ -1,0 +1,72 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+import types
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmdynamic.engine.hooks import SARScheduleHook, exponential_temperature, stepped_target
+
+
+def test_exponential_temperature():
+    assert exponential_temperature(0.0) == pytest.approx(1.0)
+    assert exponential_temperature(0.5) == pytest.approx(0.1)
+    assert exponential_temperature(1.0) == pytest.approx(0.01)
+    assert exponential_temperature(2.0) == pytest.approx(0.01)  # stays at the end value
+
+
+def test_stepped_target_three_steps_to_mid_training():
+    t = 0.4
+    values = [stepped_target(p, t) for p in (0.0, 0.29, 0.3, 0.39, 0.4, 0.49, 0.5, 0.9)]
+    assert values == pytest.approx([1, 1, 0.8, 0.8, 0.6, 0.6, 0.4, 0.4])
+    with pytest.raises(ValueError, match='begin <= end'):
+        stepped_target(0.1, 0.5, begin=0.6, end=0.5)
+
+
+class _Backbone(nn.Module):
+    tau = 1.0
+    last_masks = []
+
+
+class _Model(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = _Backbone()
+        self.sparsity_cfg = dict(target=0.3)
+        self.current_target = 0.3
+
+
+def _runner(model, it, max_iters, epoch=0, max_epochs=10, loop=None):
+    hub = types.SimpleNamespace(scalars={}, update_scalar=lambda k, v: hub.scalars.__setitem__(k, v))
+    return types.SimpleNamespace(model=model, iter=it, max_iters=max_iters, epoch=epoch,
+                                 max_epochs=max_epochs, train_loop=loop or object(),
+                                 message_hub=hub)
+
+
+def test_hook_sets_values_from_the_iteration_only():
+    model = _Model()
+    hook = SARScheduleHook(target_begin=0.3, target_end=0.5)
+    hook.before_train_iter(_runner(model, 50, 100), 0)
+    assert model.backbone.tau == pytest.approx(0.1)
+    assert model.current_target == pytest.approx(0.3)
+    hook.before_train_iter(_runner(model, 0, 100), 0)  # a resumed run recomputes, no history
+    assert model.backbone.tau == pytest.approx(1.0) and model.current_target == 1.0
+    hook.before_train_iter(_runner(model, 35, 100), 0)
+    assert model.current_target == pytest.approx(0.3 + 0.7 * 2 / 3)
+
+
+def test_hook_by_epoch_for_epoch_loops():
+    from mmengine.runner import EpochBasedTrainLoop
+    loop = EpochBasedTrainLoop.__new__(EpochBasedTrainLoop)
+    model = _Model()
+    hook = SARScheduleHook()
+    # iteration 45 % through training but still in epoch 2 of 10: the target follows the epoch
+    hook.before_train_iter(_runner(model, 45, 100, epoch=2, max_epochs=10, loop=loop), 0)
+    assert model.current_target == 1.0
+    assert model.backbone.tau == pytest.approx(exponential_temperature(0.45))
+
+
+def test_hook_refuses_non_sar_models():
+    with pytest.raises(TypeError, match='needs a SAR task model'):
+        SARScheduleHook().before_train(_runner(nn.Linear(1, 1), 0, 10))

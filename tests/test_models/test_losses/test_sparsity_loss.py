@@ -1,0 +1,33 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+import pytest
+import torch
+
+from mmdynamic.models.losses import mask_density, sparsity_loss
+
+
+def test_batch_and_sample_targets():
+    # two masks, batch of 2 with per-sample densities (1, 0) and (0.5, 0.5)
+    m1 = torch.stack([torch.ones(2, 2, 2), torch.zeros(2, 2, 2)])
+    m2 = torch.full((2, 2, 2, 2), 0.5)
+    assert mask_density(m1).tolist() == [1.0, 0.0]
+    # Eq. 10: batch means are 0.5 and 0.5 -> no loss at t = 0.5
+    assert sparsity_loss([m1, m2], 0.5, 'batch').item() == pytest.approx(0.0)
+    # Eq. 11: per-sample distances: m1 -> 0.25, m2 -> 0
+    assert sparsity_loss([m1, m2], 0.5, 'sample').item() == pytest.approx(0.125)
+    assert sparsity_loss([m2], 0.2, 'batch').item() == pytest.approx(0.09)
+
+
+def test_gradient_reaches_the_masks():
+    logits = torch.zeros(3, 2, 4, 4, requires_grad=True)
+    mask = torch.sigmoid(logits)
+    sparsity_loss([mask], 0.2).backward()
+    assert (logits.grad > 0).all()  # density 0.5 > 0.2: push the logits down
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='loss_type'):
+        sparsity_loss([torch.ones(1, 1, 2, 2)], 0.5, 'pixel')
+    with pytest.raises(ValueError, match=r'target density must be in \[0, 1\]'):
+        sparsity_loss([torch.ones(1, 1, 2, 2)], 1.5)
+    with pytest.raises(ValueError, match='at least one mask'):
+        sparsity_loss([], 0.5)
