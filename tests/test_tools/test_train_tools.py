@@ -91,3 +91,15 @@ def test_tools_report_bad_input(tmp_path, demo_root):
     assert proc.returncode != 0 and 'checkpoint not found' in proc.stderr
     proc = run_tool(['tools/train.py', config, '--amp'], check=False)
     assert proc.returncode != 0 and '--amp needs a CUDA GPU' in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_command_end_to_end(demo_root, tmp_path):
+    """The README's demo job (one epoch here): trains and evaluates, printing where things are."""
+    proc = run_tool(['tools/misc/demo.py', '--data-root', demo_root, '--work-dir',
+                     str(tmp_path / 'demo'), '--cfg-options', 'train_cfg.max_epochs=1',
+                     'train_cfg.val_interval=1'], timeout=900)
+    out = proc.stdout
+    assert 'mmdynamic demo finished' in out and 'coco/bbox_mAP' in out
+    assert osp.isfile(tmp_path / 'demo' / 'test' / 'metrics.json')
+    assert 'SAR test:' in proc.stdout + proc.stderr  # realised GMACs and mask densities logged

@@ -52,3 +52,7 @@ def test_get_flops_tool():
                      '--shape', '64', '64'])
     assert 'params: 0.025 M' in proc.stdout
     assert 'input shape: (3, 64, 64)' in proc.stdout
+    assert 'exit  cumulative MACs' in proc.stdout  # a static model has one exit
+    proc = run_tool(['tools/analysis_tools/get_flops.py',
+                     'configs/sar/sar-r50-g2s2a2b1-t0.5_4xb64-200e_in1k.py', '--shape', '224', '224'])
+    assert 'dynamic backbone: realised MACs' in proc.stdout

@@ -60,12 +60,17 @@ def main() -> None:
         batch = next(iter(Runner.build_dataloader(loader_cfg)))
         macs, shape = count_model_macs_on_batch(model, batch)
     exit_macs = getattr(model, 'exit_macs', None)
-    if callable(exit_macs):
-        print('exit  cumulative MACs')
-        for i, value in enumerate(exit_macs(shape)):
-            print(f'{i + 1:>4}  {format_macs(value)}')
+    # step-wise models: cumulative MACs of every exit; static models have one exit
+    costs = exit_macs(shape) if callable(exit_macs) else [macs]
+    print('exit  cumulative MACs')
+    for i, value in enumerate(costs):
+        print(f'{i + 1:>4}  {format_macs(value)}')
     print(f'input shape: {shape}')
     print(f'MACs per sample (whole model): {format_macs(macs)}')
+    backbone = getattr(model, 'backbone', None)
+    if getattr(backbone, 'last_flops', None) is not None:
+        print('dynamic backbone: realised MACs of this input, from its masks: '
+              f'{format_macs(float(backbone.last_flops.double().mean()))}')
 
 
 if __name__ == '__main__':
