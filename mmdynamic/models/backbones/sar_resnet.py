@@ -131,6 +131,16 @@ class _SARBackboneMixin:
     last_masks: List[torch.Tensor]
     last_flops: Optional[torch.Tensor]
 
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    def init_weights(self) -> None:
+        """``init_cfg`` first (e.g. ``Pretrained``); without a pretrained checkpoint the SAR init."""
+        super().init_weights()
+        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+            self._init_sar_weights()
+
     def set_sparse_infer(self, enabled: bool = True) -> None:
         """Compute only the selected patches in eval mode (gather-convolve-scatter, exact)."""
         self.sparse_infer = enabled
@@ -258,17 +268,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         self._freeze_stages()
 
     @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
-
-    @property
     def num_masks(self) -> int:
         return sum(len(s.masks) for s in self.stages)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            self._init_sar_weights()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Args: x (Tensor): (B, C, H, W). Returns: the outputs of ``out_indices``."""
@@ -359,15 +360,6 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         self.last_masks: List[torch.Tensor] = []
         self.last_flops: Optional[torch.Tensor] = None
         self.set_sparse_infer(sparse_infer)
-
-    @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            self._init_sar_weights()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Args: x (Tensor): (B, C, 32, 32). Returns: the stage outputs of ``out_indices``."""
