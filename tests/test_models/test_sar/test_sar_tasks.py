@@ -9,7 +9,7 @@ import pytest
 from ...conftest import run_tool
 
 DEMOS = {
-    'cls': ('configs/sar/sar-r50-g2s2a2b1-w16_1xb32-30e_demo-cls.py', 'accuracy/top1'),
+    'cls': ('configs/sar/sar-r50-g2s2a2b1-w16_1xb32-12e_demo-cls.py', 'accuracy/top1'),
     'faster-rcnn': ('configs/sar/sar-r50-g2s2a2b1-w16_faster-rcnn_fpn_1xb4-8e_demo-det.py',
                     'coco/bbox_mAP'),
     'retinanet': ('configs/sar/sar-r50-g2s2a2b1-w16_retinanet_fpn_1xb4-8e_demo-det.py',
@@ -55,3 +55,19 @@ def test_sar_demo_trains_and_tests(name, demo_root, tmp_path):
     with open(tmp_path / 'test' / 'metrics.json') as f:
         metrics = json.load(f)
     assert metric in metrics, metrics
+
+
+@pytest.mark.slow
+def test_sar_faster_rcnn_two_processes(demo_root, tmp_path):
+    """tools/dist_train.sh with 2 CPU processes (gloo): the SAR statistics are reduced over both ranks
+    (the validation line counts every validation image once)."""
+    from ...test_tools.test_train_tools import _free_port
+    config, _ = DEMOS['faster-rcnn']
+    options = data_options('faster-rcnn', demo_root)
+    work = tmp_path / 'dist'
+    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', str(work), '--cfg-options',
+                     *options], env=dict(PORT=_free_port()))
+    log = proc.stdout + proc.stderr
+    assert 'GPU number: 2' in log and "backend='gloo'" in log
+    assert 'SAR val:' in log and 'over 20 samples' in log  # 10 + 10 images from the two ranks
+    assert 'coco/bbox_mAP' in log

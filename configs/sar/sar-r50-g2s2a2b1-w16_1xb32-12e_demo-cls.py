@@ -1,8 +1,11 @@
-# SAR-ResNet-50 (G2 s2 a2 b1, target 0.5, 1/4 width) classifier on the demo classification set.
+# SAR-ResNet-50 (G2 s2 a2 b1, target 0.5, 1/4 width) classifier on the demo classification set. For this
+# 12-epoch CPU schedule the sparsity weight is 5 (paper: 0.5 over 200 epochs) and the target steps down
+# between 10 % and 30 % of training: the realised density then ends within 0.05 of the target (0.51 in
+# training, 0.51 on average over the ten masks in validation).
 _base_ = ['../demo/resnet18_1xb32-6e_demo-cls.py', './_base_/sar-r50-w16_demo.py']
 model = dict(
     type='SARImageClassifier',
-    sparsity=dict(target=0.5, weight=0.5, loss_type='batch'),
+    sparsity=dict(target=0.5, weight=5.0, loss_type='batch'),
     backbone=dict(
         _delete_=True, type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2,
         alpha=2, beta=1, base_scale=2,
@@ -10,11 +13,13 @@ model = dict(
         mask_bias_init=(0.0, 2.0), out_indices=(3, ), init_cfg=None),
     head=dict(in_channels=512),
 )
-train_cfg = dict(max_epochs=30, val_interval=5)
+train_cfg = dict(max_epochs=12, val_interval=4)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=30, eta_min=1e-5),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=12, eta_min=1e-5),
 ]
-custom_hooks = {{_base_.sar_demo_hooks}}
+custom_hooks = [
+    dict(type='SARScheduleHook', tau_start=1.0, tau_end=0.01, target_begin=0.1, target_end=0.3),
+]
 optim_wrapper = dict(paramwise_cfg={{_base_.sar_demo_paramwise_cfg}})
