@@ -4,7 +4,7 @@
 _base_ = ['../demo/faster-rcnn_r18_fpn_1xb4-8e_demo-det.py', './_base_/sar-r50-w16_demo.py']
 model = dict(
     type='SARFasterRCNN',
-    sparsity=dict(target=0.5, weight=0.5, loss_type='batch'),
+    sparsity={{_base_.sar_demo_sparsity}},
     backbone={{_base_.sar_demo_backbone}},
     neck=dict(in_channels=[64, 128, 256, 512]),
 )
