@@ -64,7 +64,7 @@ def main() -> None:
     print('\n=== mmdynamic demo finished in %.1f min ===' % ((time.time() - start) / 60))
     print(f'config:     {args.config}')
     print(f'checkpoint: {checkpoint}')
-    print(f'train log:  {logs[0] if logs else work_dir}')
+    print(f'train log:  {logs[-1] if logs else work_dir}')
     print(f'metrics:    {osp.join(eval_dir, "metrics.json")}')
     for key, value in metrics.items():
         print(f'  {key}: {value}')
