@@ -144,8 +144,7 @@ class BudgetEvalHook(Hook):
             return
         model = _unwrap(runner.model)
         try:
-            size = dataset_size
-            records = collect_results(self._records, size, device='cpu')
+            records = collect_results(self._records, dataset_size, device='cpu')
             if self._mode == 'early_exit':
                 if is_main_process():
                     self._report_early_exit(runner, records)
