@@ -53,7 +53,33 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int,
     return _Shortcut(in_channels, out_channels, stride, norm_cfg)
 
 
-class SARBasicBlock(nn.Module):
+class _RegularBlock(nn.Module):
+    """A residual block: (conv -> norm -> ReLU)* -> conv -> norm, plus the shortcut, optional ReLU."""
+    shortcut: Optional[_Shortcut]
+    last_relu: bool
+
+    def conv_norms(self):
+        """The (conv, norm) pairs in order."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        """Args: x (Tensor): (B, C_in, H, W). Returns: (B, C_out, H / stride, W / stride)."""
+        layers = self.conv_norms()
+        h, macs = x, 0.0
+        for i, (conv, norm) in enumerate(layers):
+            h = conv(h)
+            macs += conv_macs(conv, h)
+            h = norm(h)
+            if i < len(layers) - 1:
+                h = F.relu(h)
+        res = x if self.shortcut is None else self.shortcut(x, meter)
+        if meter is not None:
+            meter.add(macs)
+        out = h + res
+        return F.relu(out) if self.last_relu else out
+
+
+class SARBasicBlock(_RegularBlock):
     """Regular BasicBlock (3x3, 3x3). Args as :class:`SARBottleneck`."""
     expansion = 1
 
@@ -68,23 +94,15 @@ class SARBasicBlock(nn.Module):
         self.shortcut = make_shortcut(in_channels, out_channels, stride, norm_cfg)
         self.last_relu = last_relu
 
+    def conv_norms(self):
+        return [(self.conv1, getattr(self, self.norm1_name)), (self.conv2, self.last_norm)]
+
     @property
     def last_norm(self) -> nn.Module:
         return getattr(self, self.norm2_name)
 
-    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
-        h1 = self.conv1(x)
-        h = F.relu(getattr(self, self.norm1_name)(h1))
-        h2 = self.conv2(h)
-        h = self.last_norm(h2)
-        res = x if self.shortcut is None else self.shortcut(x, meter)
-        if meter is not None:
-            meter.add(conv_macs(self.conv1, h1) + conv_macs(self.conv2, h2))
-        out = h + res
-        return F.relu(out) if self.last_relu else out
 
-
-class SARBottleneck(nn.Module):
+class SARBottleneck(_RegularBlock):
     """Regular Bottleneck (1x1, 3x3 with the stride, 1x1 x4).
 
     Args:
@@ -110,23 +128,13 @@ class SARBottleneck(nn.Module):
         self.shortcut = make_shortcut(in_channels, out_channels, stride, norm_cfg)
         self.last_relu = last_relu
 
+    def conv_norms(self):
+        return [(self.conv1, getattr(self, self.norm1_name)),
+                (self.conv2, getattr(self, self.norm2_name)), (self.conv3, self.last_norm)]
+
     @property
     def last_norm(self) -> nn.Module:
         return getattr(self, self.norm3_name)
-
-    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
-        h1 = self.conv1(x)
-        h = F.relu(getattr(self, self.norm1_name)(h1))
-        h2 = self.conv2(h)
-        h = F.relu(getattr(self, self.norm2_name)(h2))
-        h3 = self.conv3(h)
-        h = self.last_norm(h3)
-        res = x if self.shortcut is None else self.shortcut(x, meter)
-        if meter is not None:
-            meter.add(conv_macs(self.conv1, h1) + conv_macs(self.conv2, h2) +
-                      conv_macs(self.conv3, h3))
-        out = h + res
-        return F.relu(out) if self.last_relu else out
 
 
 class _RefineBase(nn.Module):
