@@ -181,8 +181,35 @@ class _RefineBase(nn.Module):
         return sum(c.in_channels * c.out_channels * c.kernel_size[0] * c.kernel_size[1] / c.groups
                    for c in self.masked_convs()) * area
 
-    def masked_convs(self):
+    def conv_norms(self):
+        """The masked (conv, norm) pairs in order."""
         raise NotImplementedError
+
+    def masked_convs(self):
+        return tuple(conv for conv, _ in self.conv_norms())
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                meter: Optional[MacsMeter] = None) -> torch.Tensor:
+        """Args: x (Tensor): (B, C_in, H, W). mask (Tensor): (B, G, K, K) in {0, 1}.
+
+        Every conv input is multiplied by the group masks, each conv but the last is followed by its
+        norm and a ReLU, the last by its norm only.
+        """
+        if self._use_sparse(x, mask):
+            from .sar_sparse import sparse_refine_forward
+            return sparse_refine_forward(self, x, mask, meter)
+        size = x.shape[-2:]
+        expanded = {}  # the expanded mask per channel count, shared by convs of equal width
+        layers = self.conv_norms()
+        h = x
+        for i, (conv, norm) in enumerate(layers):
+            channels = h.shape[1]
+            if channels not in expanded:
+                expanded[channels] = expand_group_mask(mask, channels, size)
+            h = norm(conv(h * expanded[channels]))
+            if i < len(layers) - 1:
+                h = F.relu(h)
+        return self._finish(h, x, mask, meter)
 
 
 class RefineBasicBlock(_RefineBase):
@@ -215,25 +242,12 @@ class RefineBasicBlock(_RefineBase):
         self._init_shortcut(in_channels, planes, norm_cfg)
         self.last_relu, self.mask_output = last_relu, mask_output
 
-    def masked_convs(self):
-        return (self.conv1, self.conv2)
+    def conv_norms(self):
+        return [(self.conv1, getattr(self, self.norm1_name)), (self.conv2, self.last_norm)]
 
     @property
     def last_norm(self) -> nn.Module:
         return getattr(self, self.norm2_name)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor,
-                meter: Optional[MacsMeter] = None) -> torch.Tensor:
-        """Args: x (Tensor): (B, C_in, H, W). mask (Tensor): (B, G, K, K) in {0, 1}."""
-        if self._use_sparse(x, mask):
-            from .sar_sparse import sparse_refine_forward
-            return sparse_refine_forward(self, x, mask, meter)
-        size = x.shape[-2:]
-        h = x * expand_group_mask(mask, x.shape[1], size)
-        h = F.relu(getattr(self, self.norm1_name)(self.conv1(h)))
-        h = h * expand_group_mask(mask, h.shape[1], size)
-        h = self.last_norm(self.conv2(h))
-        return self._finish(h, x, mask, meter)
 
 
 class RefineBottleneck(_RefineBase):
@@ -259,23 +273,10 @@ class RefineBottleneck(_RefineBase):
         self._init_shortcut(in_channels, out_channels, norm_cfg)
         self.last_relu, self.mask_output = last_relu, mask_output
 
-    def masked_convs(self):
-        return (self.conv1, self.conv2, self.conv3)
+    def conv_norms(self):
+        return [(self.conv1, getattr(self, self.norm1_name)),
+                (self.conv2, getattr(self, self.norm2_name)), (self.conv3, self.last_norm)]
 
     @property
     def last_norm(self) -> nn.Module:
         return getattr(self, self.norm3_name)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor,
-                meter: Optional[MacsMeter] = None) -> torch.Tensor:
-        """Args: x (Tensor): (B, C_in, H, W). mask (Tensor): (B, G, K, K) in {0, 1}."""
-        if self._use_sparse(x, mask):
-            from .sar_sparse import sparse_refine_forward
-            return sparse_refine_forward(self, x, mask, meter)
-        size = x.shape[-2:]
-        h = x * expand_group_mask(mask, x.shape[1], size)
-        h = F.relu(getattr(self, self.norm1_name)(self.conv1(h)))
-        m_mid = expand_group_mask(mask, h.shape[1], size)
-        h = F.relu(getattr(self, self.norm2_name)(self.conv2(h * m_mid)))
-        h = self.last_norm(self.conv3(h * m_mid))
-        return self._finish(h, x, mask, meter)
