@@ -71,12 +71,12 @@ class _RegularBlock(nn.Module):
             macs += conv_macs(conv, h)
             h = norm(h)
             if i < len(layers) - 1:
-                h = F.relu(h)
+                h = F.relu(h, inplace=True)  # h is a fresh conv / norm output
         res = x if self.shortcut is None else self.shortcut(x, meter)
         if meter is not None:
             meter.add(macs)
-        out = h + res
-        return F.relu(out) if self.last_relu else out
+        out = h.add_(res)  # neither the conv nor the norm backward needs h
+        return F.relu(out, inplace=True) if self.last_relu else out
 
 
 class SARBasicBlock(_RegularBlock):

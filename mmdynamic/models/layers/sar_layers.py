@@ -106,7 +106,7 @@ class MaskGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
         """Args: x (Tensor): (B, C, h, w). Returns: logits (B, G, 2, K, K)."""
-        h = F.relu(getattr(self, self.norm_name)(self.conv(x)))
+        h = F.relu(getattr(self, self.norm_name)(self.conv(x)), inplace=True)
         pooled = self.pool(h)
         logits = self.fc(pooled)
         if meter is not None:
@@ -159,12 +159,29 @@ class ChannelAttentionFusion(nn.Module):
 
     def forward(self, x_base: torch.Tensor, x_refine: torch.Tensor,
                 meter: Optional[MacsMeter] = None) -> torch.Tensor:
-        up = F.interpolate(x_base, size=x_refine.shape[-2:], mode='nearest')
         if self.mode == 'add':
-            return F.relu(up + x_refine)
+            return F.relu(_add_upsampled(x_refine.clone(), x_base), inplace=True)
         pooled = x_base.mean(dim=(2, 3))
         a = torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))[:, :, None, None]
         if meter is not None:
             c = x_base.shape[1]
             meter.add(c * x_base.shape[-2] * x_base.shape[-1] + 2 * self.fc1.weight.numel() + c)
-        return F.relu(a * up + (1 - a) * x_refine)
+        return F.relu(_add_upsampled(x_refine * (1 - a), a * x_base), inplace=True)
+
+
+def _add_upsampled(out: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+    """``out += up(low)`` in place, ``up`` = nearest upsampling to the size of ``out``.
+
+    With an integer scale factor the low-resolution map is broadcast over a (h, s_h, w, s_w) view of
+    ``out`` instead of being materialised at full resolution (same values as ``F.interpolate``).
+
+    Args:
+        out (Tensor): (B, C, H, W), updated in place (a fresh tensor: nothing saved for backward).
+        low (Tensor): (B, C, h, w).
+    """
+    (batch, channels, height, width), (h, w) = out.shape, low.shape[-2:]
+    if height % h or width % w:
+        return out.add_(F.interpolate(low, size=(height, width), mode='nearest'))
+    view = out.view(batch, channels, h, height // h, w, width // w)
+    view.add_(low[:, :, :, None, :, None])
+    return out

@@ -58,19 +58,27 @@ def test_sar_demo_trains_and_tests(name, demo_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_sar_faster_rcnn_two_processes(demo_root, tmp_path):
-    """tools/dist_train.sh with 2 CPU processes (gloo): the SAR statistics are reduced over both ranks
-    (the validation line counts every validation image once)."""
+@pytest.mark.parametrize('name', sorted(DEMOS))
+def test_sar_demo_two_processes(name, demo_root, tmp_path):
+    """tools/dist_train.sh and tools/dist_test.sh with 2 CPU processes (gloo): the SAR statistics and
+    the metric are reduced over both ranks (every validation image is counted once)."""
     from ...test_tools.test_train_tools import _free_port
-    config, _ = DEMOS['faster-rcnn']
-    options = data_options('faster-rcnn', demo_root)
+    config, metric = DEMOS[name]
+    options = data_options(name, demo_root)
     work = tmp_path / 'dist'
     proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', str(work), '--cfg-options',
                      *options], env=dict(PORT=_free_port()))
     log = proc.stdout + proc.stderr
     assert 'GPU number: 2' in log and "backend='gloo'" in log
     assert 'SAR val:' in log and 'over 20 samples' in log  # 10 + 10 images from the two ranks
-    assert 'coco/bbox_mAP' in log
+    assert metric in log
+    with open(work / 'last_checkpoint') as f:
+        ckpt = f.read().strip()
+    proc = run_tool(['tools/dist_test.sh', config, ckpt, '2', '--work-dir', str(tmp_path / 'test'),
+                     '--cfg-options', *options], env=dict(PORT=_free_port()))
+    assert 'SAR test:' in proc.stdout + proc.stderr and 'over 20 samples' in proc.stdout + proc.stderr
+    with open(tmp_path / 'test' / 'metrics.json') as f:
+        assert metric in json.load(f)
 
 
 @pytest.mark.slow

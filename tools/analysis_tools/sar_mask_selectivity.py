@@ -1,0 +1,130 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Do the masks of a trained SAR model refine the objects? Object cells vs background cells.
+
+Runs a SAR checkpoint (classifier, detector or segmentor) on the test dataloader of its config and
+pools, per SAR stage and overall, the fraction of mask cells refined on object cells and on
+background cells (:mod:`mmdynamic.evaluation.functional.mask_selectivity`). Object boxes come from
+the data samples (``gt_instances.bboxes`` of detection datasets, in the network-input frame) or,
+with ``--boxes``, from a JSON file ``{relative image path: [x1, y1, x2, y2]}`` such as the
+``*_boxes.json`` files of the demo classification set (the image must not be resized by the test
+pipeline; a resize is rejected).
+
+Example:
+    python tools/analysis_tools/sar_mask_selectivity.py CONFIG CHECKPOINT \
+        --boxes data/demo/cls/val_boxes.json --out selectivity.json
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Sequence
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from mmdynamic.evaluation.functional.mask_selectivity import (  # noqa: E402
+    MaskSelectivity, mask_selectivity, merge_selectivity)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='SAR mask selectivity: objects vs background')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--boxes', help='JSON {image path relative to the data prefix: box}')
+    parser.add_argument('--max-batches', type=int, help='stop after this many test batches')
+    parser.add_argument('--out', help='write the result as JSON')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def _boxes_of(samples, table: Optional[Dict[str, List[float]]], root: Optional[str],
+              input_hw: Sequence[int]) -> List[torch.Tensor]:
+    out = []
+    for sample in samples:
+        if table is None:
+            if 'gt_instances' not in sample:
+                raise KeyError('the data samples carry no gt_instances; pass --boxes')
+            out.append(sample.gt_instances.bboxes.tensor
+                       if hasattr(sample.gt_instances.bboxes, 'tensor')
+                       else torch.as_tensor(sample.gt_instances.bboxes))
+            continue
+        ori = sample.get('ori_shape')
+        if ori is not None and tuple(ori[:2]) != tuple(sample.get('img_shape', ori)[:2]):
+            raise ValueError(f'{sample.img_path}: resized by the test pipeline ({ori} -> '
+                             f'{sample.img_shape}); --boxes needs unresized images')
+        key = osp.relpath(sample.img_path, root).replace(osp.sep, '/')
+        if key not in table:
+            raise KeyError(f'no box for {key} in the --boxes file')
+        out.append(torch.tensor(table[key], dtype=torch.float32).view(-1, 4))
+    return out
+
+
+def run(args: argparse.Namespace) -> Dict:
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner, load_checkpoint
+
+    import mmdynamic.models  # noqa: F401
+    from mmdynamic.utils.run_config import check_framework
+    cfg = Config.fromfile(args.config)
+    check_framework(cfg)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.registry import MODELS
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.eval()
+    backbone = model.backbone
+    if not hasattr(backbone, 'stages') or not hasattr(backbone, 'last_masks'):
+        raise TypeError(f'{type(backbone).__name__} is not a SAR backbone')
+    table, root = None, None
+    if args.boxes:
+        with open(args.boxes, encoding='utf-8') as f:
+            table = json.load(f)
+        dataset = cfg.test_dataloader.dataset
+        root = osp.join(dataset.get('data_root', ''), dataset.get('data_prefix', ''))
+        if isinstance(dataset.get('data_prefix'), dict):
+            root = osp.join(dataset.get('data_root', ''), dataset.data_prefix.get('img_path', ''))
+    loader_cfg = cfg.test_dataloader.copy()
+    loader_cfg.update(num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg)
+    per_stage: List[List[MaskSelectivity]] = [[] for _ in backbone.stages]
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            if args.max_batches is not None and i >= args.max_batches:
+                break
+            data = model.data_preprocessor(batch, False)
+            inputs = data['inputs']
+            backbone(inputs)
+            boxes = _boxes_of(data['data_samples'], table, root, inputs.shape[-2:])
+            start = 0
+            for s, stage in enumerate(backbone.stages):
+                masks = backbone.last_masks[start:start + len(stage.masks)]
+                start += len(stage.masks)
+                per_stage[s].append(mask_selectivity(masks, boxes, inputs.shape[-2:]))
+    stages = [merge_selectivity(parts) for parts in per_stage]
+    overall = merge_selectivity(stages)
+    return dict(
+        overall=dict(vars(overall), ratio=overall.ratio),
+        stages=[dict(vars(s), ratio=s.ratio) for s in stages])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
+    result = run(args)
+    for name, item in [('overall', result['overall'])] + [
+            (f'stage {i + 1}', s) for i, s in enumerate(result['stages'])]:
+        print(f'{name}: refined {item["object_rate"]:.3f} of object cells '
+              f'({item["num_object_cells"]}), {item["background_rate"]:.3f} of background cells '
+              f'({item["num_background_cells"]}), ratio {item["ratio"]:.2f}')
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == '__main__':
+    main()
