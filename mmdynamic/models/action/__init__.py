@@ -1,0 +1,16 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""mmaction2 recognizers: Uni-AdaFocus (imported only when mmaction2 is installed)."""
+from .feature_reuse_head import FeatureReuseHead
+from .frame_sampling import (actions_to_boxes, glance_frame_indices, interpolate_actions,
+                             quantile_frame_indices, quantile_levels, random_boxes)
+from .losses import (box_size_regulariser, draw_without_replacement, exact_temporal_loss,
+                     temporal_policy_loss)
+from .policies import SpatialPolicy, TemporalPolicy
+from .uni_adafocus import AdaFocusRecognizerBase, UniAdaFocus
+
+__all__ = [
+    'FeatureReuseHead', 'actions_to_boxes', 'glance_frame_indices', 'interpolate_actions',
+    'quantile_frame_indices', 'quantile_levels', 'random_boxes', 'box_size_regulariser',
+    'draw_without_replacement', 'exact_temporal_loss', 'temporal_policy_loss', 'SpatialPolicy',
+    'TemporalPolicy', 'AdaFocusRecognizerBase', 'UniAdaFocus'
+]

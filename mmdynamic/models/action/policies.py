@@ -1,0 +1,110 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Policy networks of Uni-AdaFocus (spec §2.4).
+
+Both read the (stop-gradient) features of the global encoder on the T_G glance frames:
+
+- :class:`TemporalPolicy` (temporal branch): pooled features -> two (3 x 1) temporal convolutions ->
+  one logit per glance frame; ``softmax(logits / temperature)`` gives the frame weights.
+- :class:`SpatialPolicy` (spatial branch): feature maps (B, C, T_G, h, w) -> 1x1x1 conv to
+  ``hidden_channels`` -> two 3x3x3 convs -> a conv over the whole h x w map (a per-frame FC) ->
+  sigmoid: four numbers (a_y, a_x, a_h, a_w) in (0, 1) per glance frame, or one 4-tuple per video
+  (``per_video=True``, the TSM/X3D settings: the last kernel spans all T_G frames).
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+
+
+class TemporalPolicy(BaseModule):
+    """Frame weights over the glance frames.
+
+    Args:
+        in_channels (int): Channels of the pooled global features (1280 for MobileNet-V2).
+        hidden_channels (int): Channels of the temporal convolutions. Defaults to 64.
+        kernel_size (int): Temporal kernel of the two convolutions. Defaults to 3.
+        temperature (float): Softmax temperature of the frame weights. Defaults to 1.
+        init_cfg (dict, optional): Initialisation config.
+
+    Example:
+        >>> policy = TemporalPolicy(32, hidden_channels=8)
+        >>> logits, weights = policy(torch.rand(2, 16, 32))
+        >>> tuple(weights.shape), bool(torch.allclose(weights.sum(1), torch.ones(2)))
+        ((2, 16), True)
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int = 64, kernel_size: int = 3,
+                 temperature: float = 1.0, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if temperature <= 0:
+            raise ValueError(f'temperature must be positive, got {temperature}')
+        self.temperature = temperature
+        pad = (kernel_size // 2, 0)
+        norm = dict(type='BN')
+        self.convs = nn.Sequential(
+            ConvModule(in_channels, hidden_channels, (kernel_size, 1), padding=pad, bias=False,
+                       norm_cfg=norm),
+            ConvModule(hidden_channels, hidden_channels, (kernel_size, 1), padding=pad,
+                       bias=False, norm_cfg=norm))
+        self.out = nn.Conv2d(hidden_channels, 1, 1, bias=False)
+
+    def forward(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Args: feats (Tensor): (B, T_G, C) pooled global features.
+
+        Returns:
+            tuple: logits (B, T_G) and weights ``softmax(logits / temperature)`` (B, T_G).
+        """
+        x = feats.transpose(1, 2).unsqueeze(-1)  # (B, C, T_G, 1)
+        logits = self.out(self.convs(x)).flatten(1)
+        return logits, (logits / self.temperature).softmax(dim=1)
+
+
+class SpatialPolicy(BaseModule):
+    """Deformable box parameters from the global feature maps.
+
+    Args:
+        in_channels (int): Channels of the global feature maps (1280 for MobileNet-V2).
+        feature_size (int | tuple): (h, w) of the global feature maps (7 for 224 frames).
+        hidden_channels (int): Channels after the 1x1x1 compression. Defaults to 128.
+        num_frames (int): T_G; only used when ``per_video``. Defaults to 16.
+        per_video (bool): One box per video instead of one per glance frame. Defaults to False.
+        num_outputs (int): Numbers per box (4: a_y, a_x, a_h, a_w). Defaults to 4.
+        init_cfg (dict, optional): Initialisation config.
+
+    Example:
+        >>> policy = SpatialPolicy(32, feature_size=4, hidden_channels=8)
+        >>> tuple(policy(torch.rand(2, 16, 32, 4, 4)).shape)
+        (2, 16, 4)
+    """
+
+    def __init__(self, in_channels: int, feature_size, hidden_channels: int = 128,
+                 num_frames: int = 16, per_video: bool = False, num_outputs: int = 4,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        size = (feature_size, feature_size) if isinstance(feature_size, int) else tuple(feature_size)
+        self.feature_size = size
+        self.per_video = per_video
+        norm = dict(type='BN3d')
+        conv = dict(type='Conv3d')
+        self.convs = nn.Sequential(
+            ConvModule(in_channels, hidden_channels, 1, bias=False, conv_cfg=conv, norm_cfg=norm),
+            ConvModule(hidden_channels, hidden_channels, 3, padding=1, bias=False, conv_cfg=conv,
+                       norm_cfg=norm),
+            ConvModule(hidden_channels, hidden_channels, 3, padding=1, bias=False, conv_cfg=conv,
+                       norm_cfg=norm))
+        kernel = ((num_frames if per_video else 1), ) + size
+        self.out = nn.Conv3d(hidden_channels, num_outputs, kernel, bias=False)
+
+    def forward(self, feat_maps: torch.Tensor) -> torch.Tensor:
+        """Args: feat_maps (Tensor): (B, T_G, C, h, w).
+
+        Returns:
+            Tensor: (B, T_G, 4) per glance frame, or (B, 1, 4) with ``per_video``, in (0, 1).
+        """
+        if tuple(feat_maps.shape[-2:]) != self.feature_size:
+            raise ValueError(f'the spatial policy was built for {self.feature_size} feature maps, '
+                             f'got {tuple(feat_maps.shape[-2:])}; set feature_size')
+        x = self.out(self.convs(feat_maps.transpose(1, 2)))  # (B, 4, T', 1, 1)
+        return x.flatten(3).squeeze(-1).transpose(1, 2).sigmoid()

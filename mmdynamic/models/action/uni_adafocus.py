@@ -1,0 +1,455 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Uni-AdaFocus for mmaction2: spatial, temporal and sample-wise dynamic video recognition.
+
+Paper: "Uni-AdaFocus: Spatial-temporal Dynamic Computation for Video Recognition" (T-PAMI 2024);
+spec ``uni_adafocus.md`` §2-4. The MobileNet-V2 + ResNet-50 setting (ActivityNet / FCVID / Mini-Kinetics):
+
+1. the global encoder f_G (``backbone``) sees T_G of the T_0 candidate frames (a random member of each
+   group in training, the middle one at test), optionally resized to ``glance_size``;
+2. the policy reads the stop-gradient global features: frame weights over the glance frames
+   (:class:`TemporalPolicy`) and a deformable box per glance frame (:class:`SpatialPolicy`);
+3. T_L frames are chosen by the inverse-CDF quantile rule, their boxes are interpolated in time from the
+   glance frames, cropped (bilinear, :func:`~mmdynamic.models.utils.crop_boxes`) and resized to P x P;
+4. the local encoder f_L (``local_backbone``) reads the patches; :class:`FeatureReuseHead` predicts after
+   every glance and every focus step.
+
+Sample-wise dynamic computation: exit 0 follows the glance (no policy, no f_L), exit k follows k focus
+steps; with an ``exit_policy`` the executor really skips f_L for exited videos.
+
+Training (spec §3.3): encoder/classifier loss over all T_G + T_L exits plus the auxiliary heads FC_G and
+FC_L, doubled with a random-patch branch and halved; the policy gets no gradient from it (the image crops
+use detached box parameters). The spatial branch is trained by the cross-entropy of FC_Aux on the box
+crop of the (detached) global feature maps plus ``alpha`` times the box-size regulariser (Eq. 15); the
+temporal branch by the Monte-Carlo loss of Eq. 21.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmaction.models.recognizers.base import BaseRecognizer
+from mmaction.registry import MODELS as MMACTION_MODELS
+
+from mmdynamic.evaluation.functional.budget import ExitPolicy
+from mmdynamic.models.utils.early_exit import EarlyExitExecutor, StepwiseMixin
+from mmdynamic.models.utils.patch_sampler import crop_boxes, glance
+from mmdynamic.registry import MODELS, register_dual
+from .feature_reuse_head import FeatureReuseHead
+from .frame_sampling import (actions_to_boxes, glance_frame_indices, interpolate_actions,
+                             quantile_frame_indices, random_boxes)
+from .losses import TEMPORAL_LOSS_FORMS, box_size_regulariser, temporal_policy_loss
+from .policies import SpatialPolicy, TemporalPolicy
+
+PolicyLike = Optional[Union[str, dict, ExitPolicy]]
+
+
+def build_encoder(cfg: dict) -> nn.Module:
+    """Build an encoder config in mmaction2's scope (``mmpretrain.`` prefixes import mmpretrain)."""
+    cfg = dict(cfg)
+    if isinstance(cfg.get('type'), str) and cfg['type'].startswith('mmpretrain.'):
+        import mmpretrain.models  # noqa: F401
+    return MMACTION_MODELS.build(cfg)
+
+
+def encode(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Feature map of an encoder. Args: images (N, C, H, W). Returns: (N, C', h, w) (last output)."""
+    out = encoder(images)
+    if isinstance(out, (tuple, list)):
+        out = out[-1]
+    return out
+
+
+def gather_frames(inputs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Frames ``index`` (B, n) of each video of ``inputs`` (B, T, C, H, W). Returns (B, n, C, H, W)."""
+    expand = index.view(index.shape + (1, ) * (inputs.dim() - 2)).expand(
+        -1, -1, *inputs.shape[2:])
+    return inputs.gather(1, expand.to(inputs.device))
+
+
+def first_labels(data_samples, device) -> torch.Tensor:
+    """Training target of each sample: its label, or the first positive of a multi-hot label."""
+    labels = []
+    for sample in data_samples:
+        label = torch.as_tensor(sample.gt_label).reshape(-1)
+        labels.append(label[0] if label.numel() == 1 else label.nonzero()[0, 0])
+    return torch.stack(labels).long().to(device)
+
+
+def resolve_exit_policy(cfg: PolicyLike, model: str, num_exits: int) -> Optional[ExitPolicy]:
+    """An :class:`ExitPolicy` from a JSON file, ``dict(file=CKPT, budget=B)``, a dict or a policy."""
+    if cfg is None:
+        return None
+    if isinstance(cfg, ExitPolicy):
+        policy = cfg
+    elif isinstance(cfg, str):
+        policy = ExitPolicy.load(cfg)
+    elif 'file' in cfg:
+        policy = ExitPolicy.load(cfg['file'], budget=cfg.get('budget'))
+    else:
+        policy = ExitPolicy.from_dict(cfg)
+    policy.check_compatible(model, num_exits)
+    return policy
+
+
+class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
+    """What the AdaFocus recognizers share: exit policy, prediction with exits, cost accounting.
+
+    ``backbone`` is the global encoder f_G; subclasses add the rest and implement
+    :meth:`forward_steps` (all step logits at once), :meth:`init_state` / :meth:`step` and :meth:`loss`.
+    ``exit_offset`` is the index of exit 0 among the step logits.
+    """
+    exit_offset: int = 0
+    # BN is folded into the convolutions at inference (the convention of the papers' GFLOPs)
+    macs_op_handles = {'aten::batch_norm': None}
+    # steps from this index on repeat the modules and shapes of that step (see exit_macs)
+    repeated_steps_from: Optional[int] = None
+
+    def __init__(self, backbone: dict, exit_policy: PolicyLike = None,
+                 data_preprocessor: Optional[dict] = None, **kwargs) -> None:
+        data_preprocessor = dict(data_preprocessor or dict(type='ActionDataPreprocessor'))
+        super().__init__(backbone=backbone, data_preprocessor=data_preprocessor, **kwargs)
+        self._exit_policy_cfg = exit_policy
+        self._exit_macs_cache: Dict[Tuple[int, ...], List[int]] = {}
+
+    # ------------------------------------------------------------------ exit policy
+    @property
+    def exit_policy(self) -> Optional[ExitPolicy]:
+        """The early-exit policy used by :meth:`predict` (None: run every step)."""
+        if self._exit_policy_cfg is not None and not isinstance(self._exit_policy_cfg, ExitPolicy):
+            self._exit_policy_cfg = resolve_exit_policy(self._exit_policy_cfg,
+                                                        type(self).__name__, self.num_exits)
+        return self._exit_policy_cfg
+
+    def set_exit_policy(self, policy: PolicyLike) -> None:
+        """Use ``policy`` for early exit from now on (None: run every step)."""
+        self._exit_policy_cfg = resolve_exit_policy(policy, type(self).__name__, self.num_exits)
+
+    # ------------------------------------------------------------------ costs
+    @torch.no_grad()
+    def exit_macs(self, input_shape: Sequence[int], **kwargs) -> List[int]:
+        """Cumulative MACs per video of each exit, counted step by step from the modules that run
+        (BN folded into the convolutions: not counted).
+
+        Steps from ``repeated_steps_from`` on run the same modules on the same shapes (one f_L patch
+        and one focus head each), so the first of them is counted and its count reused; set
+        ``repeated_steps_from = None`` to count every step.
+        """
+        from mmdynamic.utils.flops import count_macs
+        param = next(self.parameters())
+        inputs = torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device)
+        was_training = self.training
+        self.eval()
+        try:
+            state = self.init_state(inputs)
+            total, out, step_macs = 0, [], 0
+            for k in range(self.num_exits):
+                repeated = self.repeated_steps_from is not None and k > self.repeated_steps_from
+                if not repeated:
+                    step_macs = count_macs(self, (inputs, ),
+                                           fn=lambda x, k=k, s=state: self.step(k, x, s)[0],
+                                           op_handles=self.macs_op_handles)
+                    if k + 1 < self.num_exits and (self.repeated_steps_from is None
+                                                   or k < self.repeated_steps_from):
+                        _, state = self.step(k, inputs, state)
+                total += step_macs
+                out.append(total)
+            return out
+        finally:
+            self.train(was_training)
+
+    def exit_macs_for(self, input_shape: Sequence[int]) -> List[int]:
+        """:meth:`exit_macs` memoised per input shape."""
+        key = tuple(int(s) for s in input_shape)
+        if key not in self._exit_macs_cache:
+            self._exit_macs_cache[key] = self.exit_macs(key)
+        return self._exit_macs_cache[key]
+
+    # ------------------------------------------------------------------ forward modes
+    def forward_steps(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def extract_feat(self, inputs: torch.Tensor, stage: str = 'head', data_samples=None,
+                     test_mode: bool = False) -> Tuple[torch.Tensor, dict]:
+        """Logits of every step: (B, num_steps, num_classes)."""
+        return self.forward_steps(inputs)['steps'], dict()
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor, data_samples: Sequence, **kwargs) -> Sequence:
+        """Predictions; each data sample also gets ``exit_macs`` (K, ), ``exit_index`` and, without an
+        exit policy, ``exit_logits`` (K, C) for the anytime and budget evaluation."""
+        costs = torch.tensor(self.exit_macs_for(inputs.shape[1:]), dtype=torch.float64)
+        policy = self.exit_policy
+        if policy is None:
+            steps = self.forward_steps(inputs)['steps']
+            exit_logits = steps[:, self.exit_offset:].transpose(0, 1)  # (K, B, C)
+            final = exit_logits[-1]
+            exits = torch.full((inputs.shape[0], ), self.num_exits - 1, dtype=torch.long)
+        else:
+            result = EarlyExitExecutor(policy.thresholds, policy.confidence).run(self, inputs)
+            final, exits = result.logits, result.exits
+        scores = final.softmax(dim=-1)
+        for i, sample in enumerate(data_samples):
+            sample.set_pred_score(scores[i])
+            sample.set_pred_label(scores[i].argmax(dim=-1, keepdim=True))
+            sample.set_field(costs.clone(), 'exit_macs')
+            sample.set_field(exits[i].cpu(), 'exit_index')
+            if policy is None:
+                sample.set_field(exit_logits[:, i].detach(), 'exit_logits')
+        return data_samples
+
+
+@register_dual(MODELS)
+class UniAdaFocus(AdaFocusRecognizerBase):
+    """Uni-AdaFocus recognizer (MobileNet-V2 + ResNet-50 setting; spec §2.7).
+
+    Args:
+        backbone (dict): Global encoder f_G (e.g. MobileNet-V2); its last output is the feature map.
+        local_backbone (dict): Local encoder f_L (e.g. ResNet-50) on the P x P patches.
+        num_classes (int): Number of classes.
+        global_channels (int): Channels of f_G's feature map (1280 for MobileNet-V2).
+        local_channels (int): Channels of f_L's feature map (2048 for ResNet-50).
+        feature_size (int): Side of f_G's feature map on the glance frames (7 for 224 frames).
+        num_candidates (int): T_0 candidate frames per video (the input clip length). Defaults to 48.
+        num_glance (int): T_G glance frames (T_0 must be a multiple). Defaults to 16.
+        num_focus (int): T_L focus frames. Defaults to 16.
+        patch_size (int): P, the side of f_L's input. Defaults to 128.
+        min_box_size (float): Smallest box side in pixels (96 in the paper for 224 frames); the largest
+            is the frame side. Defaults to 96.
+        glance_size (int, optional): Resize the glance frames to this side for f_G (None: as is).
+        spatial_hidden (int): Hidden channels of the spatial policy. Defaults to 128.
+        temporal_hidden (int): Hidden channels of the temporal policy. Defaults to 64.
+        temperature (float): Softmax temperature of the frame weights. Defaults to 1.
+        fusion_hidden (int): Width of the feature-reuse classifier. Defaults to 4096.
+        dropout (float): Dropout of the classifier and of FC_G / FC_L. Defaults to 0.2.
+        size_reg (float): alpha of Eq. 15 (1.0 ActivityNet/FCVID, 0.75 Mini-K). Defaults to 1.
+        temporal_loss (str): 'expected_ce' (Eq. 21) or 'ce_of_mixture' (official code).
+        num_mc_samples (int): M of Eq. 21. Defaults to 128.
+        num_mc_draws (int, optional): Frames drawn in the temporal loss; default
+            ``max(1, floor(T_L / T_0 * T_G))`` (5 on ActivityNet).
+        random_patch_branch (bool): Diversity augmentation (a second f_L/f_C pass on random P x P
+            patches; losses averaged). Defaults to True.
+        temporal_grad_to_global (bool): Let the temporal policy's input and loss carry gradients into
+            f_G / FC_G (the official ActivityNet code does; the paper does not). Defaults to False.
+        exit_policy (str | dict | ExitPolicy, optional): Early-exit thresholds for prediction.
+        data_preprocessor (dict, optional): Defaults to ``ActionDataPreprocessor``.
+    """
+
+    def __init__(self, backbone: dict, local_backbone: dict, num_classes: int,
+                 global_channels: int = 1280, local_channels: int = 2048, feature_size: int = 7,
+                 num_candidates: int = 48, num_glance: int = 16, num_focus: int = 16,
+                 patch_size: int = 128, min_box_size: float = 96, glance_size: Optional[int] = None,
+                 spatial_hidden: int = 128, temporal_hidden: int = 64, temperature: float = 1.0,
+                 fusion_hidden: int = 4096, dropout: float = 0.2, size_reg: float = 1.0,
+                 temporal_loss: str = 'expected_ce', num_mc_samples: int = 128,
+                 num_mc_draws: Optional[int] = None, random_patch_branch: bool = True,
+                 temporal_grad_to_global: bool = False, exit_policy: PolicyLike = None,
+                 data_preprocessor: Optional[dict] = None) -> None:
+        if num_candidates % num_glance:
+            raise ValueError(f'num_candidates ({num_candidates}) must be a multiple of num_glance '
+                             f'({num_glance})')
+        if not 1 <= num_focus <= num_candidates:
+            raise ValueError(f'num_focus must be in [1, num_candidates={num_candidates}], '
+                             f'got {num_focus}')
+        if temporal_loss not in TEMPORAL_LOSS_FORMS:
+            raise ValueError(f'temporal_loss must be one of {TEMPORAL_LOSS_FORMS}, '
+                             f'got {temporal_loss!r}')
+        super().__init__(backbone=backbone, exit_policy=exit_policy,
+                         data_preprocessor=data_preprocessor)
+        self.local_backbone = build_encoder(local_backbone)
+        self.num_classes = num_classes
+        self.num_candidates = num_candidates
+        self.num_glance = num_glance
+        self.num_focus = num_focus
+        self.patch_size = patch_size
+        self.min_box_size = float(min_box_size)
+        self.glance_size = glance_size
+        self.size_reg = size_reg
+        self.temporal_loss = temporal_loss
+        self.num_mc_samples = num_mc_samples
+        self.num_mc_draws = num_mc_draws or max(1, num_focus * num_glance // num_candidates)
+        self.random_patch_branch = random_patch_branch
+        self.temporal_grad_to_global = temporal_grad_to_global
+        self.exit_offset = num_glance - 1
+        self.num_exits = num_focus + 1
+        self.repeated_steps_from = 2  # every focus step after the first: one patch, one head
+
+        self.temporal_policy = TemporalPolicy(global_channels, temporal_hidden, temperature=temperature)
+        self.spatial_policy = SpatialPolicy(global_channels, feature_size, spatial_hidden,
+                                            num_frames=num_glance)
+        self.fusion_head = FeatureReuseHead(global_channels, local_channels, num_classes,
+                                            num_glance, num_focus, fusion_hidden, dropout)
+        self.fc_global = nn.Sequential(nn.Dropout(dropout), nn.Linear(global_channels, num_classes))
+        self.fc_local = nn.Sequential(nn.Dropout(dropout), nn.Linear(local_channels, num_classes))
+        self.fc_aux = nn.Linear(global_channels, num_classes)
+
+    # ------------------------------------------------------------------ building blocks
+    def _check_inputs(self, inputs: torch.Tensor) -> None:
+        if inputs.dim() != 5 or inputs.shape[1] != self.num_candidates:
+            raise ValueError(f'{type(self).__name__} expects inputs (B, T_0={self.num_candidates}, '
+                             f'C, H, W), got {tuple(inputs.shape)}: sample num_candidates frames '
+                             "per video with format_shape='NCHW'")
+
+    def glance_features(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """f_G on the glance frames.
+
+        Args:
+            inputs (Tensor): (B, T_0, C, H, W).
+
+        Returns:
+            dict: ``maps`` (B, T_G, C_G, h, w), ``feats`` (B, T_G, C_G), ``index`` (B, T_G).
+        """
+        self._check_inputs(inputs)
+        batch = inputs.shape[0]
+        index = glance_frame_indices(batch, self.num_candidates, self.num_glance, self.training,
+                                     device=inputs.device)
+        frames = gather_frames(inputs, index).flatten(0, 1)
+        if self.glance_size is not None:
+            frames = glance(frames, self.glance_size, mode='bilinear', align_corners=False)
+        maps = encode(self.backbone, frames)
+        maps = maps.view(batch, self.num_glance, *maps.shape[1:])
+        return dict(maps=maps, feats=maps.mean(dim=(-2, -1)), index=index)
+
+    def policy(self, maps: torch.Tensor, feats: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Both policy branches on the stop-gradient global features.
+
+        Returns:
+            dict: ``actions`` (B, T_G, 4) in (0, 1), ``frame_logits`` and ``frame_weights`` (B, T_G).
+        """
+        actions = self.spatial_policy(maps.detach())
+        temporal_in = feats if self.temporal_grad_to_global else feats.detach()
+        logits, weights = self.temporal_policy(temporal_in)
+        return dict(actions=actions, frame_logits=logits, frame_weights=weights)
+
+    def plan_focus(self, actions: torch.Tensor, weights: torch.Tensor,
+                   frame_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Focus frames (quantile rule) and their boxes (interpolated in time, detached).
+
+        Returns:
+            tuple: frame indices (B, T_L) and boxes (B, T_L, 4) (cy, cx, h, w) in pixels.
+        """
+        index = quantile_frame_indices(weights, self.num_focus, self.num_candidates,
+                                       training=self.training)
+        per_frame = interpolate_actions(actions.detach(), self.num_candidates)
+        chosen = per_frame.gather(1, index[..., None].expand(-1, -1, per_frame.shape[-1]))
+        return index, actions_to_boxes(chosen, frame_size, self.min_box_size)
+
+    def local_features(self, inputs: torch.Tensor, index: torch.Tensor,
+                       boxes: torch.Tensor) -> torch.Tensor:
+        """f_L on the box crops resized to P x P.
+
+        Args:
+            inputs (Tensor): (B, T_0, C, H, W). index (Tensor): (B, n). boxes (Tensor): (B, n, 4).
+
+        Returns:
+            Tensor: (B, n, C_L) pooled local features.
+        """
+        batch, num = index.shape
+        frames = gather_frames(inputs, index).flatten(0, 1)
+        patches = crop_boxes(frames, boxes.reshape(-1, 4), self.patch_size)
+        maps = encode(self.local_backbone, patches)
+        return maps.mean(dim=(-2, -1)).view(batch, num, -1)
+
+    def spatial_aux_logits(self, maps: torch.Tensor, actions: torch.Tensor,
+                           frame_size: Tuple[int, int]) -> torch.Tensor:
+        """FC_Aux on the box crops of the global feature maps (Eq. 13-15), one vector per video.
+
+        The crop is differentiable in the box parameters: this is the spatial policy's training signal.
+
+        Args:
+            maps (Tensor): (B, T_G, C_G, h, w), detached. actions (Tensor): (B, T_G, 4).
+
+        Returns:
+            Tensor: (B, num_classes).
+        """
+        batch, frames, channels, feat_h, feat_w = maps.shape
+        height, width = frame_size
+        boxes = actions_to_boxes(actions, frame_size, self.min_box_size)
+        boxes = boxes.expand(batch, frames, 4)
+        scale = boxes.new_tensor([feat_h / height, feat_w / width, feat_h / height, feat_w / width])
+        side = (max(1, round(feat_h * self.patch_size / height)),
+                max(1, round(feat_w * self.patch_size / width)))
+        crops = crop_boxes(maps.flatten(0, 1), (boxes * scale).reshape(-1, 4), side)
+        pooled = crops.mean(dim=(-2, -1)).view(batch, frames, channels).mean(dim=1)
+        return self.fc_aux(pooled)
+
+    # ------------------------------------------------------------------ batched forward
+    def forward_steps(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Every step for every video (training and evaluation without early exit).
+
+        Returns:
+            dict: ``steps`` (B, T_G + T_L, C) logits of every exit, plus the intermediate tensors
+            (``maps``, ``feats``, ``actions``, ``frame_weights``, ``frame_logits``, ``focus_index``,
+            ``boxes``, ``local_feats``).
+        """
+        frame_size = tuple(inputs.shape[-2:])
+        out = self.glance_features(inputs)
+        out.update(self.policy(out['maps'], out['feats']))
+        out['focus_index'], out['boxes'] = self.plan_focus(out['actions'], out['frame_weights'],
+                                                           frame_size)
+        out['local_feats'] = self.local_features(inputs, out['focus_index'], out['boxes'])
+        out['steps'] = self.fusion_head(out['feats'], out['local_feats'])
+        return out
+
+    def loss(self, inputs: torch.Tensor, data_samples: Sequence, **kwargs) -> Dict[str, torch.Tensor]:
+        """Eq. 22: encoder/classifier loss (+ random-patch branch) + spatial + temporal policy losses."""
+        labels = first_labels(data_samples, inputs.device)
+        frame_size = tuple(inputs.shape[-2:])
+        out = self.forward_steps(inputs)
+        num_steps = out['steps'].shape[1]
+
+        def step_ce(steps: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(steps.flatten(0, 1), labels.repeat_interleave(steps.shape[1]))
+
+        ce_steps = [step_ce(out['steps'])]
+        ce_local = [step_ce(self.fc_local(out['local_feats']))]
+        if self.random_patch_branch:
+            boxes = random_boxes(out['focus_index'].shape, frame_size, self.patch_size,
+                                 device=inputs.device)
+            local_feats = self.local_features(inputs, out['focus_index'], boxes)
+            ce_steps.append(step_ce(self.fusion_head(out['feats'], local_feats)))
+            ce_local.append(step_ce(self.fc_local(local_feats)))
+        global_logits = self.fc_global(out['feats'])  # (B, T_G, C)
+        frame_logits = global_logits if self.temporal_grad_to_global else global_logits.detach()
+        losses = dict(
+            loss_cls=sum(ce_steps) / len(ce_steps),
+            loss_global=step_ce(global_logits),
+            loss_local=sum(ce_local) / len(ce_local),
+            loss_spatial=F.cross_entropy(
+                self.spatial_aux_logits(out['maps'].detach(), out['actions'], frame_size), labels),
+            loss_temporal=temporal_policy_loss(out['frame_weights'], frame_logits, labels,
+                                               self.num_mc_draws, self.num_mc_samples,
+                                               self.temporal_loss),
+            loss_size=self.size_reg * box_size_regulariser(out['actions']))
+        with torch.no_grad():
+            losses['acc_final'] = (out['steps'][:, num_steps - 1].argmax(-1) == labels).float().mean()
+        return losses
+
+    # ------------------------------------------------------------------ step-wise (early exit)
+    def init_state(self, inputs: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
+        """Nothing runs before exit 0: the glance is its work."""
+        self._check_inputs(inputs)
+        return {}
+
+    def step(self, index: int, inputs: torch.Tensor,
+             state: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Exit 0: f_G + the glance exit. Exit 1 additionally runs the policy. Exit k >= 1: f_L on
+        the k-th focus frame + focus exit k.
+
+        Returns:
+            tuple: logits (B, C) and the next state (a new dict; batch-first tensors).
+        """
+        if index == 0:
+            out = self.glance_features(inputs)
+            logits, summary = self.fusion_head.glance(out['feats'])
+            return logits, dict(maps=out['maps'], feats=out['feats'], summary=summary)
+        state = dict(state)
+        if index == 1:
+            plan = self.policy(state.pop('maps'), state.pop('feats'))
+            state['focus_index'], state['boxes'] = self.plan_focus(
+                plan['actions'], plan['frame_weights'], tuple(inputs.shape[-2:]))
+        k = index - 1
+        feat = self.local_features(inputs, state['focus_index'][:, k:k + 1],
+                                   state['boxes'][:, k:k + 1])[:, 0]
+        logits, state['running'] = self.fusion_head.focus_step(k, feat, state.get('running'),
+                                                               state['summary'])
+        return logits, state

@@ -1,0 +1,199 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+import copy
+
+import pytest
+import torch
+from mmaction.structures import ActionDataSample
+from mmengine.registry import init_default_scope
+
+import mmdynamic.models  # noqa: F401
+import mmdynamic.testing  # noqa: F401
+from mmdynamic.evaluation import ExitPolicy
+from mmdynamic.models.utils import EarlyExitExecutor
+
+T0, TG, TL, NUM_CLASSES = 12, 4, 3, 5
+
+TINY = dict(
+    type='UniAdaFocus',
+    backbone=dict(type='DynToyBackbone', base_channels=4, num_stages=4, return_tuple=False),
+    local_backbone=dict(type='DynToyBackbone', base_channels=4, num_stages=3, out_indices=(2, ),
+                        return_tuple=False),
+    num_classes=NUM_CLASSES, global_channels=32, local_channels=16, feature_size=4,
+    num_candidates=T0, num_glance=TG, num_focus=TL, patch_size=24, min_box_size=16,
+    spatial_hidden=8, temporal_hidden=8, fusion_hidden=16, num_mc_samples=16)
+
+
+def build(**overrides):
+    init_default_scope('mmaction')
+    from mmaction.registry import MODELS
+    cfg = copy.deepcopy(TINY)
+    cfg.update(overrides)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def samples(labels):
+    return [ActionDataSample().set_gt_label(int(y)) for y in labels]
+
+
+def videos(batch=4, seed=0):
+    return torch.randn(batch, T0, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def test_loss_terms_and_backward():
+    model = build()
+    model.train()
+    losses = model(videos(), samples([0, 1, 2, 3]), mode='loss')
+    assert set(losses) == {'loss_cls', 'loss_global', 'loss_local', 'loss_spatial',
+                           'loss_temporal', 'loss_size', 'acc_final'}
+    total = sum(v for k, v in losses.items() if k.startswith('loss'))
+    total.backward()
+    for name in ('backbone', 'local_backbone', 'fusion_head', 'spatial_policy', 'temporal_policy',
+                 'fc_global', 'fc_local', 'fc_aux'):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+
+
+def test_stop_gradient_policy_gets_nothing_from_local_path():
+    """The encoder/classifier loss trains f_G, f_L, f_C but never the policy (spec §8.1)."""
+    model = build()
+    model.train()
+    losses = model(videos(), samples([0, 1, 2, 3]), mode='loss')
+    (losses['loss_cls'] + losses['loss_local'] + losses['loss_global']).backward()
+    assert not _grads(model.spatial_policy) and not _grads(model.temporal_policy)
+    assert _grads(model.local_backbone) and _grads(model.backbone)
+
+
+def test_policy_losses_train_only_the_policy():
+    model = build()
+    model.train()
+    losses = model(videos(), samples([0, 1, 2, 3]), mode='loss')
+    (losses['loss_spatial'] + losses['loss_size']).backward(retain_graph=True)
+    assert _grads(model.spatial_policy) and not _grads(model.temporal_policy)
+    assert not _grads(model.backbone)  # stop-gradient on the policy's input
+    model.zero_grad(set_to_none=True)
+    losses['loss_temporal'].backward()
+    assert _grads(model.temporal_policy) and not _grads(model.spatial_policy)
+    assert not _grads(model.backbone) and not _grads(model.fc_global)
+
+
+def test_temporal_grad_to_global_switch_and_mixture_form():
+    model = build(temporal_grad_to_global=True, temporal_loss='ce_of_mixture')
+    model.train()
+    losses = model(videos(), samples([0, 1, 2, 3]), mode='loss')
+    losses['loss_temporal'].backward()
+    assert _grads(model.temporal_policy) and _grads(model.backbone) and _grads(model.fc_global)
+
+
+def test_random_patch_branch_switch():
+    model = build(random_patch_branch=False)
+    calls = []
+    model.local_backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    model.train()
+    model(videos(2), samples([0, 1]), mode='loss')
+    assert calls == [2 * TL]
+    model = build()
+    calls = []
+    model.local_backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    model.train()
+    model(videos(2), samples([0, 1]), mode='loss')
+    assert calls == [2 * TL, 2 * TL]  # policy patches and random patches
+
+
+def test_stepwise_equals_batched_and_predict_fields():
+    model = build().eval()
+    x = videos()
+    with torch.no_grad():
+        steps = model.forward_steps(x)['steps']
+        exits = model.forward_exits(x)
+    assert steps.shape == (4, TG + TL, NUM_CLASSES)
+    assert model.num_exits == TL + 1 and exits.shape == (TL + 1, 4, NUM_CLASSES)
+    assert torch.allclose(exits, steps[:, TG - 1:].transpose(0, 1), atol=1e-5)
+    out = model(x, samples([0, 1, 2, 3]), mode='predict')
+    assert out[0].exit_logits.shape == (TL + 1, NUM_CLASSES)
+    assert torch.allclose(out[0].pred_score, steps[0, -1].softmax(-1), atol=1e-5)
+    macs = out[0].exit_macs
+    assert macs.shape == (TL + 1, ) and (macs[1:] > macs[:-1]).all()
+    # test-time frame choice is deterministic
+    with torch.no_grad():
+        again = model.forward_steps(x)
+    assert torch.equal(again['steps'], steps)
+
+
+def test_early_exit_executor_equals_run_all_then_pick_and_skips_local_encoder():
+    model = build().eval()
+    x = videos(8, seed=3)
+    with torch.no_grad():
+        exits = model.forward_exits(x)  # (K, B, C)
+    from mmdynamic.models.utils import neg_entropy
+    scores = neg_entropy(exits)
+    thresholds = scores.median(dim=1).values.tolist()
+    thresholds[-1] = -float('inf')
+    calls = []
+    hook = model.local_backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    result = EarlyExitExecutor(thresholds, 'neg_entropy').run(model, x)
+    hook.remove()
+    # reference: every step for every video, then the first exit whose score passes
+    passed = scores >= torch.tensor(thresholds)[:, None]
+    first = passed.float().argmax(dim=0)
+    assert torch.equal(result.exits, first)
+    picked = exits[first, torch.arange(8)]
+    assert torch.allclose(result.logits, picked, atol=1e-5)
+    # f_L runs once per focus step on the survivors only
+    alive = [(first >= k).sum().item() for k in range(1, TL + 1)]
+    assert calls == [a for a in alive if a > 0]
+    assert sum(calls) < 8 * TL
+
+
+def test_exit_macs_counted_once_per_repeated_step_equals_counting_every_step():
+    model = build()
+    shape = (T0, 3, 64, 64)
+    fast = model.exit_macs(shape)
+    model.repeated_steps_from = None
+    assert model.exit_macs(shape) == fast
+    assert model.training  # restored
+
+
+def test_predict_with_exit_policy():
+    model = build().eval()
+    x = videos(4)
+    costs = model.exit_macs_for(x.shape[1:])
+    policy = ExitPolicy(thresholds=[float('inf')] * TL + [-float('inf')], exit_costs=costs,
+                        confidence='max_logit', model='UniAdaFocus', fit_split='train',
+                        ratio=0.5, expected_cost=costs[-1])
+    model.set_exit_policy(policy.to_dict())
+    out = model(x, samples([0, 1, 2, 3]), mode='predict')
+    assert all(int(s.exit_index) == TL for s in out)
+    policy.thresholds = [-float('inf')] * (TL + 1)
+    model.set_exit_policy(policy)
+    out = model(x, samples([0, 1, 2, 3]), mode='predict')
+    assert all(int(s.exit_index) == 0 for s in out)
+    with pytest.raises(ValueError, match='exits'):
+        model.set_exit_policy(dict(policy.to_dict(), thresholds=[0.0, 0.0]))
+
+
+def test_bad_configs_raise():
+    with pytest.raises(ValueError, match='multiple'):
+        build(num_candidates=10)
+    with pytest.raises(ValueError, match='num_focus'):
+        build(num_focus=13)
+    with pytest.raises(ValueError, match='temporal_loss'):
+        build(temporal_loss='reinforce')
+    model = build()
+    with pytest.raises(ValueError, match='T_0'):
+        model.forward_steps(torch.zeros(1, 8, 3, 64, 64))
+    with pytest.raises(ValueError, match='feature_size'):
+        build(feature_size=5).forward_steps(videos(1))
+
+
+def test_multi_hot_labels_train_on_first_positive():
+    from mmdynamic.models.action.uni_adafocus import first_labels
+    multi = ActionDataSample().set_gt_label(torch.tensor([0, 0, 1, 0, 1]))
+    single = ActionDataSample().set_gt_label(3)
+    assert first_labels([multi, single], 'cpu').tolist() == [2, 3]
