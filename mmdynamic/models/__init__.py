@@ -13,6 +13,7 @@ FRAMEWORK_MODULES = {
     'mmpretrain': [('mmdynamic.models.cls', ['SARImageClassifier'])],
     'mmdet': [('mmdynamic.models.det', ['SARFasterRCNN', 'SARRetinaNet'])],
     'mmseg': [('mmdynamic.models.seg', ['SAREncoderDecoder'])],
+    'mmaction': [('mmdynamic.models.action', ['UniAdaFocus', 'AdaFocusV2'])],
 }
 
 
