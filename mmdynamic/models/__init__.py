@@ -10,7 +10,9 @@ from mmdynamic.utils.frameworks import is_framework_available
 
 # Framework adapters: {framework import name: [(submodule, [type names it registers])]}.
 FRAMEWORK_MODULES = {
-    'mmpretrain': [('mmdynamic.models.cls', ['SARImageClassifier'])],
+    'mmpretrain': [('mmdynamic.models.cls', ['SARImageClassifier']),
+                   ('mmdynamic.models.cls.gfnet', ['GFNet']),
+                   ('mmdynamic.models.cls.mgnet', ['MGNet'])],
     'mmdet': [('mmdynamic.models.det', ['SARFasterRCNN', 'SARRetinaNet'])],
     'mmseg': [('mmdynamic.models.seg', ['SAREncoderDecoder'])],
     'mmaction': [('mmdynamic.models.action', ['UniAdaFocus', 'AdaFocusV2'])],

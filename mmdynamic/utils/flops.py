@@ -46,6 +46,11 @@ def _recurrent_handle(gates: int):
     return handle
 
 
+def _uncounted(inputs, outputs) -> int:
+    """Handle of an op that is not counted."""
+    return 0
+
+
 class _CallWith(nn.Module):
     """Trace ``fn(*inputs, **kwargs)`` as the forward of a module that owns ``module``'s parameters."""
 
@@ -60,7 +65,8 @@ class _CallWith(nn.Module):
 
 
 @torch.no_grad()
-def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None, **kwargs) -> int:
+def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None, *,
+               op_handles: Optional[Dict[str, Optional[Callable]]] = None, **kwargs) -> int:
     """MACs of one call of ``module`` (or of ``fn``, which uses it) on ``inputs``.
 
     Args:
@@ -69,6 +75,8 @@ def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None,
             MACs).
         fn (Callable, optional): What to call instead of ``module.forward``, e.g. a method of
             ``module`` or a ``functools.partial`` of its forward.
+        op_handles (dict, optional): Extra or replaced counter handles, ``{aten op: handle}``; a
+            None handle stops counting that op (e.g. ``'aten::batch_norm'``).
         **kwargs: Keyword arguments passed to the call (constants for the trace).
 
     Returns:
@@ -81,6 +89,9 @@ def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None,
         analyzer = FlopAnalyzer(target, inputs if isinstance(inputs, tuple) else (inputs, ))
         for op, gates in _GATES.items():
             analyzer.set_op_handle(op, _recurrent_handle(gates))
+        for op, handle in (op_handles or {}).items():
+            # MMEngine keeps counting an op whose handle is set to None: count it as zero instead
+            analyzer.set_op_handle(op, handle if handle is not None else _uncounted)
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         analyzer.tracer_warnings('none')
