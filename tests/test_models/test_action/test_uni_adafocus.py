@@ -197,3 +197,25 @@ def test_multi_hot_labels_train_on_first_positive():
     multi = ActionDataSample().set_gt_label(torch.tensor([0, 0, 1, 0, 1]))
     single = ActionDataSample().set_gt_label(3)
     assert first_labels([multi, single], 'cpu').tolist() == [2, 3]
+
+
+def test_thresholds_fitted_on_train_outputs_meet_the_budget_with_real_skipping():
+    """Thresholds from the budget solver on 'training' outputs (neg. entropy) drive the executor:
+    the realised exits are those the solver assigns, and the realised cost is that of the exits."""
+    from mmdynamic.evaluation.functional.budget import BudgetSolver, assign_exits
+    model = build().eval()
+    train, val = videos(16, seed=5), videos(8, seed=6)
+    costs = model.exit_macs_for(train.shape[1:])
+    with torch.no_grad():
+        solver = BudgetSolver(model.forward_exits(train), costs, 'neg_entropy',
+                              model='UniAdaFocus', fit_split='train')
+        val_exits = model.forward_exits(val)
+    budget = (costs[0] + costs[-1]) / 2
+    policy = solver.policy_for_budget(budget)
+    assert abs(policy.expected_cost - budget) < 0.25 * (costs[-1] - costs[0])
+    model.set_exit_policy(policy)
+    out = model(val, samples(range(8)), mode='predict')
+    realised = torch.tensor([int(s.exit_index) for s in out])
+    expected = assign_exits(solver.scores_of(val_exits), torch.tensor(policy.thresholds))
+    assert torch.equal(realised, expected)
+    assert len(set(realised.tolist())) > 1  # some exit early, some later
