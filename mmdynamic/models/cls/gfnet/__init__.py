@@ -1,0 +1,14 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""GFNet (Glance and Focus Networks) for mmpretrain."""
+from .classifier import GFCascadeClassifier, GFRecurrentClassifier
+from .encoder import GFEncoder
+from .gfnet import GFNet, GFRollout
+from .policy import GFPatchPolicy
+from .ppo import (PPOConfig, RolloutBuffer, contrastive_reward, discounted_returns,
+                  increment_reward, ppo_loss)
+
+__all__ = [
+    'GFNet', 'GFRollout', 'GFEncoder', 'GFRecurrentClassifier', 'GFCascadeClassifier',
+    'GFPatchPolicy', 'PPOConfig', 'RolloutBuffer', 'increment_reward', 'contrastive_reward',
+    'discounted_returns', 'ppo_loss'
+]

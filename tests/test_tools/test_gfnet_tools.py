@@ -1,0 +1,166 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""GFNet through the tools: the three demo stages chained by load_from (tools/train.py), budgeted
+evaluation (tools/test.py --budget), and the GFNet tools (converter, benchmark, patch figure)."""
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+from ..conftest import REPO, run_tool
+
+DEMO = [
+    'configs/gfnet/gfnet-r18w16-p64-t3_stage1_1xb32-6e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p64-t3_stage2_1xb32-3e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p64-t3_stage3_1xb32-2e_demo-cls.py',
+]
+
+
+def _data_options(root):
+    return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+
+
+def _exit_costs(config):
+    init_default_scope('mmpretrain')
+    import mmdynamic.models  # noqa: F401
+    model = MODELS.build(Config.fromfile(osp.join(REPO, config)).model).eval()
+    return model.exit_macs((3, 128, 128))
+
+
+@pytest.mark.slow
+def test_demo_stages_train_and_budget_test(demo_root, tmp_path):
+    data = _data_options(osp.join(demo_root, 'cls'))
+    ckpt = None
+    for stage, config in enumerate(DEMO, start=1):
+        work_dir = str(tmp_path / f'stage{stage}')
+        options = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+                   'default_hooks.checkpoint.interval=1', 'param_scheduler=[]'] + data
+        if ckpt is not None:
+            options.append(f'load_from={ckpt}')
+        proc = run_tool(['tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
+                         *options])
+        log = proc.stdout + proc.stderr
+        assert 'anytime/top1_exit3' in log
+        if stage == 2:
+            assert 'loss_policy' in log and 'reward' in log
+        else:
+            assert 'loss_dsn' in log
+        if ckpt is not None:
+            assert 'Load checkpoint from' in log
+        ckpt = osp.join(work_dir, 'epoch_1.pth')
+        assert osp.isfile(ckpt)
+
+    costs = _exit_costs(DEMO[2])
+    budgets = [f'{(costs[0] + costs[1]) / 2e9:.6g}', f'{(costs[1] + costs[2]) / 2e9:.6g}']
+    out = str(tmp_path / 'budget')
+    run_tool(['tools/test.py', DEMO[2], ckpt, '--work-dir', out, '--budget', *budgets,
+              '--cfg-options', *data])
+    with open(osp.join(out, 'budget.json')) as f:
+        report = json.load(f)
+    assert report['exit_flops'] == pytest.approx(costs)
+    assert len(report['anytime']) == 3 and len(report['budgets']) == 2
+    low, high = report['budgets']
+    # thresholds fitted on the training split meet the budgets there
+    assert low['fit_gmacs'] <= float(budgets[0]) * (1 + 1e-6)
+    assert high['fit_gmacs'] <= float(budgets[1]) * (1 + 1e-6)
+    assert low['fit_gmacs'] < high['fit_gmacs']
+
+
+def _tiny_gfnet(**kwargs):
+    init_default_scope('mmpretrain')
+    import mmdynamic.models  # noqa: F401
+    cfg = dict(type='GFNet', num_classes=7, patch_size=32, num_steps=3, train_stage=3,
+               global_encoder=dict(backbone=dict(type='ResNet', depth=18, stem_channels=8,
+                                                 base_channels=8), in_channels=64),
+               classifier=dict(type='recurrent', hidden_channels=16),
+               policy=dict(variant='fc', fc_channels=24, hidden_channels=16))
+    cfg.update(kwargs)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model.eval()
+
+
+def _official_layout(model, prefix='module.'):
+    """Write ``model``'s weights the way the official code names them (inverse mapping)."""
+    import torch
+    state = model.state_dict()
+
+    def encoder(name):
+        out = {}
+        for key, value in state.items():
+            if key.startswith(f'{name}.backbone.'):
+                out[prefix + key[len(f'{name}.backbone.'):]] = value.clone()
+            elif key.startswith(f'{name}.head.'):
+                out[prefix + 'fc.' + key[len(f'{name}.head.'):]] = value.clone()
+        return out
+
+    fc = {k[len('classifier.'):]: v.clone() for k, v in state.items()
+          if k.startswith('classifier.')}
+    policy = {}
+    for key, value in state.items():
+        if key.startswith('policy.state_encoder.'):
+            index, rest = key[len('policy.state_encoder.'):].split('.', 1)
+            policy[f'state_encoder.{int(index) - 1}.{rest}'] = value.clone()
+        elif key.startswith(('policy.actor.', 'policy.critic.')):
+            head, rest = key[len('policy.'):].split('.', 1)
+            policy[f'{head}.0.{rest}'] = value.clone()
+        elif key.startswith('policy.gru.'):
+            policy[key[len('policy.'):]] = value.clone()
+    thresholds = torch.rand(39, 3)
+    thresholds[:, -1] = -1e8
+    flops = [1.0e8, 2.1e8, 3.2e8]
+    return dict(model_name='resnet18', patch_size=32, model_prime_state_dict=encoder(
+        'global_encoder'), model_state_dict=encoder('local_encoder'), fc=fc, policy=policy,
+        model_flops=1.0e8, policy_flops=1e6, fc_flops=1e5, flops=flops,
+        anytime_classification=[50.0, 60.0, 65.0], dynamic_threshold=thresholds,
+        budgeted_batch_classification=[[1e8 + 5e6 * i for i in range(39)], [60.0] * 39])
+
+
+def test_converter_round_trip(tmp_path):
+    import torch
+
+    from mmdynamic.evaluation import ExitPolicy
+    source = _tiny_gfnet()
+    official = _official_layout(source)
+    src = str(tmp_path / 'official.pth.tar')
+    torch.save(official, src)
+    dst = str(tmp_path / 'converted.pth')
+    proc = run_tool(['tools/model_converters/gfnet_official_to_mmdynamic.py', src, dst])
+    assert '39 exit policies' in proc.stdout
+    converted = torch.load(dst, map_location='cpu', weights_only=False)
+    target = _tiny_gfnet()
+    target.load_state_dict(converted['state_dict'], strict=True)
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, target.state_dict()[key]), key
+    inputs = torch.randn(2, 3, 64, 64)
+    assert torch.equal(source.forward_exits(inputs), target.forward_exits(inputs))
+    # the stored thresholds and results
+    meta = converted['meta']
+    assert meta['gfnet_official']['anytime_classification'] == [50.0, 60.0, 65.0]
+    policy = ExitPolicy.load(dst, model='GFNet', num_exits=3, budget=0.1)
+    assert policy.thresholds[:2] == pytest.approx(official['dynamic_threshold'][0, :2].tolist())
+    assert policy.thresholds[-1] == float('-inf') and policy.exit_costs == [1.0e8, 2.1e8, 3.2e8]
+    target.set_exit_policy(policy)  # usable for early exit as it is
+
+
+def test_converter_train_py_layout_and_errors():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    source = _tiny_gfnet()
+    official = _official_layout(source, prefix='')  # train.py: no module. prefix
+    stage1 = {k: official[k] for k in ('model_state_dict', 'model_prime_state_dict', 'fc')}
+    stage1['policy'] = None
+    out = converter.convert(stage1, arch='resnet50')
+    assert not any(k.startswith('policy.') for k in out['state_dict'])
+    assert 'exit_policies' not in out['meta']
+    missing = _tiny_gfnet().load_state_dict(out['state_dict'], strict=False)
+    assert all(k.startswith('policy.') for k in missing.missing_keys)
+    assert not missing.unexpected_keys
+    with pytest.raises(ValueError, match='--arch'):
+        converter.convert(stage1)
+    with pytest.raises(NotImplementedError, match='densenet121'):
+        converter.convert(stage1, arch='densenet121')

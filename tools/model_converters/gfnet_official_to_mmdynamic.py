@@ -1,0 +1,159 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Convert a checkpoint of the official GFNet code (GFNet-Pytorch) into an mmdynamic checkpoint.
+
+Accepts both official layouts (``configs/gfnet/README.md``):
+
+- released ``*.pth.tar`` files: ``model_prime_state_dict`` (fG) and ``model_state_dict`` (fL) with
+  ``module.`` prefixes, ``fc`` (fC), ``policy`` (pi), the cost keys ``model_flops``/``policy_flops``
+  /``fc_flops``/``flops``, ``anytime_classification``, ``dynamic_threshold`` [39, T] and
+  ``budgeted_batch_classification``;
+- ``train.py`` checkpoints: the same state dicts without prefixes, ``policy`` None in stage 1, no
+  result keys.
+
+Key mapping: encoders -> ``global_encoder`` / ``local_encoder`` (their ``fc``/``classifier`` -> the
+encoder's DSN ``head``; the backbone keys are mapped per architecture, torchvision ResNet names equal
+mmpretrain's); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
+``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
+The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
+point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and
+costs are kept in ``meta['gfnet_official']``.
+
+Example:
+    python tools/model_converters/gfnet_official_to_mmdynamic.py \
+        resnet50_patch_size_96_T_5.pth.tar gfnet_r50_p96_t5.pth
+"""
+import argparse
+import math
+import re
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+ENCODER_HEADS = ('fc.', 'classifier.')
+# backbone key mappers: official (torchvision / timm / pycls) name -> mmpretrain backbone name
+BACKBONE_MAPPERS: Dict[str, Callable[[str], str]] = {
+    'resnet': lambda key: key,  # torchvision ResNet names are mmpretrain's
+}
+
+
+def strip_module(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Remove one leading ``module.`` (nn.DataParallel) from every key, where present."""
+    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                       for k, v in state.items())
+
+
+def convert_encoder(state: Dict[str, torch.Tensor], prefix: str, arch: str) -> Dict:
+    family = re.match(r'[a-z]+', arch).group(0)
+    if family not in BACKBONE_MAPPERS:
+        raise NotImplementedError(
+            f'no key mapping for {arch!r} encoders yet (supported: {sorted(BACKBONE_MAPPERS)}); '
+            'DenseNet, RegNet-Y, MobileNetV3 and EfficientNet need their own mapping')
+    out = OrderedDict()
+    for key, value in strip_module(state).items():
+        if key.startswith(ENCODER_HEADS):
+            out[f'{prefix}.head.{key.split(".", 1)[1]}'] = value
+        else:
+            out[f'{prefix}.backbone.{BACKBONE_MAPPERS[family](key)}'] = value
+    return out
+
+
+def convert_classifier(state: Dict[str, torch.Tensor]) -> Dict:
+    out = OrderedDict()
+    for key, value in strip_module(state).items():
+        cascade = re.match(r'fc_(\d+)\.(.*)', key)
+        if cascade:
+            out[f'classifier.fcs.{int(cascade.group(1)) - 2}.{cascade.group(2)}'] = value
+        elif key.startswith(('rnn.', 'fc.')):
+            out[f'classifier.{key}'] = value
+        else:
+            raise KeyError(f'unexpected key in the official classifier: {key}')
+    return out
+
+
+def convert_policy(state: Dict[str, torch.Tensor]) -> Dict:
+    state = strip_module(state)
+    fc_variant = state['state_encoder.0.weight'].dim() == 2
+    out = OrderedDict()
+    for key, value in state.items():
+        if key.startswith('state_encoder.'):
+            index, rest = key[len('state_encoder.'):].split('.', 1)
+            # ours starts with Flatten in the FC variant: Linear layers move up by one
+            index = int(index) + 1 if fc_variant else int(index)
+            out[f'policy.state_encoder.{index}.{rest}'] = value
+        elif key.startswith(('actor.0.', 'critic.0.')):
+            head, _, rest = key.split('.', 2)
+            out[f'policy.{head}.{rest}'] = value
+        elif key.startswith('gru.'):
+            out[f'policy.{key}'] = value
+        else:
+            raise KeyError(f'unexpected key in the official policy: {key}')
+    return out
+
+
+def exit_policies(official: Dict) -> List[Dict]:
+    """The stored thresholds as mmdynamic exit policies (empty if the checkpoint has none)."""
+    thresholds = official.get('dynamic_threshold')
+    flops = official.get('flops')
+    if thresholds is None or flops is None:
+        return []
+    from mmdynamic.evaluation.functional.budget import GFNET_RATIOS, ExitPolicy
+    thresholds = torch.as_tensor(thresholds, dtype=torch.float64)
+    costs = [float(f) for f in flops]
+    curve = official.get('budgeted_batch_classification') or [[None] * len(thresholds)] * 2
+    policies = []
+    for i, row in enumerate(thresholds.tolist()):
+        row = [float(t) for t in row]
+        row[-1] = -math.inf  # the last exit accepts everything (official: -1e8)
+        expected = curve[0][i]
+        policies.append(ExitPolicy(
+            thresholds=row, exit_costs=costs, confidence='max_softmax', model='GFNet',
+            fit_split='train', ratio=GFNET_RATIOS[i] if i < len(GFNET_RATIOS) else float('nan'),
+            expected_cost=float(expected) if expected is not None else float('nan'),
+            budget=float(expected) if expected is not None else None,
+            meta=dict(source='official GFNet checkpoint',
+                      val_top1=curve[1][i] if curve[1][i] is not None else None)).to_dict())
+    return policies
+
+
+def convert(official: Dict, arch: Optional[str] = None) -> Dict:
+    """Official checkpoint dict -> ``dict(state_dict=..., meta=...)``."""
+    arch = arch or official.get('model_name')
+    if arch is None:
+        raise ValueError('the checkpoint has no model_name: pass --arch (e.g. resnet50)')
+    for key in ('model_prime_state_dict', 'model_state_dict', 'fc'):
+        if key not in official:
+            raise KeyError(f'not an official GFNet checkpoint: {key!r} is missing')
+    state = OrderedDict()
+    state.update(convert_encoder(official['model_prime_state_dict'], 'global_encoder', arch))
+    state.update(convert_encoder(official['model_state_dict'], 'local_encoder', arch))
+    state.update(convert_classifier(official['fc']))
+    if official.get('policy') is not None:
+        state.update(convert_policy(official['policy']))
+    kept = {k: official[k] for k in ('model_name', 'patch_size', 'model_flops', 'policy_flops',
+                                     'fc_flops', 'flops', 'anytime_classification',
+                                     'budgeted_batch_classification', 'epoch', 'best_acc')
+            if k in official}
+    kept = {k: (v.tolist() if torch.is_tensor(v) else v) for k, v in kept.items()}
+    meta = dict(gfnet_official=kept)
+    policies = exit_policies(official)
+    if policies:
+        meta['exit_policies'] = policies
+    return dict(state_dict=state, meta=meta)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description='Convert an official GFNet checkpoint')
+    parser.add_argument('src', help='official checkpoint (.pth.tar)')
+    parser.add_argument('dst', help='output mmdynamic checkpoint (.pth)')
+    parser.add_argument('--arch', help='model_name when the checkpoint lacks it (train.py)')
+    args = parser.parse_args()
+    official = torch.load(args.src, map_location='cpu', weights_only=False)  # trusted file
+    out = convert(official, args.arch)
+    torch.save(out, args.dst)
+    print(f'converted {len(out["state_dict"])} tensors, '
+          f'{len(out["meta"].get("exit_policies", []))} exit policies -> {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
