@@ -1,0 +1,63 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""Uni-AdaFocus demo config through tools/train.py and tools/test.py --budget (real decord decoding)."""
+import json
+import os.path as osp
+
+from tests.conftest import REPO, run_tool
+
+DEMO_CONFIG = osp.join(REPO, 'configs', 'uniadafocus',
+                       'uniadafocus_mn2-r18-tiny_1xb8-30e_demo-video.py')
+
+
+def _config_on(data_root: str, out_dir: str) -> str:
+    """The demo config reading the videos under ``data_root``."""
+    video = osp.join(data_root, 'video')
+    loader = ("dict(dataset=dict(ann_file='{root}/{split}_list.txt', "
+              "data_prefix=dict(video='{root}')))")
+    text = '\n'.join([
+        f"_base_ = ['{DEMO_CONFIG}']",
+        'train_dataloader = ' + loader.format(root=video, split='train'),
+        'val_dataloader = ' + loader.format(root=video, split='val'),
+        'test_dataloader = val_dataloader',
+        'train_cfg = dict(max_epochs=1, val_interval=1)',
+        'default_hooks = dict(checkpoint=dict(interval=1))',
+    ])
+    path = osp.join(out_dir, 'uniadafocus_demo.py')
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text + '\n')
+    return path
+
+
+def test_train_then_budgeted_test_then_early_exit(demo_root, tmp_path):
+    config = _config_on(demo_root, str(tmp_path))
+    work = str(tmp_path / 'work')
+    log = run_tool(['tools/train.py', config, '--work-dir', work]).stdout
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert osp.isfile(ckpt), log[-3000:]
+
+    out = str(tmp_path / 'test')
+    run_tool(['tools/test.py', config, ckpt, '--work-dir', out, '--budget', '0.03', '--fit-on',
+              'train', '--confidence', 'neg_entropy', '--ratios', 'uniadafocus'])
+    with open(osp.join(out, 'budget.json'), encoding='utf-8') as f:
+        report = json.load(f)
+    costs = report['exit_flops']
+    assert len(costs) == 5  # exit 0 (glance) + 4 focus steps
+    assert all(b > a for a, b in zip(costs, costs[1:]))
+    assert len(report['curve']) == 19  # the Uni-AdaFocus operating points
+    assert all(costs[0] - 1e-9 <= c <= costs[-1] + 1e-9 for c, _ in report['curve'])
+    assert report['confidence'] == 'neg_entropy' and report['fit_split'] == 'train'
+    policy = osp.join(out, 'exit_policy_0.03G.json')
+    assert osp.isfile(policy)
+
+    # real early exit with the fitted policy: realised cost within the exits' range
+    exit_config = osp.join(str(tmp_path), 'uniadafocus_demo_exit.py')
+    with open(exit_config, 'w', encoding='utf-8') as f:
+        f.write(f"_base_ = ['{config}']\nmodel = dict(exit_policy='{policy}')\n"
+                "test_evaluator = dict(_delete_=True, type='AccMetric', "
+                "metric_list=('top_k_accuracy', ))\n")
+    out2 = str(tmp_path / 'exit')
+    run_tool(['tools/test.py', exit_config, ckpt, '--work-dir', out2])
+    with open(osp.join(out2, 'early_exit.json'), encoding='utf-8') as f:
+        realised = json.load(f)
+    assert costs[0] - 1e-6 <= realised['realised_gmacs'] <= costs[-1] + 1e-6
+    assert abs(sum(realised['exit_fractions']) - 1) < 1e-6
