@@ -13,8 +13,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdynamic  # noqa: E402,F401  (compatibility fixes first)
-from mmdynamic.utils.run_config import (add_common_args, build_runner,  # noqa: E402
-                                        load_config, resolve_resume)
+from mmdynamic.utils.run_config import (add_common_args, add_custom_hook,  # noqa: E402
+                                        build_runner, load_config, resolve_resume)
 
 
 def parse_args() -> argparse.Namespace:
@@ -28,6 +28,8 @@ def parse_args() -> argparse.Namespace:
                         help='scale the learning rate by the actual batch size')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not evaluate checkpoints during training')
+    parser.add_argument('--allow-nonfinite', action='store_true',
+                        help='do not stop at a NaN / infinite loss (NonFiniteLossHook)')
     return parser.parse_args()
 
 
@@ -43,6 +45,8 @@ def main() -> None:
         scale['enable'] = True
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if not args.allow_nonfinite:
+        add_custom_hook(cfg, dict(type='mmdynamic.NonFiniteLossHook'))
     runner = build_runner(cfg)
     runner.train()
     runner.logger.log(logging.INFO, f'Training finished; work dir: {osp.abspath(cfg.work_dir)}')

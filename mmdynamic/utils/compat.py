@@ -16,6 +16,11 @@ config is enough to get them in any framework's own tools.
 3. :func:`setup_cpu_distributed`: MMEngine 0.10.7 always calls ``torch.cuda.set_device`` when it starts a
    distributed run, and gives DDP ``device_ids=[LOCAL_RANK]``. Without a GPU the process group is started
    here with the ``gloo`` backend and DDP gets ``device_ids=None``. With GPUs nothing changes.
+4. :func:`make_local_writes_atomic`: MMEngine writes checkpoints (and every other file of its local
+   file backend) in place, so a run killed while saving leaves a truncated file under the final name,
+   which ``--resume`` then fails to load. Writes go to a temporary file in the same folder, are
+   flushed to disk and renamed over the target (``os.replace``, atomic on POSIX and Windows): a reader
+   sees the old file or the complete new one, never a part.
 """
 import importlib.util
 import os
@@ -177,12 +182,60 @@ def setup_cpu_distributed(cfg, launcher: Optional[str] = None) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
+# 4. Atomic checkpoint (and other local file) writes
+# ----------------------------------------------------------------------------------------------
+def atomic_write(data, filepath: str, mode: str = 'wb', encoding: Optional[str] = None) -> None:
+    """Write ``data`` to ``filepath`` atomically: a temporary file beside it, fsync, rename.
+
+    Args:
+        data (bytes | str): The content.
+        filepath (str): The target; its folder is created if missing.
+        mode (str): 'wb' or 'w'.
+        encoding (str, optional): Text encoding for mode 'w'.
+    """
+    filepath = os.fspath(filepath)
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    tmp = osp.join(folder, f'.{osp.basename(filepath)}.tmp-{os.getpid()}')
+    try:
+        with open(tmp, mode, encoding=encoding) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def make_local_writes_atomic() -> bool:
+    """Route MMEngine's ``LocalBackend.put`` / ``put_text`` through :func:`atomic_write`."""
+    from mmengine.fileio.backends.local_backend import LocalBackend
+    if getattr(LocalBackend.put, '_mmdynamic_atomic', False):
+        return False
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(obj, filepath, 'wb')
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(obj, filepath, 'w', encoding=encoding)
+
+    put.__doc__ = LocalBackend.put.__doc__
+    put_text.__doc__ = LocalBackend.put_text.__doc__
+    put._mmdynamic_atomic = put_text._mmdynamic_atomic = True
+    LocalBackend.put, LocalBackend.put_text = put, put_text
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
 def apply_runtime_patches() -> None:
-    """Apply the process-wide fixes (1 and 2). Cheap and idempotent."""
+    """Apply the process-wide fixes (1, 2 and 4). Cheap and idempotent."""
     global _PATCHED
     if _PATCHED:
         return
     ensure_mmaction_importable()
     allow_mmengine_checkpoint_types()
+    make_local_writes_atomic()
     warnings.filterwarnings('ignore', category=FutureWarning, module=r'mmengine\..*')
     _PATCHED = True

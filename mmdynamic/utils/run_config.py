@@ -84,6 +84,15 @@ def enable_amp(cfg: Config) -> None:
         cfg.test_cfg['fp16'] = True
 
 
+def add_custom_hook(cfg: Config, hook: dict) -> None:
+    """Append ``hook`` to ``cfg.custom_hooks`` unless a hook of its type is already there."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    name = hook['type'].split('.')[-1]
+    if not any(str(h.get('type', '')).split('.')[-1] == name for h in hooks):
+        hooks.append(hook)
+    cfg.custom_hooks = hooks
+
+
 def build_runner(cfg: Config):
     """Build the runner named by ``runner_type`` or MMEngine's default one."""
     from mmengine.registry import RUNNERS
@@ -93,13 +102,59 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg)
 
 
+def is_complete_checkpoint(path: str) -> bool:
+    """True when ``path`` is a whole checkpoint written by ``torch.save`` (a zip archive whose
+    central directory is intact and which holds the pickled object), without unpickling it."""
+    import zipfile
+    if not osp.isfile(path) or not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith('data.pkl') for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues from: the one ``last_checkpoint`` names when it is
+    complete, else the newest complete ``*.pth`` of the work dir (None if there is none).
+
+    ``last_checkpoint`` is written by MMEngine after the checkpoint itself; a run killed in between
+    leaves it naming the previous checkpoint (still valid), and a run killed while writing it leaves
+    it empty or torn, which this function detects.
+    """
+    import glob
+    named = None
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer, encoding='utf-8') as f:
+            named = f.read().strip() or None
+        if named and is_complete_checkpoint(named):
+            return named
+    candidates = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
+    for path in candidates:
+        if is_complete_checkpoint(path):
+            if named:
+                print_log(f'{pointer} names {named!r}, which is missing or incomplete; resuming '
+                          f'from {path} instead', logger='current', level=logging.WARNING)
+            return path
+    return None
+
+
 def resolve_resume(cfg: Config, resume: Optional[str]) -> None:
-    """``--resume`` (``'auto'``: latest checkpoint of the work dir) or ``--resume PATH``."""
+    """``--resume`` (``'auto'``: latest complete checkpoint of the work dir, see
+    :func:`find_resumable_checkpoint`) or ``--resume PATH``."""
     if resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
+        if cfg.load_from is None:
+            cfg.resume = False
+            print_log(f'--resume: no complete checkpoint in {cfg.work_dir}; starting from scratch',
+                      logger='current', level=logging.WARNING)
     elif resume is not None:
         if not osp.isfile(resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+        if not is_complete_checkpoint(resume):
+            raise ValueError(f'--resume checkpoint {resume} is truncated or not a torch checkpoint')
         cfg.resume = True
         cfg.load_from = resume

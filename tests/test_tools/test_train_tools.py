@@ -62,6 +62,64 @@ def test_resume_after_kill_matches_uninterrupted_run(demo_root, tmp_path):
         assert torch.equal(value, final_cut[key]), key
 
 
+_KILL_DURING_SAVE = """
+import os, runpy, signal, sys
+real_fsync = os.fsync
+
+
+def fsync(fd):  # the checkpoint's bytes are written, not yet renamed: cut the file and die
+    if 'iter_40.pth.tmp' in os.readlink(f'/proc/self/fd/{fd}'):
+        os.ftruncate(fd, os.fstat(fd).st_size // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_fsync(fd)
+
+
+os.fsync = fsync
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not osp.isdir('/proc/self/fd'), reason='needs /proc to find the file being saved')
+def test_kill_during_checkpoint_save_keeps_a_resumable_run(demo_root, tmp_path):
+    """A run killed while writing a checkpoint leaves no truncated file under a checkpoint name;
+    --resume continues from the previous checkpoint and ends bitwise equal to an uninterrupted run.
+    A torn ``last_checkpoint`` pointer (naming a truncated file) is detected as well."""
+    from mmdynamic.utils.run_config import find_resumable_checkpoint, is_complete_checkpoint
+    config = config_with_data_root(CONFIG, osp.join(demo_root, 'cls'), str(tmp_path))
+    max_iters, interval = 60, 10
+    full_dir, cut_dir = str(tmp_path / 'full'), str(tmp_path / 'cut')
+    run_tool(_train_args(config, full_dir, max_iters, interval))
+    script = tmp_path / 'kill_during_save.py'
+    script.write_text(_KILL_DURING_SAVE)
+    proc = run_tool([str(script)] + _train_args(config, cut_dir, max_iters, interval), check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert not osp.exists(osp.join(cut_dir, 'iter_40.pth'))
+    assert glob.glob(osp.join(cut_dir, '.iter_40.pth.tmp-*')), 'the kill did not hit the save'
+    assert find_resumable_checkpoint(cut_dir) == osp.join(cut_dir, 'iter_30.pth')
+
+    # a pointer naming a truncated file (as a non-atomic writer would leave): the newest complete
+    # checkpoint is taken instead
+    with open(osp.join(cut_dir, 'iter_30.pth'), 'rb') as f:
+        data = f.read()
+    broken = osp.join(cut_dir, 'broken.pth')
+    with open(broken, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    assert not is_complete_checkpoint(broken)
+    with open(osp.join(cut_dir, 'last_checkpoint'), 'w') as f:
+        f.write(broken)
+    assert find_resumable_checkpoint(cut_dir) == osp.join(cut_dir, 'iter_30.pth')
+    os.remove(broken)
+
+    proc = run_tool(_train_args(config, cut_dir, max_iters, interval) + ['--resume'])
+    assert 'resumed epoch: 0, iter: 30' in proc.stdout + proc.stderr
+    final_full = _weights(osp.join(full_dir, f'iter_{max_iters}.pth'))
+    final_cut = _weights(osp.join(cut_dir, f'iter_{max_iters}.pth'))
+    for key, value in final_full.items():
+        assert torch.equal(value, final_cut[key]), key
+
+
 @pytest.mark.slow
 def test_dist_train_and_test_two_cpu_processes(demo_root, tmp_path):
     config = config_with_data_root(CONFIG, osp.join(demo_root, 'cls'), str(tmp_path))

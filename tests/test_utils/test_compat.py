@@ -98,3 +98,33 @@ def test_setup_cpu_distributed_single_process_group(monkeypatch, tmp_path):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_local_backend_writes_are_atomic(tmp_path):
+    """MMEngine's local file backend (checkpoints, last_checkpoint-like text files) writes through
+    a temporary file: a failure while writing leaves the previous file untouched and no leftovers."""
+    from mmengine.fileio.backends.local_backend import LocalBackend
+
+    import mmdynamic  # noqa: F401  (applies the patches)
+    from mmdynamic.utils import compat
+    backend = LocalBackend()
+    target = tmp_path / 'sub' / 'epoch_1.pth'
+    backend.put(b'old bytes', target)
+    assert target.read_bytes() == b'old bytes'
+
+    real_fsync = compat.os.fsync
+
+    def failing_fsync(fd):
+        raise OSError('disk full')
+
+    compat.os.fsync = failing_fsync
+    try:
+        with pytest.raises(OSError, match='disk full'):
+            backend.put(b'new bytes that never land', target)
+    finally:
+        compat.os.fsync = real_fsync
+    assert target.read_bytes() == b'old bytes'
+    assert sorted(p.name for p in target.parent.iterdir()) == ['epoch_1.pth']
+    backend.put_text('text', tmp_path / 'note.txt')
+    assert (tmp_path / 'note.txt').read_text() == 'text'
+    assert compat.make_local_writes_atomic() is False  # idempotent
