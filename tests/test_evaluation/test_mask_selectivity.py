@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mmdynamic.evaluation.functional import mask_selectivity, merge_selectivity, object_cells
+from mmdynamic.evaluation.functional import (foreground_cells, mask_selectivity, merge_selectivity,
+                                             object_cells)
 
 
 def test_object_cells_uses_cell_centres():
@@ -37,5 +38,19 @@ def test_selectivity_counts_object_and_background_cells():
 def test_selectivity_rejects_mismatched_masks():
     with pytest.raises(ValueError, match='masks must be'):
         mask_selectivity([torch.zeros(2, 1, 4, 4)], [torch.zeros(0, 4)], (64, 64))
+    with pytest.raises(ValueError, match='either boxes'):
+        mask_selectivity([torch.zeros(1, 1, 4, 4)], image_size=(64, 64))
     with pytest.raises(ValueError, match='no masks'):
         mask_selectivity([], [], (64, 64))
+
+
+def test_foreground_cells_match_boxes_for_box_shaped_objects():
+    fg = torch.zeros(2, 64, 64, dtype=torch.bool)
+    fg[0, 0:30, 20:45] = True
+    boxes = [torch.tensor([[20., 0., 45., 30.]]), torch.zeros(0, 4)]
+    for grid in (2, 4, 8):
+        assert torch.equal(foreground_cells(fg, grid), object_cells(boxes, grid, (64, 64)))
+    mask = torch.rand(2, 2, 4, 4).round()
+    a = mask_selectivity([mask], boxes, (64, 64))
+    b = mask_selectivity([mask], foreground=fg)
+    assert (a.object_rate, a.background_rate) == (b.object_rate, b.background_rate)

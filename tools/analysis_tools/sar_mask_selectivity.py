@@ -3,8 +3,9 @@
 
 Runs a SAR checkpoint (classifier, detector or segmentor) on the test dataloader of its config and
 pools, per SAR stage and overall, the fraction of mask cells refined on object cells and on
-background cells (:mod:`mmdynamic.evaluation.functional.mask_selectivity`). Object boxes come from
-the data samples (``gt_instances.bboxes`` of detection datasets, in the network-input frame) or,
+background cells (:mod:`mmdynamic.evaluation.functional.mask_selectivity`). Objects come from the
+data samples (``gt_instances.bboxes`` of detection datasets, in the network-input frame; the pixels of
+``gt_sem_seg`` outside ``--background-labels`` and the ignore index for segmentation) or,
 with ``--boxes``, from a JSON file ``{relative image path: [x1, y1, x2, y2]}`` such as the
 ``*_boxes.json`` files of the demo classification set (the image must not be resized by the test
 pipeline; a resize is rejected).
@@ -33,10 +34,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--boxes', help='JSON {image path relative to the data prefix: box}')
+    parser.add_argument('--background-labels', type=int, nargs='+', default=[0],
+                        help='segmentation labels that are background (default: 0)')
+    parser.add_argument('--ignore-index', type=int, default=255,
+                        help='segmentation label of unlabelled pixels (neither object nor background)')
     parser.add_argument('--max-batches', type=int, help='stop after this many test batches')
     parser.add_argument('--out', help='write the result as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
+
+
+def _foreground_of(samples, input_hw: Sequence[int], background: Sequence[int],
+                   ignore_index: int) -> torch.Tensor:
+    """(B, H, W) bool object pixels from ``gt_sem_seg`` (zero-padded to the batch input size)."""
+    out = torch.zeros(len(samples), *input_hw, dtype=torch.bool)
+    for b, sample in enumerate(samples):
+        labels = sample.gt_sem_seg.data[0]
+        fg = labels != ignore_index
+        for label in background:
+            fg &= labels != label
+        out[b, :fg.shape[0], :fg.shape[1]] = fg[:input_hw[0], :input_hw[1]]
+    return out
 
 
 def _boxes_of(samples, table: Optional[Dict[str, List[float]]], root: Optional[str],
@@ -99,12 +117,18 @@ def run(args: argparse.Namespace) -> Dict:
             data = model.data_preprocessor(batch, False)
             inputs = data['inputs']
             backbone(inputs)
-            boxes = _boxes_of(data['data_samples'], table, root, inputs.shape[-2:])
+            samples = data['data_samples']
+            if table is None and 'gt_sem_seg' in samples[0]:
+                objects = dict(foreground=_foreground_of(samples, inputs.shape[-2:],
+                                                         args.background_labels, args.ignore_index))
+            else:
+                objects = dict(boxes=_boxes_of(samples, table, root, inputs.shape[-2:]),
+                               image_size=inputs.shape[-2:])
             start = 0
             for s, stage in enumerate(backbone.stages):
                 masks = backbone.last_masks[start:start + len(stage.masks)]
                 start += len(stage.masks)
-                per_stage[s].append(mask_selectivity(masks, boxes, inputs.shape[-2:]))
+                per_stage[s].append(mask_selectivity(masks, **objects))
     stages = [merge_selectivity(parts) for parts in per_stage]
     overall = merge_selectivity(stages)
     return dict(

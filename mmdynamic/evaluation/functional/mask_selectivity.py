@@ -3,12 +3,13 @@
 
 A mask cell (i, j) of a K x K grid over an H x W image covers the pixel rectangle
 ``[j W / K, (j + 1) W / K) x [i H / K, (i + 1) H / K)``. It is an *object cell* of an image when its
-centre lies inside one of the image's object boxes, a *background cell* otherwise. The selectivity of
+centre lies inside one of the image's object boxes (detection, classification with boxes) or on a
+foreground pixel (segmentation), a *background cell* otherwise. The selectivity of
 a set of masks is the mean mask value (the fraction refined) over object cells and over background
 cells, pooled over the images, groups and masks given.
 """
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -38,6 +39,22 @@ def object_cells(boxes: Sequence[torch.Tensor], grid: int, image_size: Sequence[
     return out
 
 
+def foreground_cells(foreground: torch.Tensor, grid: int) -> torch.Tensor:
+    """Which cells of a K x K grid have their centre pixel on the foreground.
+
+    Args:
+        foreground (Tensor): (B, H, W) bool, True on object pixels.
+        grid (int): K.
+
+    Returns:
+        Tensor: (B, K, K) bool.
+    """
+    height, width = foreground.shape[-2:]
+    rows = ((torch.arange(grid) + 0.5) * height / grid).long().clamp_max(height - 1)
+    cols = ((torch.arange(grid) + 0.5) * width / grid).long().clamp_max(width - 1)
+    return foreground[:, rows][:, :, cols].bool().cpu()
+
+
 @dataclass
 class MaskSelectivity:
     """Mean mask value on object and background cells.
@@ -60,27 +77,36 @@ class MaskSelectivity:
                 float('inf'))
 
 
-def mask_selectivity(masks: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor],
-                     image_size: Sequence[int]) -> MaskSelectivity:
+def mask_selectivity(masks: Sequence[torch.Tensor], boxes: Optional[Sequence[torch.Tensor]] = None,
+                     image_size: Optional[Sequence[int]] = None,
+                     foreground: Optional[torch.Tensor] = None) -> MaskSelectivity:
     """Selectivity of spatial masks for the objects of their images.
 
     Args:
         masks (Sequence[Tensor]): Masks of one batch, each (B, G, K, K) in [0, 1] (K may differ
             between masks).
-        boxes (Sequence[Tensor]): Per image, (N_i, 4) object boxes (x1, y1, x2, y2) in pixels.
-        image_size (Sequence[int]): (H, W) of the network input the boxes refer to.
+        boxes (Sequence[Tensor], optional): Per image, (N_i, 4) object boxes (x1, y1, x2, y2) in
+            pixels of the network input, whose (H, W) is ``image_size``.
+        image_size (Sequence[int], optional): (H, W), with ``boxes``.
+        foreground (Tensor, optional): (B, H, W) bool object pixels, instead of boxes.
 
     Returns:
         MaskSelectivity: Pooled over every image, group and mask.
     """
     if not masks:
         raise ValueError('no masks given')
+    if (boxes is None) == (foreground is None):
+        raise ValueError('give either boxes (with image_size) or a foreground map')
+    if boxes is not None and image_size is None:
+        raise ValueError('boxes need the image_size they refer to')
+    batch = len(boxes) if boxes is not None else foreground.shape[0]
     obj_sum = bg_sum = 0.0
     obj_n = bg_n = 0
     for mask in masks:
-        if mask.dim() != 4 or mask.shape[-1] != mask.shape[-2] or mask.shape[0] != len(boxes):
-            raise ValueError(f'masks must be (B={len(boxes)}, G, K, K), got {tuple(mask.shape)}')
-        inside = object_cells(boxes, mask.shape[-1], image_size).to(mask.device)
+        if mask.dim() != 4 or mask.shape[-1] != mask.shape[-2] or mask.shape[0] != batch:
+            raise ValueError(f'masks must be (B={batch}, G, K, K), got {tuple(mask.shape)}')
+        inside = (object_cells(boxes, mask.shape[-1], image_size) if boxes is not None else
+                  foreground_cells(foreground, mask.shape[-1])).to(mask.device)
         inside = inside[:, None].expand_as(mask)
         values = mask.detach().float()
         obj_sum += values[inside].sum().item()
