@@ -1,15 +1,16 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""mmaction2 recognizers: Uni-AdaFocus (imported only when mmaction2 is installed)."""
-from .feature_reuse_head import FeatureReuseHead
+"""mmaction2 recognizers: Uni-AdaFocus and AdaFocusV2 (imported only when mmaction2 is installed)."""
+from .adafocus_v2 import AdaFocusV2
+from .feature_reuse_head import ConcatMaxPoolHead, FeatureReuseHead
 from .frame_sampling import (actions_to_boxes, glance_frame_indices, interpolate_actions,
                              quantile_frame_indices, quantile_levels, random_boxes)
 from .losses import (box_size_regulariser, draw_without_replacement, exact_temporal_loss,
                      temporal_policy_loss)
-from .policies import SpatialPolicy, TemporalPolicy
+from .policies import RecurrentLocationPolicy, SpatialPolicy, TemporalPolicy
 from .uni_adafocus import AdaFocusRecognizerBase, UniAdaFocus
 
 __all__ = [
-    'FeatureReuseHead', 'actions_to_boxes', 'glance_frame_indices', 'interpolate_actions',
+    'AdaFocusV2', 'ConcatMaxPoolHead', 'RecurrentLocationPolicy', 'FeatureReuseHead', 'actions_to_boxes', 'glance_frame_indices', 'interpolate_actions',
     'quantile_frame_indices', 'quantile_levels', 'random_boxes', 'box_size_regulariser',
     'draw_without_replacement', 'exact_temporal_loss', 'temporal_policy_loss', 'SpatialPolicy',
     'TemporalPolicy', 'AdaFocusRecognizerBase', 'UniAdaFocus'

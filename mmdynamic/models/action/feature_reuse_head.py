@@ -103,3 +103,47 @@ class FeatureReuseHead(BaseModule):
         running = z if running is None else torch.maximum(running, z)
         fused = torch.cat([running, summary], dim=-1)
         return self.focus_heads[index](self.dropout(fused)), running
+
+
+class ConcatMaxPoolHead(BaseModule):
+    """AdaFocusV2's classifier: an MLP on ``[global, local]`` of each frame, a running max over time,
+    one linear head per step (spec §2.6).
+
+    Args:
+        in_channels (int): C_G + C_L.
+        num_classes (int): Number of classes.
+        num_steps (int): T exits.
+        hidden_channels (int): Width of the MLP. Defaults to 4096.
+        dropout (float): Dropout before every head. Defaults to 0.2.
+        init_cfg (dict, optional): Initialisation config.
+
+    Example:
+        >>> head = ConcatMaxPoolHead(12, num_classes=5, num_steps=3, hidden_channels=32)
+        >>> tuple(head(torch.rand(2, 3, 12)).shape)
+        (2, 3, 5)
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, num_steps: int,
+                 hidden_channels: int = 4096, dropout: float = 0.2,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.mlp = _mlp(in_channels, hidden_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleList(nn.Linear(hidden_channels, num_classes) for _ in range(num_steps))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Args: feats (Tensor): (B, T', C) with T' <= T. Returns: (B, T', num_classes)."""
+        batch, steps = feats.shape[:2]
+        running = self.mlp(feats.flatten(0, 1)).view(batch, steps, -1).cummax(dim=1).values
+        return torch.stack([self.heads[k](self.dropout(running[:, k])) for k in range(steps)], dim=1)
+
+    def step(self, index: int, feat: torch.Tensor,
+             running: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Exit ``index``. Args: feat (B, C); running (B, hidden) or None.
+
+        Returns:
+            tuple: logits (B, num_classes) and the new running max (B, hidden).
+        """
+        z = self.mlp(feat)
+        running = z if running is None else torch.maximum(running, z)
+        return self.heads[index](self.dropout(running)), running

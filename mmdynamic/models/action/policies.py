@@ -108,3 +108,53 @@ class SpatialPolicy(BaseModule):
                              f'got {tuple(feat_maps.shape[-2:])}; set feature_size')
         x = self.out(self.convs(feat_maps.transpose(1, 2)))  # (B, 4, T', 1, 1)
         return x.flatten(3).squeeze(-1).transpose(1, 2).sigmoid()
+
+
+class RecurrentLocationPolicy(BaseModule):
+    """AdaFocusV2's policy: a GRU over the glance feature maps -> patch location per frame (§2.8b).
+
+    Conv 1x1 (C -> ``mid_channels``) -> BN -> Tanh -> flatten -> Linear -> BN1d -> Tanh -> GRU ->
+    Linear -> Sigmoid: the normalised top-left (a_y, a_x) in (0, 1)^2 of the frame's P x P patch. The
+    recurrent state is explicit (batch-first), so the policy runs causally frame by frame.
+
+    Args:
+        in_channels (int): Channels of the glance feature maps (1280 for MobileNet-V2).
+        feature_size (int | tuple): (h, w) of the feature maps (7 for 224 frames).
+        hidden_channels (int): GRU width. Defaults to 2048.
+        mid_channels (int): Channels after the 1x1 conv. Defaults to 64.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, in_channels: int, feature_size, hidden_channels: int = 2048,
+                 mid_channels: int = 64, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        size = (feature_size, feature_size) if isinstance(feature_size, int) else tuple(feature_size)
+        self.feature_size = size
+        self.hidden_channels = hidden_channels
+        self.embed = nn.Sequential(
+            nn.Conv2d(in_channels, mid_channels, 1, bias=False), nn.BatchNorm2d(mid_channels),
+            nn.Tanh(), nn.Flatten(), nn.Linear(mid_channels * size[0] * size[1], hidden_channels),
+            nn.BatchNorm1d(hidden_channels), nn.Tanh())
+        self.gru = nn.GRU(hidden_channels, hidden_channels, batch_first=True)
+        self.out = nn.Linear(hidden_channels, 2)
+
+    def forward(self, feat_maps: torch.Tensor,
+                hidden: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Locations for a sequence of frames.
+
+        Args:
+            feat_maps (Tensor): (B, T, C, h, w) glance feature maps (detach them for stop-gradient).
+            hidden (Tensor, optional): (B, hidden) state after the previous frames (zeros if None).
+
+        Returns:
+            tuple: locations (B, T, 2) in (0, 1) and the state after the last frame (B, hidden).
+        """
+        if tuple(feat_maps.shape[-2:]) != self.feature_size:
+            raise ValueError(f'the policy was built for {self.feature_size} feature maps, got '
+                             f'{tuple(feat_maps.shape[-2:])}; set feature_size')
+        batch, steps = feat_maps.shape[:2]
+        x = self.embed(feat_maps.flatten(0, 1)).view(batch, steps, -1)
+        if hidden is None:
+            hidden = x.new_zeros(batch, self.hidden_channels)
+        out, last = self.gru(x, hidden[None].contiguous())
+        return self.out(out).sigmoid(), last[0]
