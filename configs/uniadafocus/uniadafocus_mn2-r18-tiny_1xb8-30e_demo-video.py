@@ -43,3 +43,5 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
 randomness = dict(seed=0)
+custom_hooks = [dict(type='BudgetEvalHook', fit_on='train', confidence='neg_entropy',
+                     ratios='uniadafocus', metric='top1')]
