@@ -11,7 +11,7 @@ from mmengine.registry import MODELS, init_default_scope
 from ..conftest import REPO, run_tool
 
 DEMO = [
-    'configs/gfnet/gfnet-r18w16-p64-t3_stage1_1xb32-6e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p64-t3_stage1_1xb32-16e_demo-cls.py',
     'configs/gfnet/gfnet-r18w16-p64-t3_stage2_1xb32-3e_demo-cls.py',
     'configs/gfnet/gfnet-r18w16-p64-t3_stage3_1xb32-2e_demo-cls.py',
 ]

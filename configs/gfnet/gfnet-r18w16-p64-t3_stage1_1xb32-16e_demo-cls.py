@@ -6,6 +6,7 @@ optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3, weight_decay=1e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=6, eta_min=1e-5),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=16, eta_min=1e-5),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=6, val_interval=3)
+train_cfg = dict(by_epoch=True, max_epochs=16, val_interval=4)
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))

@@ -1,0 +1,5 @@
+# GF-densenet169-p96-t5 on ImageNet, stage III (see README.md: released model of GFNet-Pytorch).
+_base_ = ['./_base_/gfnet_in1k.py', './_base_/gfnet-densenet.py', './_base_/gfnet_stage3.py']
+model = dict(train_stage=3, patch_size=96, num_steps=5, global_encoder=dict(backbone=dict(arch='169'), in_channels=1664), local_encoder=dict(backbone=dict(arch='169'), in_channels=1664))
+load_from = 'work_dirs/gfnet-densenet169-p96-t5_stage2_1xb256-15e_in1k/epoch_15.pth'
+optim_wrapper = dict(optimizer=dict(lr=0.01, weight_decay=0.0001), paramwise_cfg=dict(custom_keys={'classifier': dict(lr_mult=1)}))
