@@ -2,6 +2,7 @@
 """GFNet through the tools: the three demo stages chained by load_from (tools/train.py), budgeted
 evaluation (tools/test.py --budget), and the GFNet tools (converter, benchmark, patch figure)."""
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -164,3 +165,55 @@ def test_converter_train_py_layout_and_errors():
         converter.convert(stage1)
     with pytest.raises(NotImplementedError, match='densenet121'):
         converter.convert(stage1, arch='densenet121')
+
+
+def test_benchmark_runs_end_to_end(tmp_path):
+    out = str(tmp_path / 'bench.md')
+    proc = run_tool(['tools/analysis_tools/benchmark_gfnet.py', '--depth', '18',
+                     '--base-channels', '8', '--input-size', '64', '--patch-size', '32',
+                     '--num-steps', '3', '--batch-size', '8', '--num-classes', '10',
+                     '--relative-budgets', '0.35', '0.6', '--runs', '2', '--warmup', '1',
+                     '--out', out])
+    with open(out) as f:
+        table = f.read()
+    assert table.strip() in proc.stdout
+    rows = [line for line in table.splitlines() if line.startswith('| GFNet @')]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        fractions = [float(f) for f in cells[2].split('/')]
+        assert sum(fractions) == pytest.approx(1.0, abs=0.02) and len(fractions) == 3
+        assert float(cells[3]) > 0 and float(cells[5]) > 1  # images/s, MACs ratio > 1
+        speedup, ratio, quotient = (float(c) for c in cells[4:7])
+        assert quotient == pytest.approx(speedup / ratio, abs=0.01)
+
+
+def test_patch_figure_and_hook(tmp_path):
+    import cv2
+    import numpy as np
+    import torch
+    from types import SimpleNamespace
+
+    from mmdynamic.visualization.gfnet_patches import GFNetPatchVisHook, draw_gfnet_patches
+    image = np.zeros((64, 64, 3), np.uint8)
+    out = str(tmp_path / 'fig.png')
+    canvas = draw_gfnet_patches(image, [[0.0, 1.0], [1.0, 0.0]], patch_size=32, scale=2,
+                                out_file=out)
+    assert canvas.shape == (128, 128, 3) and cv2.imread(out).shape == (128, 128, 3)
+    # step 2 (red) at the top right: rows 0..31, cols 32..63; step 3 (orange) at the bottom left
+    assert tuple(canvas[20, 64]) == (0, 0, 255)
+    assert tuple(canvas[100, 63]) == (0, 200, 255)
+    assert tuple(canvas[20, 40]) == (0, 0, 0)  # inside a patch: untouched
+    with pytest.raises(ValueError, match='image'):
+        draw_gfnet_patches(image[..., 0], [], 32)
+
+    model = _tiny_gfnet()
+    hook = GFNetPatchVisHook(num_images=3, out_dir=str(tmp_path / 'vis'))
+    runner = SimpleNamespace(model=model, work_dir=str(tmp_path))
+    batch = dict(inputs=[torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8) for _ in range(2)],
+                 data_samples=None)
+    hook.before_test(runner)
+    for i in range(2):
+        hook.after_test_iter(runner, i, batch)
+    files = sorted(os.listdir(tmp_path / 'vis' / 'gfnet_patches'))
+    assert files == ['test_000.png', 'test_001.png', 'test_002.png']

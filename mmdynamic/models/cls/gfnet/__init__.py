@@ -4,11 +4,13 @@ from .classifier import GFCascadeClassifier, GFRecurrentClassifier
 from .encoder import GFEncoder
 from .gfnet import GFNet, GFRollout
 from .policy import GFPatchPolicy
+# the patch figure hook (mmdynamic.visualization needs no framework; registered here with GFNet)
+from mmdynamic.visualization.gfnet_patches import GFNetPatchVisHook, draw_gfnet_patches  # noqa: E402,I001
 from .ppo import (PPOConfig, RolloutBuffer, contrastive_reward, discounted_returns,
                   increment_reward, ppo_loss)
 
 __all__ = [
     'GFNet', 'GFRollout', 'GFEncoder', 'GFRecurrentClassifier', 'GFCascadeClassifier',
     'GFPatchPolicy', 'PPOConfig', 'RolloutBuffer', 'increment_reward', 'contrastive_reward',
-    'discounted_returns', 'ppo_loss'
+    'discounted_returns', 'ppo_loss', 'GFNetPatchVisHook', 'draw_gfnet_patches'
 ]

@@ -1,0 +1,181 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""CPU throughput of GF-ResNet-50 with batched early exit against ResNet-50 (gfnet.md §1.7, Tab. 1).
+
+Batch ``--batch-size`` (32) at ``--input-size`` (224): images/s of
+
+- the static backbone: mmpretrain ResNet-``depth`` + global pooling + a linear head;
+- GFNet (same backbone for fG and fL, P = ``--patch-size``, T = ``--num-steps``) with real early
+  exit (:class:`~mmdynamic.models.utils.EarlyExitExecutor`: exited samples are dropped from the
+  batch, later steps run on the survivors only), at operating points of ``--budgets`` GMACs (or
+  ``--relative-budgets`` x the backbone's MACs).
+
+Thresholds come from the model's real confidences: every step is run once (untimed) on the
+benchmark batch, and a :class:`~mmdynamic.evaluation.BudgetSolver` fits the geometric-prior thresholds
+of each budget on them; the timed runs then exit exactly that way. The models have random weights
+(latency does not depend on them). The realised MACs are the exit costs counted from the modules
+weighted by the realised exit fractions. Reported per operating point: images/s, speed-up over the
+backbone, MACs ratio (backbone / GFNet) and their quotient (the target: at least 0.85).
+Median of ``--runs`` timed batches after ``--warmup`` ones, models timed round-robin, under
+``torch.inference_mode()``, ``torch.set_num_threads(--threads)``.
+
+Example:
+    OMP_NUM_THREADS=1 python tools/analysis_tools/benchmark_gfnet.py --threads 1 --out gfnet.md
+"""
+import argparse
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='CPU throughput of GFNet vs its backbone')
+    parser.add_argument('--depth', type=int, default=50, help='ResNet depth of both models')
+    parser.add_argument('--base-channels', type=int, default=64)
+    parser.add_argument('--num-classes', type=int, default=1000)
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--patch-size', type=int, default=96)
+    parser.add_argument('--num-steps', type=int, default=5)
+    parser.add_argument('--batch-size', type=int, default=32)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--budgets', type=float, nargs='+', default=[1.0, 1.5, 2.0, 2.5],
+                       help='operating points in GMACs per image')
+    group.add_argument('--relative-budgets', type=float, nargs='+',
+                       help="operating points as fractions of the backbone's MACs")
+    parser.add_argument('--runs', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', help='also write the table (markdown) to this file')
+    return parser.parse_args(argv)
+
+
+def build_models(args: argparse.Namespace):
+    from mmengine.registry import MODELS, init_default_scope
+
+    import mmdynamic.models  # noqa: F401
+    init_default_scope('mmpretrain')
+    backbone = dict(type='ResNet', depth=args.depth, base_channels=args.base_channels,
+                    stem_channels=args.base_channels, out_indices=(3, ))
+    channels = args.base_channels * (32 if args.depth >= 50 else 8)
+    gfnet = MODELS.build(dict(
+        type='GFNet', num_classes=args.num_classes, patch_size=args.patch_size,
+        num_steps=args.num_steps, train_stage=3,
+        global_encoder=dict(backbone=backbone, in_channels=channels),
+        classifier=dict(type='recurrent', hidden_channels=min(1024, channels)),
+        policy=dict(variant='fc', fc_channels=min(2048, 2 * channels),
+                    hidden_channels=min(1024, channels))))
+    static = nn.Sequential(MODELS.build(backbone), _LastMap(), nn.AdaptiveAvgPool2d(1),
+                           nn.Flatten(), nn.Linear(channels, args.num_classes))
+    return gfnet.eval(), static.eval()
+
+
+class _LastMap(nn.Module):
+    def forward(self, outs):
+        return outs[-1]
+
+
+def _time(fn, runs: int, warmup: int) -> List[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def benchmark(args: argparse.Namespace) -> Dict:
+    from mmdynamic.evaluation.functional.budget import BudgetSolver
+    from mmdynamic.models.utils.early_exit import EarlyExitExecutor
+    from mmdynamic.utils.flops import count_macs
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    gfnet, static = build_models(args)
+    size = args.input_size
+    inputs = torch.randn(args.batch_size, 3, size, size)
+    static_macs = count_macs(static, (inputs[:1], ))
+    exit_costs = gfnet.exit_macs((3, size, size))
+    if args.relative_budgets:
+        budgets = [r * static_macs for r in args.relative_budgets]
+    else:
+        budgets = [b * 1e9 for b in args.budgets]
+    with torch.inference_mode():
+        exit_logits = gfnet.forward_exits(inputs)
+    solver = BudgetSolver(exit_logits, exit_costs, 'max_softmax', model='GFNet', fit_split='val')
+    points = []
+    for budget in budgets:
+        policy = solver.policy_for_budget(budget)
+        executor = EarlyExitExecutor(policy.thresholds, 'max_softmax')
+        with torch.inference_mode():
+            result = executor.run(gfnet, inputs)
+        counts = torch.bincount(result.exits, minlength=len(exit_costs)).double()
+        realised = float((counts / counts.sum() * torch.tensor(exit_costs).double()).sum())
+        points.append(dict(budget=budget, executor=executor, realised=realised,
+                           fractions=(counts / counts.sum()).tolist()))
+    times = {'static': []}
+    times.update({i: [] for i in range(len(points))})
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            static(inputs)
+            for p in points:
+                p['executor'].run(gfnet, inputs)
+        for _ in range(args.runs):  # round-robin: background load hits all models alike
+            times['static'].extend(_time(lambda: static(inputs), 1, 0))
+            for i, p in enumerate(points):
+                times[i].extend(_time(lambda p=p: p['executor'].run(gfnet, inputs), 1, 0))
+    static_ips = args.batch_size / statistics.median(times['static'])
+    rows = []
+    for i, p in enumerate(points):
+        ips = args.batch_size / statistics.median(times[i])
+        speedup = ips / static_ips
+        macs_ratio = static_macs / p['realised']
+        rows.append(dict(budget_gmacs=p['budget'] / 1e9, realised_gmacs=p['realised'] / 1e9,
+                         exit_fractions=p['fractions'], images_per_s=ips, speedup=speedup,
+                         macs_ratio=macs_ratio, quotient=speedup / macs_ratio))
+    return dict(static_gmacs=static_macs / 1e9, static_images_per_s=static_ips,
+                exit_gmacs=[c / 1e9 for c in exit_costs], rows=rows)
+
+
+def format_table(args: argparse.Namespace, result: Dict) -> str:
+    lines = [
+        f'CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, '
+        f'{args.threads} thread(s), batch {args.batch_size}, {args.input_size} px, '
+        f'median of {args.runs} runs',
+        f'GFNet exits (cumulative GMACs): '
+        + ', '.join(f'{g:.4g}' for g in result['exit_gmacs']), '',
+        '| model | GMACs/img | exit fractions | images/s | speed-up | MACs ratio | quotient |',
+        '|---|---|---|---|---|---|---|',
+        f"| ResNet-{args.depth} | {result['static_gmacs']:.4g} | - | "
+        f"{result['static_images_per_s']:.1f} | 1.00 | 1.00 | 1.00 |",
+    ]
+    for row in result['rows']:
+        fractions = '/'.join(f'{f:.2f}' for f in row['exit_fractions'])
+        lines.append(f"| GFNet @ {row['budget_gmacs']:.3g} G | {row['realised_gmacs']:.4g} | "
+                     f"{fractions} | {row['images_per_s']:.1f} | {row['speedup']:.2f} | "
+                     f"{row['macs_ratio']:.2f} | {row['quotient']:.2f} |")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
+    result = benchmark(args)
+    table = format_table(args, result)
+    print(table)
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            f.write(table + '\n')
+    return result
+
+
+if __name__ == '__main__':
+    main()
