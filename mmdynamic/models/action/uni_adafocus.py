@@ -75,6 +75,11 @@ def first_labels(data_samples, device) -> torch.Tensor:
     return torch.stack(labels).long().to(device)
 
 
+def _step_ce(steps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of (B, T, C) step logits against (B, ) labels repeated over the steps."""
+    return F.cross_entropy(steps.flatten(0, 1), labels.repeat_interleave(steps.shape[1]))
+
+
 def resolve_exit_policy(cfg: PolicyLike, model: str, num_exits: int) -> Optional[ExitPolicy]:
     """An :class:`ExitPolicy` from a JSON file, ``dict(file=CKPT, budget=B)``, a dict or a policy."""
     if cfg is None:
@@ -275,12 +280,19 @@ class UniAdaFocus(AdaFocusRecognizerBase):
 
         self.temporal_policy = TemporalPolicy(global_channels, temporal_hidden, temperature=temperature)
         self.spatial_policy = SpatialPolicy(global_channels, feature_size, spatial_hidden,
-                                            num_frames=num_glance)
-        self.fusion_head = FeatureReuseHead(global_channels, local_channels, num_classes,
-                                            num_glance, num_focus, fusion_hidden, dropout)
+                                            num_frames=num_glance, per_video=self.per_video_box)
+        self._build_classifier(global_channels, local_channels, fusion_hidden, dropout)
         self.fc_global = nn.Sequential(nn.Dropout(dropout), nn.Linear(global_channels, num_classes))
         self.fc_local = nn.Sequential(nn.Dropout(dropout), nn.Linear(local_channels, num_classes))
         self.fc_aux = nn.Linear(global_channels, num_classes)
+
+    per_video_box = False  # one box per glance frame, interpolated in time (the MN2 + R50 setting)
+
+    def _build_classifier(self, global_channels: int, local_channels: int, hidden: int,
+                          dropout: float) -> None:
+        """f_C: the feature-reuse classifier with T_G + T_L exits."""
+        self.fusion_head = FeatureReuseHead(global_channels, local_channels, self.num_classes,
+                                            self.num_glance, self.num_focus, hidden, dropout)
 
     # ------------------------------------------------------------------ building blocks
     def _check_inputs(self, inputs: torch.Tensor) -> None:
@@ -329,8 +341,11 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         """
         index = quantile_frame_indices(weights, self.num_focus, self.num_candidates,
                                        training=self.training)
-        per_frame = interpolate_actions(actions.detach(), self.num_candidates)
-        chosen = per_frame.gather(1, index[..., None].expand(-1, -1, per_frame.shape[-1]))
+        if actions.shape[1] == 1:  # one box per video, shared by every focus frame
+            chosen = actions.detach().expand(-1, self.num_focus, -1)
+        else:
+            per_frame = interpolate_actions(actions.detach(), self.num_candidates)
+            chosen = per_frame.gather(1, index[..., None].expand(-1, -1, per_frame.shape[-1]))
         return index, actions_to_boxes(chosen, frame_size, self.min_box_size)
 
     def local_features(self, inputs: torch.Tensor, index: torch.Tensor,
@@ -393,36 +408,47 @@ class UniAdaFocus(AdaFocusRecognizerBase):
     def loss(self, inputs: torch.Tensor, data_samples: Sequence, **kwargs) -> Dict[str, torch.Tensor]:
         """Eq. 22: encoder/classifier loss (+ random-patch branch) + spatial + temporal policy losses."""
         labels = first_labels(data_samples, inputs.device)
-        frame_size = tuple(inputs.shape[-2:])
         out = self.forward_steps(inputs)
-        num_steps = out['steps'].shape[1]
+        losses = self.classifier_losses(inputs, out, labels)
+        losses.update(self.policy_losses(out, labels, tuple(inputs.shape[-2:])))
+        return losses
 
-        def step_ce(steps: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(steps.flatten(0, 1), labels.repeat_interleave(steps.shape[1]))
+    def random_branch_features(self, inputs: torch.Tensor, out: Dict[str, torch.Tensor]
+                               ) -> torch.Tensor:
+        """f_L on random P x P patches of the same focus frames (diversity augmentation)."""
+        boxes = random_boxes(out['focus_index'].shape, tuple(inputs.shape[-2:]), self.patch_size,
+                             device=inputs.device)
+        return self.local_features(inputs, out['focus_index'], boxes)
 
-        ce_steps = [step_ce(out['steps'])]
-        ce_local = [step_ce(self.fc_local(out['local_feats']))]
+    def classifier_losses(self, inputs: torch.Tensor, out: Dict[str, torch.Tensor],
+                          labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """CE over every exit of f_C and of FC_L per focus frame, averaged with the random-patch
+        branch; CE of FC_G per glance frame (the same in both branches)."""
+        ce_steps = [_step_ce(out['steps'], labels)]
+        ce_local = [_step_ce(self.fc_local(out['local_feats']), labels)]
         if self.random_patch_branch:
-            boxes = random_boxes(out['focus_index'].shape, frame_size, self.patch_size,
-                                 device=inputs.device)
-            local_feats = self.local_features(inputs, out['focus_index'], boxes)
-            ce_steps.append(step_ce(self.fusion_head(out['feats'], local_feats)))
-            ce_local.append(step_ce(self.fc_local(local_feats)))
+            local_feats = self.random_branch_features(inputs, out)
+            ce_steps.append(_step_ce(self.fusion_head(out['feats'], local_feats), labels))
+            ce_local.append(_step_ce(self.fc_local(local_feats), labels))
+        losses = dict(loss_cls=sum(ce_steps) / len(ce_steps), loss_local=sum(ce_local) / len(ce_local))
+        with torch.no_grad():
+            losses['acc_final'] = (out['steps'][:, -1].argmax(-1) == labels).float().mean()
+        return losses
+
+    def policy_losses(self, out: Dict[str, torch.Tensor], labels: torch.Tensor,
+                      frame_size: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+        """FC_G per glance frame, the spatial policy loss with the size regulariser (Eq. 15) and the
+        temporal policy loss (Eq. 21) on the FC_G logits (detached unless temporal_grad_to_global)."""
         global_logits = self.fc_global(out['feats'])  # (B, T_G, C)
         frame_logits = global_logits if self.temporal_grad_to_global else global_logits.detach()
-        losses = dict(
-            loss_cls=sum(ce_steps) / len(ce_steps),
-            loss_global=step_ce(global_logits),
-            loss_local=sum(ce_local) / len(ce_local),
-            loss_spatial=F.cross_entropy(
-                self.spatial_aux_logits(out['maps'].detach(), out['actions'], frame_size), labels),
+        spatial = self.spatial_aux_logits(out['maps'].detach(), out['actions'], frame_size)
+        return dict(
+            loss_global=_step_ce(global_logits, labels),
+            loss_spatial=F.cross_entropy(spatial, labels),
             loss_temporal=temporal_policy_loss(out['frame_weights'], frame_logits, labels,
                                                self.num_mc_draws, self.num_mc_samples,
                                                self.temporal_loss),
             loss_size=self.size_reg * box_size_regulariser(out['actions']))
-        with torch.no_grad():
-            losses['acc_final'] = (out['steps'][:, num_steps - 1].argmax(-1) == labels).float().mean()
-        return losses
 
     # ------------------------------------------------------------------ step-wise (early exit)
     def init_state(self, inputs: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
