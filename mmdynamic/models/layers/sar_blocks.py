@@ -142,8 +142,8 @@ class _RefineBase(nn.Module):
 
     ``sparse_infer`` (set by the backbone): in eval mode, compute only the selected patches by
     gather-convolve-scatter (:func:`mmdynamic.models.layers.sar_sparse.sparse_refine_forward`), which
-    equals this dense masked computation; it falls back to the dense path when the feature map is not
-    divisible by the mask grid.
+    equals this dense masked computation. Patches must tile the feature map: a map that the mask grid
+    does not divide raises an error (pad the inputs, or turn ``sparse_infer`` off).
 
     The output is ``F(x * m) + shortcut(x)``: every conv input is masked with its group's mask, the last
     BN output is not (as in the authors' code). In a Bottleneck (last conv 1x1) unselected positions
@@ -156,9 +156,18 @@ class _RefineBase(nn.Module):
     sparse_infer = False
 
     def _use_sparse(self, x: torch.Tensor, mask: torch.Tensor) -> bool:
-        grid = mask.shape[-1]
-        return (self.sparse_infer and not self.training and x.shape[-2] % grid == 0
-                and x.shape[-1] % grid == 0 and mask.shape[-2] == grid)
+        if not self.sparse_infer or self.training:
+            return False
+        grid_h, grid_w = mask.shape[-2:]
+        height, width = x.shape[-2:]
+        if height % grid_h or width % grid_w:
+            raise ValueError(
+                f'sparse_infer: the {height}x{width} feature map of this refine block is not '
+                f'divisible by its {grid_h}x{grid_w} mask grid, so the patches do not tile it. Pad '
+                'the inputs so that every SAR stage\'s map is a multiple of its grid (e.g. '
+                '`pad_size_divisor` of the data preprocessor = stage stride x grid), choose a '
+                'mask_grid that divides the maps, or use the dense path (sparse_infer=False).')
+        return True
 
     def _init_shortcut(self, in_channels: int, out_channels: int, norm_cfg: dict) -> None:
         self.shortcut = None

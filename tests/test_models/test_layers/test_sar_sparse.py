@@ -206,7 +206,8 @@ def test_blocks_dispatch_to_sparse_path(monkeypatch):
     with torch.no_grad():
         block(torch.randn(1, 32, 28, 28), mask)
         assert len(calls) == 1
-        block(torch.randn(1, 32, 30, 30), mask)  # 30 is not divisible by 7: dense
+        with pytest.raises(ValueError, match='not divisible'):
+            block(torch.randn(1, 32, 30, 30), mask)  # 30 is not divisible by 7
         assert len(calls) == 1
         block.train()
         block(torch.randn(1, 32, 28, 28), mask)  # training: dense
@@ -277,18 +278,14 @@ def test_sar_resnet_cifar_sparse_equals_dense():
     _compare_backbone(model, x, rel_tol=1e-5)
 
 
-def test_non_divisible_input_falls_back_to_dense():
+def test_non_divisible_input_is_refused_in_sparse_mode():
     # 200x200: refine maps of 50, 25 and 13 pixels, none divisible by the grids (14, 7, 2)
     model = _randomise(SARResNet(depth=50, groups=2, out_indices=(0, 1, 2, 3)), 0).eval()
     x = torch.randn(1, 3, 200, 200)
-    _mixed_masks(model, x)
     with torch.no_grad():
         model.set_sparse_infer(False)
-        dense = model(x)
-        flops = model.last_flops.clone()
+        model(x)  # the dense path takes any size
         model.set_sparse_infer(True)
-        sparse = model(x)
-    for a, b in zip(sparse, dense):
-        assert torch.equal(a, b)
-    assert torch.equal(model.last_flops, flops)
+        with pytest.raises(ValueError, match='50x50 feature map .* not divisible by its 14x14 mask'):
+            model(x)
 
