@@ -46,3 +46,19 @@ def test_dataset_settings(dataset, classes, alpha, metric, patch):
     assert pipeline[0]['num_clips'] == 48 and any(t['type'] == 'Flip' for t in pipeline)
     assert cfg.custom_hooks[0]['metric'] == metric
     assert cfg.custom_hooks[0]['confidence'] == 'neg_entropy'
+
+
+@pytest.mark.parametrize('name, focus, patch, alpha, wd', [
+    ('p96-8+8_4xb16-50e_sthv1', 8, 96, 0.5, 1e-3), ('p128-8+16_4xb16-50e_sthv2', 16, 128, 0.5, 5e-4),
+    ('p128-8+12_4xb16-50e_jester', 12, 128, 0.25, 1e-3)])
+def test_tsm_settings(name, focus, patch, alpha, wd):
+    """Sth-Sth / Jester: T_0 = 3 T_L candidates, f_L's TSM segments = T_L, no flip, grad clip 20."""
+    cfg = Config.fromfile(osp.join(CONFIGS, f'uniadafocus-tsm_mn2-r50-{name}-rgb.py'))
+    model = cfg.model
+    assert (model.num_focus, model.num_candidates, model.patch_size) == (focus, 3 * focus, patch)
+    assert model.local_backbone.num_segments == focus and model.backbone.num_segments == 8
+    assert model.size_reg == alpha and cfg.optim_wrapper.optimizer.weight_decay == wd
+    assert cfg.optim_wrapper.clip_grad.max_norm == 20
+    for pipeline in (cfg.train_pipeline, cfg.test_pipeline):
+        assert pipeline[0]['num_candidates'] == 3 * focus and pipeline[0]['num_glance'] == 8
+        assert not any(t['type'] == 'Flip' for t in pipeline)
