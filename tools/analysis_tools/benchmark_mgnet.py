@@ -1,0 +1,135 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""CPU latency of MGNet vs its FF-Net baseline, per backbone, batch size and number of glimpses.
+
+For each backbone: the FF-Net (one glimpse at the input size) and MGNet stopped after k = 1..T glimpses
+(early exit at k, the K/V-cache-free code path of the paper). Columns: median latency, speed-up over
+FF-Net, MACs (paper convention, per sample), MACs ratio MGNet/FF-Net, and speed-up x MACs ratio (1.0
+when latency follows MACs; below 1 when the glimpse loop costs more than its MACs).
+
+Measure on a quiet machine with fixed threads; the paper gives Xeon E5-2650 CPU latencies without batch
+size or thread count (Table 1: ResNet-50 240.1 ms FF-Net vs 167.6 ms MGNet).
+
+Example:
+    python tools/analysis_tools/benchmark_mgnet.py --backbones r18 r50 --batch-sizes 1 32 --threads 1
+"""
+import argparse
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import mmdynamic  # noqa: E402,F401
+
+BACKBONES: Dict[str, dict] = {
+    'r18': dict(name='ResNet-18', dim=512, grad_scale=0.02,
+                cfg=dict(type='ResNet', depth=18, out_indices=(3, ), style='pytorch')),
+    'r34': dict(name='ResNet-34', dim=512, grad_scale=0.02,
+                cfg=dict(type='ResNet', depth=34, out_indices=(3, ), style='pytorch')),
+    'r50': dict(name='ResNet-50', dim=2048, grad_scale=0.01,
+                cfg=dict(type='ResNet', depth=50, out_indices=(3, ), style='pytorch')),
+    'rx50': dict(name='ResNeXt-50', dim=2048, grad_scale=0.01,
+                 cfg=dict(type='ResNeXt', depth=50, groups=32, width_per_group=4,
+                          out_indices=(3, ))),
+    'wrn50': dict(name='WRN-50-2', dim=2048, grad_scale=0.01,
+                  cfg=dict(type='ResNet', depth=50, stem_channels=64, base_channels=128,
+                           expansion=2, out_indices=(3, ))),
+}
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='CPU latency of MGNet vs FF-Net')
+    parser.add_argument('--backbones', nargs='+', default=['r18', 'r50', 'rx50', 'wrn50'],
+                        choices=sorted(BACKBONES))
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 32])
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--glimpse-size', type=int, default=96)
+    parser.add_argument('--num-glimpses', type=int, default=4)
+    parser.add_argument('--num-classes', type=int, default=100)
+    parser.add_argument('--width', type=int, help='stem/base channels of the backbone (tests: a '
+                        'narrow network); default: the standard width')
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--runs', type=int, default=10, help='timed runs (median reported)')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--out', help='also write the table (markdown) to this file')
+    return parser.parse_args(argv)
+
+
+def build(key: str, args: argparse.Namespace, mgnet: bool):
+    import mmdynamic.models  # noqa: F401
+    from mmdynamic.registry import MODELS
+    spec = BACKBONES[key]
+    backbone = dict(spec['cfg'])
+    if args.width:
+        base = args.width * (2 if key == 'wrn50' else 1)
+        backbone.update(stem_channels=args.width, base_channels=base)
+    cfg = dict(type='MGNet', backbone=backbone, num_classes=args.num_classes)
+    if mgnet:
+        cfg.update(num_glimpses=args.num_glimpses, glimpse_size=args.glimpse_size,
+                   grad_scale=spec['grad_scale'])
+    else:
+        cfg.update(num_glimpses=1, glimpse_size=None, grad_scale=1.0, aux_weight=0.0)
+    model = MODELS.build(cfg)
+    model.eval()
+    return model
+
+
+def latency_ms(fn, inputs, runs: int, warmup: int) -> float:
+    import torch
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn(inputs)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            fn(inputs)
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
+    args = parse_args(argv)
+    import torch
+
+    from mmdynamic.models.cls.mgnet import count_mgnet_macs
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    shape = (3, args.input_size, args.input_size)
+    rows = []
+    for key in args.backbones:
+        ff, mg = build(key, args, mgnet=False), build(key, args, mgnet=True)
+        ff_macs = count_mgnet_macs(ff, shape)[0]
+        mg_macs = count_mgnet_macs(mg, shape)
+        for batch in args.batch_sizes:
+            inputs = torch.randn(batch, *shape)
+            ff_ms = latency_ms(lambda x: ff.forward_exits(x), inputs, args.runs, args.warmup)
+            rows.append(dict(backbone=BACKBONES[key]['name'], model='FF-Net', glimpses=1,
+                             batch=batch, ms=ff_ms, speedup=1.0, gmacs=ff_macs / 1e9, ratio=1.0))
+            for k in range(1, args.num_glimpses + 1):
+                ms = latency_ms(lambda x, k=k: mg.forward_exits(x, num_steps=k), inputs, args.runs,
+                                args.warmup)
+                rows.append(dict(backbone=BACKBONES[key]['name'], model='MGNet', glimpses=k,
+                                 batch=batch, ms=ms, speedup=ff_ms / ms, gmacs=mg_macs[k - 1] / 1e9,
+                                 ratio=mg_macs[k - 1] / ff_macs))
+    header = ('| backbone | model | glimpses | batch | threads | latency (ms/batch) | speed-up | '
+              'GMACs/sample | MACs ratio | speed-up x MACs ratio |')
+    lines = [
+        f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net ({args.input_size} px), CPU, '
+        f'{args.threads} thread(s), median of {args.runs} runs', '', header, '|' + '---|' * 10
+    ]
+    for r in rows:
+        lines.append(f'| {r["backbone"]} | {r["model"]} | {r["glimpses"]} | {r["batch"]} | '
+                     f'{args.threads} | {r["ms"]:.1f} | {r["speedup"]:.2f}x | {r["gmacs"]:.4f} | '
+                     f'{r["ratio"]:.3f} | {r["speedup"] * r["ratio"]:.2f} |')
+    text = '\n'.join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+    return rows
+
+
+if __name__ == '__main__':
+    main()
