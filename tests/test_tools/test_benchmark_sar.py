@@ -10,11 +10,15 @@ SCRIPT = osp.join('tools', 'analysis_tools', 'benchmark_sar.py')
 def test_benchmark_sar_prints_table(tmp_path):
     out = tmp_path / 'latency.md'
     proc = run_tool([SCRIPT, '--runs', '2', '--warmup', '1', '--threads', '1', '--densities', '0.5',
-                     '--out', str(out)], cwd=REPO, timeout=300)
+                     '--breakdown', '--out', str(out)], cwd=REPO, timeout=300)
     lines = proc.stdout.splitlines()
     header = [i for i, line in enumerate(lines) if line.startswith('| model | density | threads')]
     assert len(header) == 1, proc.stdout
-    rows = [line for line in lines[header[0] + 2:] if line.startswith('|')]
+    rows = []
+    for line in lines[header[0] + 2:]:
+        if not line.startswith('|'):
+            break
+        rows.append(line)
     names = [row.split('|')[1].strip() for row in rows]
     assert names == ['ResNet-50', 'SAR-R50 G2s2a2b1 dense-masked', 'SAR-R50 G2s2a2b1 sparse']
     for row in rows:
@@ -29,3 +33,17 @@ def test_benchmark_sar_prints_table(tmp_path):
     assert dense[5] == sparse[5] and float(dense[5]) < float(resnet[5])
     assert 'sparse vs dense output' in proc.stdout and 'MACs equal: True' in proc.stdout
     assert out.read_text().strip() == proc.stdout.strip()
+    # --breakdown: the parts of each model add up to its total
+    start = [i for i, line in enumerate(lines) if line.startswith('Parts (')]
+    assert len(start) == 1, proc.stdout
+    by_model = {}
+    for line in lines[start[0] + 4:]:
+        if not line.startswith('|'):
+            break
+        model, part, ms = (c.strip() for c in line.strip('|').split('|'))
+        by_model.setdefault(model, {})[part] = float(ms)
+    assert set(by_model['ResNet-50']) >= {'layer1', 'layer4', 'total'}
+    assert {'stage1 refine', 'stage3 mask generators', 'layer4'} <= set(
+        by_model['SAR-R50 G2s2a2b1 sparse'])
+    for values in by_model.values():
+        assert abs(sum(v for k, v in values.items() if k != 'total') - values['total']) < 0.05

@@ -62,6 +62,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-check', action='store_true',
                         help='skip the output checks (fused vs unfused, sparse vs dense)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--breakdown', action='store_true',
+                        help='also time the parts of the models (first thread count, density 0.5 '
+                        'or the first density) with forward hooks')
     parser.add_argument('--out', help='also write the report (markdown) to this file')
     return parser.parse_args(argv)
 
@@ -229,6 +232,72 @@ def time_entries(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
                 entry.times[threads].append((time.perf_counter() - start) * 1e3)
 
 
+def _parts(model: nn.Module) -> Dict[str, List[nn.Module]]:
+    """The parts of a model to time: per SAR stage its base branch, mask generators, refine blocks,
+    fusion (with the 1x1 transforms and the s = 4 pre-pool) and fusion block; for ResNet-50 its
+    stages. Stem and head are what remains of the total."""
+    if not isinstance(model, SARResNet):
+        return {f'layer{i}': [getattr(model, f'layer{i}')] for i in range(1, 5)}
+    parts = {}
+    for i, stage in enumerate(model.stages):
+        fusion = [stage.fuse] + [m for m in (stage.prepool, stage.base_transform,
+                                             stage.refine_transform) if m is not None]
+        parts.update({f'stage{i + 1} base': list(stage.base),
+                      f'stage{i + 1} mask generators': list(stage.masks),
+                      f'stage{i + 1} refine': list(stage.refine),
+                      f'stage{i + 1} fusion + transforms': fusion,
+                      f'stage{i + 1} fusion block': [stage.fusion_block]})
+    parts['layer4'] = list(model.layer4)
+    return parts
+
+
+def time_parts(entry: Entry, x: torch.Tensor, threads: int, runs: int,
+               warmup: int) -> List[Tuple[str, float]]:
+    """Mean wall time (ms) of each part of ``entry``'s model (forward hooks), plus the total."""
+    totals: Dict[str, float] = {}
+    handles = []
+    for name, modules in _parts(entry.model).items():
+        totals[name] = 0.0
+        for module in modules:
+            def pre(mod, args, name=name):
+                mod._bench_start = time.perf_counter()
+
+            def post(mod, args, out, name=name):
+                totals[name] += time.perf_counter() - mod._bench_start
+
+            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            entry.prepare()
+            for _ in range(warmup):
+                entry(x)
+            for name in totals:
+                totals[name] = 0.0
+            start = time.perf_counter()
+            for _ in range(runs):
+                entry(x)
+            total = (time.perf_counter() - start) * 1e3 / runs
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = [(name, value * 1e3 / runs) for name, value in totals.items()]
+    return rows + [('stem, head and the rest', total - sum(v for _, v in rows)), ('total', total)]
+
+
+def breakdown_table(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
+                    warmup: int, density: float) -> List[str]:
+    """Markdown rows: the parts of ResNet-50 and of SAR sparse at ``density``."""
+    sparse = [e for e in entries if e.sparse]
+    chosen = min(sparse, key=lambda e: abs((e.density or 0) - density))
+    lines = [f'Parts ({threads} thread(s), mean of {runs} runs): ResNet-50 and {chosen.name} '
+             f'at density {chosen.density:.2f}', '', '| model | part | ms |', '|---|---|---|']
+    for entry in (entries[0], chosen):
+        for name, ms in time_parts(entry, x, threads, runs, warmup):
+            lines.append(f'| {entry.name} | {name} | {ms:.2f} |')
+    return lines
+
+
 def cpu_name() -> str:
     """CPU model name from /proc/cpuinfo (or the platform)."""
     try:
@@ -285,6 +354,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         '(ResNet-50 counted with mmdynamic.utils.flops.count_macs)',
         f'- load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f}',
     ] + [f'- check: {n}' for n in notes] + [''] + make_table(entries, args.threads)
+    if args.breakdown:
+        report += [''] + breakdown_table(entries, x, args.threads[0], args.runs, args.warmup,
+                                         0.5 if 0.5 in args.densities else args.densities[0])
     text = '\n'.join(report)
     print(text)
     if args.out:
