@@ -1,5 +1,6 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """GFNet (Glance and Focus Networks) for mmpretrain."""
+from .demo_crop import DemoObjectCrop
 from .classifier import GFCascadeClassifier, GFRecurrentClassifier
 from .encoder import GFEncoder
 from .gfnet import GFNet, GFRollout
@@ -12,5 +13,5 @@ from .ppo import (PPOConfig, RolloutBuffer, contrastive_reward, discounted_retur
 __all__ = [
     'GFNet', 'GFRollout', 'GFEncoder', 'GFRecurrentClassifier', 'GFCascadeClassifier',
     'GFPatchPolicy', 'PPOConfig', 'RolloutBuffer', 'increment_reward', 'contrastive_reward',
-    'discounted_returns', 'ppo_loss', 'GFNetPatchVisHook', 'draw_gfnet_patches'
+    'discounted_returns', 'ppo_loss', 'GFNetPatchVisHook', 'draw_gfnet_patches', 'DemoObjectCrop'
 ]

@@ -1,0 +1,18 @@
+# GFNet stage I on the demo set: fG, fL, fC and the DSN heads with uniformly random patches.
+# fG and fL start from the demo's stand-in for ImageNet pre-training
+# (gfnet-r18w16_local-init_1xb32-20e_demo-cls.py: a ResNet-18 w16 trained on crops around the digit);
+# Adam instead of the paper's SGD. Validation uses random patches.
+_base_ = ['./_base_/gfnet-r18w16-p64-t3_demo.py']
+init = 'work_dirs/gfnet-r18w16_local-init_1xb32-20e_demo-cls/epoch_20.pth'
+model = dict(
+    train_stage=1,
+    global_encoder=dict(backbone=dict(
+        init_cfg=dict(type='Pretrained', checkpoint=init, prefix='backbone.'))))
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=8, eta_min=1e-5),
+]
+train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=4)
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))

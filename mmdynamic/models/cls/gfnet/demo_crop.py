@@ -1,0 +1,57 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""A crop around the object of a demo classification image: the data of the demo's stand-in for
+ImageNet pre-training of GFNet's local encoder (see configs/gfnet/README.md)."""
+import json
+import os.path as osp
+from typing import Dict
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mmdynamic.registry import TRANSFORMS, register_dual
+
+
+@register_dual(TRANSFORMS)
+class DemoObjectCrop(BaseTransform):
+    """Crop a ``size`` x ``size`` window that contains the object box of a demo image, at a uniformly
+    random position among those windows (the box is anywhere in the crop).
+
+    The boxes are the ``<split>_boxes.json`` files that ``make_demo_data`` writes next to the split
+    folders (keys: paths relative to the split folder; values: (x1, y1, x2, y2)).
+
+    Required keys: ``img``, ``img_path``. Modified: ``img``, ``img_shape``.
+
+    Args:
+        size (int): Side of the crop; at least the box side.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._boxes: Dict[str, Dict[str, list]] = {}
+
+    def _box(self, img_path: str):
+        split_dir = osp.dirname(osp.dirname(img_path))
+        if split_dir not in self._boxes:
+            path = osp.join(osp.dirname(split_dir), f'{osp.basename(split_dir)}_boxes.json')
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'no object boxes for {img_path}: {path} is missing')
+            with open(path, encoding='utf-8') as f:
+                self._boxes[split_dir] = json.load(f)
+        key = osp.relpath(img_path, split_dir).replace(osp.sep, '/')
+        return self._boxes[split_dir][key]
+
+    def transform(self, results: Dict) -> Dict:
+        img = results['img']
+        height, width = img.shape[:2]
+        x1, y1, x2, y2 = (int(round(v)) for v in self._box(results['img_path']))
+        if x2 - x1 > self.size or y2 - y1 > self.size or self.size > min(height, width):
+            raise ValueError(f'crop size {self.size} cannot hold the box {(x1, y1, x2, y2)} '
+                             f'inside a {width} x {height} image')
+        top = np.random.randint(max(0, y2 - self.size), min(y1, height - self.size) + 1)
+        left = np.random.randint(max(0, x2 - self.size), min(x1, width - self.size) + 1)
+        results['img'] = img[top:top + self.size, left:left + self.size]
+        results['img_shape'] = results['img'].shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(size={self.size})'
