@@ -197,3 +197,26 @@ def test_make_imagenet100_flat_val(tmp_path):
     run_tool([tool, str(root), '--num-classes', '2', '--out', str(tmp_path / 'out')])
     assert (tmp_path / 'out' / 'val.txt').read_text().splitlines() == [
         'ILSVRC2012_val_00000002.JPEG 1', 'ILSVRC2012_val_00000003.JPEG 0']
+
+
+def test_imagenet100_config_pipelines_on_fake_tree(tmp_path):
+    """The ImageNet100 config reads the tool's annotation files; its train pipeline (random resized
+    crop, flip, AutoAugment) and test pipeline give 224 px inputs."""
+    from mmengine.config import Config
+    from mmpretrain.registry import DATASETS
+    tool = osp.join('tools', 'dataset_converters', 'make_imagenet100.py')
+    root = tmp_path / 'imagenet'
+    wnids = ['n01440764', 'n01443537', 'n01484850']
+    _fake_imagenet(str(root), wnids)
+    for wnid in wnids:  # real-looking images, not 8 px
+        img = (np.random.RandomState(0).rand(300, 260, 3) * 255).astype(np.uint8)
+        cv2.imwrite(str(root / 'train' / wnid / f'{wnid}_0.JPEG'), img)
+        cv2.imwrite(str(root / 'val' / wnid / f'val_{wnid}.JPEG'), img)
+    run_tool([tool, str(root), '--num-classes', '3'])  # default out: <root>/meta/imagenet100
+    cfg = Config.fromfile(osp.join(REPO, 'configs/mgnet/mgnet-r18-4x96_4xb64-onecycle-400e_in100.py'))
+    for loader, index in ((cfg.train_dataloader, 0), (cfg.val_dataloader, 0)):
+        dataset = dict(loader.dataset, data_root=str(root),
+                       classes=str(root / 'meta' / 'imagenet100' / 'classes.txt'))
+        ds = DATASETS.build(dataset)
+        assert ds.CLASSES == tuple(wnids) and len(ds) == (6 if loader is cfg.train_dataloader else 3)
+        assert ds[index]['inputs'].shape == (3, 224, 224)

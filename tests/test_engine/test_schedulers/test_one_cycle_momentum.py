@@ -46,3 +46,35 @@ def test_adam_betas_and_errors():
         OneCycleMomentum(_sgd(), base_momentum=0.96, total_steps=10)
     with pytest.raises(ValueError, match='total_steps'):
         OneCycleMomentum(_sgd())
+
+
+def test_mgnet_recipe_config_matches_torch_per_iteration():
+    """configs/mgnet/_base_/onecycle_sgd_400e.py converted to iterations (as the runner does) gives
+    torch's OneCycleLR(max_lr=0.1, pct_start=0.2) learning rate and momentum at every iteration."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from ...conftest import REPO
+    cfg = Config.fromfile(osp.join(REPO, 'configs/mgnet/_base_/onecycle_sgd_400e.py'))
+    epoch_length = 3
+    total = 400 * epoch_length
+    opt = _sgd()
+    schedulers = []
+    for sched in cfg.param_scheduler:
+        sched = dict(sched)
+        sched.pop('convert_to_iter_based')
+        cls = PARAM_SCHEDULERS.get(sched.pop('type'))
+        schedulers.append(cls.build_iter_from_epoch(opt, epoch_length=epoch_length, **sched))
+    ref_opt = _sgd()
+    ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=0.1, total_steps=total,
+                                              pct_start=0.2)
+    for it in range(total - 1):
+        for key in ('lr', 'momentum'):
+            assert opt.param_groups[0][key] == pytest.approx(ref_opt.param_groups[0][key],
+                                                             rel=1e-9), (it, key)
+        ref_opt.step(), opt.step()
+        ref.step()
+        for sched in schedulers:
+            sched.step()
+    assert opt.param_groups[0]['lr'] < 1e-5 and opt.param_groups[0]['momentum'] > 0.949
