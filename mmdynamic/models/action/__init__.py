@@ -9,10 +9,12 @@ from .losses import (box_size_regulariser, draw_without_replacement, exact_tempo
 from .policies import RecurrentLocationPolicy, SpatialPolicy, TemporalPolicy
 from .uni_adafocus import AdaFocusRecognizerBase, UniAdaFocus
 from .uni_adafocus_tsm import UniAdaFocusTSM
+from .uni_adafocus_x3d import UniAdaFocusX3D
 
 __all__ = [
     'AdaFocusV2', 'ConcatMaxPoolHead', 'RecurrentLocationPolicy', 'FeatureReuseHead', 'actions_to_boxes', 'glance_frame_indices', 'interpolate_actions',
     'quantile_frame_indices', 'quantile_levels', 'random_boxes', 'box_size_regulariser',
     'draw_without_replacement', 'exact_temporal_loss', 'temporal_policy_loss', 'SpatialPolicy',
-    'TemporalPolicy', 'AdaFocusRecognizerBase', 'UniAdaFocus', 'UniAdaFocusTSM'
+    'TemporalPolicy', 'AdaFocusRecognizerBase', 'UniAdaFocus', 'UniAdaFocusTSM',
+    'UniAdaFocusX3D'
 ]

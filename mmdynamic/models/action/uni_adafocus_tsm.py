@@ -62,8 +62,16 @@ class UniAdaFocusTSM(UniAdaFocus):
         Returns:
             Tensor: (B, 2, num_classes).
         """
-        glance = self.fc_global(global_feats).mean(dim=1)
-        return torch.stack([glance, glance + self.fc_local(local_feats).mean(dim=1)], dim=1)
+        glance = self.glance_logits(global_feats)
+        return torch.stack([glance, glance + self.focus_logits(local_feats)], dim=1)
+
+    def glance_logits(self, global_feats: torch.Tensor) -> torch.Tensor:
+        """Clip logits of the glance: FC_G averaged over the frames. (B, T_G, C_G) -> (B, C)."""
+        return self.fc_global(global_feats).mean(dim=1)
+
+    def focus_logits(self, local_feats: torch.Tensor) -> torch.Tensor:
+        """Clip logits of the focus frames: FC_L averaged over the frames. (B, T_L, C_L) -> (B, C)."""
+        return self.fc_local(local_feats).mean(dim=1)
 
     def _check_inputs(self, inputs: torch.Tensor) -> None:
         expected = self.num_glance + self.num_candidates
@@ -127,10 +135,10 @@ class UniAdaFocusTSM(UniAdaFocus):
         """Exit 0: f_G + FC_G averaged. Exit 1: the policy, f_L on the T_L focus frames, + FC_L."""
         if index == 0:
             out = self.glance_features(inputs)
-            glance = self.fc_global(out['feats']).mean(dim=1)
+            glance = self.glance_logits(out['feats'])
             return glance, dict(maps=out['maps'], feats=out['feats'], glance=glance)
         plan = self.policy(state['maps'], state['feats'])
         index_, boxes = self.plan_focus(plan['actions'], plan['frame_weights'],
                                         tuple(inputs.shape[-2:]))
         local = self.local_features(inputs, index_, boxes)
-        return state['glance'] + self.fc_local(local).mean(dim=1), dict()
+        return state['glance'] + self.focus_logits(local), dict()
