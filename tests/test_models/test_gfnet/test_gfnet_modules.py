@@ -151,3 +151,24 @@ def test_ppo_loss_sign_and_values():
     assert clipped['loss_policy'].item() == pytest.approx(-(1.2 * 1.0 + 1.0 * -1.0) / 2)
     with pytest.raises(ValueError, match='gamma'):
         PPOConfig(gamma=1.5)
+
+
+def test_demo_object_crop_contains_the_box(tmp_path):
+    import json
+    import os
+
+    import numpy as np
+
+    from mmdynamic.models.cls.gfnet import DemoObjectCrop
+    os.makedirs(tmp_path / 'train' / '3')
+    with open(tmp_path / 'train_boxes.json', 'w') as f:
+        json.dump({'3/a.png': [40, 10, 64, 34]}, f)
+    img = np.zeros((128, 128, 3), np.uint8)
+    img[10:34, 40:64] = 255  # the card
+    crop = DemoObjectCrop(size=32)
+    for _ in range(20):
+        out = crop(dict(img=img.copy(), img_path=str(tmp_path / 'train' / '3' / 'a.png')))
+        assert out['img'].shape == (32, 32, 3) and out['img_shape'] == (32, 32)
+        assert (out['img'] == 255).all(-1).sum() == 24 * 24  # the whole card is inside
+    with pytest.raises(ValueError, match='cannot hold'):
+        DemoObjectCrop(size=16)(dict(img=img, img_path=str(tmp_path / 'train' / '3' / 'a.png')))
