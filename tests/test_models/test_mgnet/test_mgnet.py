@@ -253,3 +253,18 @@ def test_table1_macs_formula(name):
     assert ff == pytest.approx(ff_ref, abs=1e-3)
     for got, want in zip(exits, TABLE2_EXITS[name]):
         assert got == pytest.approx(want, abs=1e-3)
+
+
+@pytest.mark.parametrize('depth,mgnet,ffnet,ffnet_maxpool', [(18, 0.4301, 0.5657, 0.1497),
+                                                             (34, 0.8837, 1.1705, 0.3009)])
+def test_table3_tiny_imagenet_macs(depth, mgnet, ffnet, ffnet_maxpool):
+    """Table 3 (64 px, 200 classes, 3 glimpses of 32 px, no stem max-pool) counts BN as well: it is
+    reproduced by MMEngine's default convention (what ``exit_macs`` and the budget tools use)."""
+    backbone = dict(type='ResNet', depth=depth, out_indices=(3, ), style='pytorch')
+    common = dict(type='MGNet', backbone=backbone, num_classes=200)
+    mg = MODELS.build(dict(common, num_glimpses=3, glimpse_size=32, stem_maxpool=False))
+    ff = MODELS.build(dict(common, num_glimpses=1, glimpse_size=None, stem_maxpool=False))
+    ff_pool = MODELS.build(dict(common, num_glimpses=1, glimpse_size=None))
+    assert mg.exit_macs((3, 64, 64))[-1] / 1e9 == pytest.approx(mgnet, abs=1e-4)
+    assert ff.exit_macs((3, 64, 64))[0] / 1e9 == pytest.approx(ffnet, abs=1e-4)
+    assert ff_pool.exit_macs((3, 64, 64))[0] / 1e9 == pytest.approx(ffnet_maxpool, abs=1e-4)
