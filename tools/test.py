@@ -13,8 +13,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdynamic  # noqa: E402,F401  (compatibility fixes first)
-from mmdynamic.utils.run_config import (add_common_args, build_runner,  # noqa: E402
-                                        load_config)
+from mmdynamic.utils.checkpoint_check import check_checkpoint_fits  # noqa: E402
+from mmdynamic.utils.run_config import (add_common_args, add_custom_hook,  # noqa: E402
+                                        build_runner, load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,6 +26,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--metrics-out', help='write the metrics to this JSON file '
                         '(default: <work_dir>/metrics.json)')
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='evaluate even if the checkpoint lacks weights of the model or has '
+                        'others (default: refuse, naming them)')
     budget = parser.add_argument_group(
         'budget evaluation (step-wise models; see mmdynamic.engine.hooks.BudgetEvalHook)')
     budget.add_argument('--budget', type=float, nargs='+', metavar='GMACS',
@@ -67,6 +71,7 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     cfg.resume = False
     add_budget_hook(cfg, args)
+    add_custom_hook(cfg, dict(type='mmdynamic.LabelRangeHook'))
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
@@ -74,6 +79,8 @@ def main() -> None:
         metrics = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
         cfg.test_evaluator = metrics + [dict(type='DumpResults', out_file_path=args.out)]
     runner = build_runner(cfg)
+    if not args.allow_partial_checkpoint:
+        check_checkpoint_fits(runner.model, args.checkpoint)
     metrics = runner.test()
     from mmengine.dist import is_main_process
     if is_main_process():

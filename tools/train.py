@@ -47,6 +47,7 @@ def main() -> None:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if not args.allow_nonfinite:
         add_custom_hook(cfg, dict(type='mmdynamic.NonFiniteLossHook'))
+    add_custom_hook(cfg, dict(type='mmdynamic.LabelRangeHook'))
     runner = build_runner(cfg)
     runner.train()
     runner.logger.log(logging.INFO, f'Training finished; work dir: {osp.abspath(cfg.work_dir)}')

@@ -149,6 +149,16 @@ def test_tools_report_bad_input(tmp_path, demo_root):
     assert proc.returncode != 0 and 'checkpoint not found' in proc.stderr
     proc = run_tool(['tools/train.py', config, '--amp'], check=False)
     assert proc.returncode != 0 and '--amp needs a CUDA GPU' in proc.stderr
+    # the tools add the label check and the checkpoint check
+    proc = run_tool(['tools/train.py', config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                     'model.head.num_classes=5'], check=False)
+    assert proc.returncode != 0
+    assert 'has class label 5, outside [0, 5) for a model with 5 classes' in proc.stderr
+    ckpt = str(tmp_path / 'other.pth')
+    torch.save(dict(state_dict=dict(fc=torch.zeros(2))), ckpt)
+    proc = run_tool(['tools/test.py', config, ckpt, '--work-dir', str(tmp_path / 't')], check=False)
+    assert proc.returncode != 0 and 'does not fit the model ImageClassifier' in proc.stderr
+    assert '1 of its weights are not in the model (fc)' in proc.stderr
 
 
 @pytest.mark.slow

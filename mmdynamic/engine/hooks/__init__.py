@@ -1,6 +1,8 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 from .budget_eval_hook import BudgetEvalHook
+from .label_range_hook import LabelRangeHook, check_label_range, model_num_classes
 from .nonfinite_loss_hook import NonFiniteLossHook
 from .sar_schedule_hook import SARScheduleHook, exponential_temperature, stepped_target
 
-__all__ = ['BudgetEvalHook', 'NonFiniteLossHook', 'SARScheduleHook', 'exponential_temperature', 'stepped_target']
+__all__ = ['BudgetEvalHook', 'NonFiniteLossHook', 'LabelRangeHook', 'check_label_range',
+           'model_num_classes', 'SARScheduleHook', 'exponential_temperature', 'stepped_target']
