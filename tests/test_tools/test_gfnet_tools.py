@@ -13,7 +13,7 @@ from ..conftest import REPO, run_tool
 
 DEMO = [
     'configs/gfnet/gfnet-r18w16-p64-t3_stage1_1xb32-8e_demo-cls.py',
-    'configs/gfnet/gfnet-r18w16-p64-t3_stage2_1xb32-3e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p64-t3_stage2_1xb32-6e_demo-cls.py',
     'configs/gfnet/gfnet-r18w16-p64-t3_stage3_1xb32-2e_demo-cls.py',
 ]
 

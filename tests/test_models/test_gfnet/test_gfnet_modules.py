@@ -172,3 +172,30 @@ def test_demo_object_crop_contains_the_box(tmp_path):
         assert (out['img'] == 255).all(-1).sum() == 24 * 24  # the whole card is inside
     with pytest.raises(ValueError, match='cannot hold'):
         DemoObjectCrop(size=16)(dict(img=img, img_path=str(tmp_path / 'train' / '3' / 'a.png')))
+
+
+def test_ppo_moves_the_policy_to_the_rewarded_locations():
+    """The stage-II update (sample, reward, returns, re-evaluate, clipped objective) learns a
+    context-dependent location: (0.2, 0.8) in context A and (0.8, 0.2) in context B."""
+    torch.manual_seed(0)
+    policy = GFPatchPolicy(in_channels=2, feature_size=1, variant='conv', hidden_channels=16,
+                           conv_channels=4, action_std=0.1)
+    optim = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    targets = torch.tensor([[0.8, 0.2], [0.2, 0.8]])
+    for _ in range(150):
+        context = torch.randint(0, 2, (64, ))
+        fmaps = torch.nn.functional.one_hot(context, 2).float()[:, None, :, None, None]  # N = 1
+        with torch.no_grad():
+            mean, _, _ = policy(fmaps[:, 0], policy.init_state(64, fmaps))
+            actions, logps = policy.sample(mean)
+            rewards = -(actions - targets[context]).abs().sum(1, keepdim=True)
+        new_logps, values, entropies = policy.evaluate(fmaps, actions[:, None])
+        losses = ppo_loss(new_logps, logps[:, None], values, entropies,
+                          discounted_returns(rewards, 0.7), PPOConfig())
+        optim.zero_grad()
+        sum(losses.values()).backward()
+        optim.step()
+    with torch.no_grad():
+        fmaps = torch.eye(2)[:, :, None, None]
+        mean, _, _ = policy(fmaps, policy.init_state(2, fmaps))
+    assert torch.allclose(mean, targets, atol=0.08)
