@@ -61,3 +61,18 @@ def test_train_then_budgeted_test_then_early_exit(demo_root, tmp_path):
         realised = json.load(f)
     assert costs[0] - 1e-6 <= realised['realised_gmacs'] <= costs[-1] + 1e-6
     assert abs(sum(realised['exit_fractions']) - 1) < 1e-6
+
+
+def test_benchmark_tool_reports_every_model(tmp_path):
+    out = str(tmp_path / 'bench.md')
+    proc = run_tool(['tools/analysis_tools/benchmark_uniadafocus.py', '--image-size', '64',
+                     '--patch-size', '32', '--min-box-size', '32', '--batch-sizes', '2',
+                     '--runs', '1', '--warmup', '0', '--fit-videos', '4', '--out', out])
+    with open(out, encoding='utf-8') as f:
+        report = f.read()
+    assert report.strip() in proc.stdout
+    rows = [line for line in report.splitlines() if line.startswith('| ') and '| 2 |' in line]
+    assert len(rows) == 3  # static pair, Uni-AdaFocus, Uni-AdaFocus with early exit
+    static, uni = rows[0].split('|'), rows[1].split('|')
+    assert static[-2].strip() == '1.00'  # the reference
+    assert float(uni[5]) < float(static[5])  # Uni-AdaFocus counts fewer GMACs per video
