@@ -142,3 +142,32 @@ def test_corruption_pipeline_on_demo_images(demo_root):
     table = summarize_corruptions({'fog': {1: [50.0, 60.0], 2: [30.0, 40.0]},
                                    'snow': {1: [10.0, 20.0]}})
     assert table['fog'] == [40.0, 50.0] and table['mean'] == [25.0, 35.0]
+
+
+def test_unscaled_gradients_for_bpda_style_attack():
+    from mmdynamic.evaluation.robustness import unscaled_gradients
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='MGNet', num_classes=3, num_glimpses=2, glimpse_size=16, grad_scale=0.01,
+        backbone=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8, out_indices=(3, ))))
+    model.eval()
+    x = torch.randn(2, 3, 32, 32)
+
+    def input_grad():
+        inp = x.clone().requires_grad_(True)
+        classifier_exit_logits(model, inp)[-1].sum().backward()
+        return inp.grad
+
+    scaled = input_grad()
+    with unscaled_gradients(model) as changed:
+        assert changed == 1 and model.localization.grad_scale == 1.0
+        unscaled = input_grad()
+    assert model.localization.grad_scale == 0.01  # restored
+    assert not torch.allclose(scaled, unscaled)  # the localisation path now reaches the image
+    with torch.no_grad(), unscaled_gradients(model):  # forward unchanged
+        assert torch.allclose(model(x), model.forward_exits(x))
+    result = evaluate_pgd(model, [dict(inputs=list((x * 60 + 128).clamp(0, 255)),
+                                       data_samples=[DataSample().set_gt_label(0),
+                                                     DataSample().set_gt_label(1)])],
+                          PGDConfig(steps=(1, ), unscaled_gradients=True))
+    assert len(result.accuracy[1]) == 2

@@ -102,11 +102,12 @@ def test_robustness_tools_on_demo_model(trained_mgnet, demo_root, capsys):
     assert (out / 'robustness_pgd.md').read_text().count('\n|') == 5
     # the stronger preset: pixel space with a random start
     tool.main(['pgd', MGNET_DEMO, ckpt, '--work-dir', str(out), '--preset', 'strong', '--eps',
-               '8/255', '--steps', '2', '--num-samples', '10', '--batch-size', '10'] + opts)
+               '8/255', '--steps', '2', '--num-samples', '10', '--batch-size', '10',
+               '--unscaled-gradients'] + opts)
     with open(out / 'robustness_pgd.json') as f:
         result = json.load(f)
     assert result['space'] == 'pixel' and result['random_start'] is True
-    assert result['eps'] == pytest.approx(8 / 255)
+    assert result['eps'] == pytest.approx(8 / 255) and result['unscaled_gradients'] is True
 
     out = work / 'corruptions'
     tool.main(['corruptions', MGNET_DEMO, ckpt, '--work-dir', str(out), '--corruptions',

@@ -62,6 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     start.add_argument('--no-random-start', dest='random_start', action='store_false')
     pgd.add_argument('--attack-exit', type=int, default=-1,
                      help='exit whose loss is maximised (default -1: the final one)')
+    pgd.add_argument('--unscaled-gradients', action='store_true',
+                     help="attack with gradient-scaling layers (MGNet's s) set to 1 in backward")
     pgd.add_argument('--seed', type=int, default=0)
 
     cor = sub.add_parser('corruptions', parents=[common], help='ImageNet-C corruptions')
@@ -129,18 +131,21 @@ def run_pgd(args, model, loader, work_dir) -> dict:
     for key in ('eps', 'step_size', 'space', 'random_start'):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    cfg = PGDConfig(steps=args.steps, attack_exit=args.attack_exit, seed=args.seed, **settings)
+    cfg = PGDConfig(steps=args.steps, attack_exit=args.attack_exit, seed=args.seed,
+                    unscaled_gradients=args.unscaled_gradients, **settings)
     result = evaluate_pgd(model, loader(), cfg, max_samples=args.num_samples)
     num_exits = len(next(iter(result.accuracy.values())))
     header = ['PGD steps'] + [f'exit {k + 1}' for k in range(num_exits)]
     rows = [[s] + [f'{a:.2f}' for a in acc] for s, acc in sorted(result.accuracy.items())]
     title = (f'PGD l_inf ({args.preset}): eps {cfg.eps:.5g}, step {cfg.step_size:.5g}, space '
-             f'{cfg.space}, random start {cfg.random_start}, loss on exit {cfg.attack_exit}; '
+             f'{cfg.space}, random start {cfg.random_start}, loss on exit {cfg.attack_exit}'
+             f'{", unscaled gradients" if cfg.unscaled_gradients else ""}; '
              f'top-1 (%) on {result.num_samples} samples')
     return dict(title=title, table=markdown(header, rows),
                 json=dict(mode='pgd', preset=args.preset, eps=cfg.eps, step_size=cfg.step_size,
                           space=cfg.space, random_start=cfg.random_start,
                           attack_exit=cfg.attack_exit, num_samples=result.num_samples,
+                          unscaled_gradients=cfg.unscaled_gradients,
                           accuracy={str(k): v for k, v in result.accuracy.items()}))
 
 

@@ -13,8 +13,9 @@ The loss is the cross-entropy of one exit (the final one by default); accuracy i
 exit of step-wise models. Without a random start PGD is deterministic, so the accuracies after
 1, 2, 4, ... steps come from one run of ``max(steps)`` steps.
 """
+import contextlib
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -37,6 +38,9 @@ class PGDConfig:
         space (str): ``'normalized'`` or ``'pixel'``.
         attack_exit (int): Exit whose cross-entropy is maximised (-1: the final one).
         seed (int): Seed of the random start.
+        unscaled_gradients (bool): Attack with the model's gradient-scaling layers (MGNet's ``s`` of
+            the localisation branch, any submodule with a float ``grad_scale``) set to 1 in the
+            backward pass (BPDA-style): a check against gradient masking. Defaults to False.
     """
     eps: float = 4 / 255
     step_size: float = 1 / 255
@@ -45,6 +49,7 @@ class PGDConfig:
     space: str = 'normalized'
     attack_exit: int = -1
     seed: int = 0
+    unscaled_gradients: bool = False
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -61,6 +66,27 @@ PGD_PRESETS: Dict[str, dict] = {
     'paper': dict(eps=4 / 255, step_size=1 / 255, random_start=False, space='normalized'),
     'strong': dict(eps=4 / 255, step_size=1 / 255, random_start=True, space='pixel'),
 }
+
+
+@contextlib.contextmanager
+def unscaled_gradients(model: nn.Module, enabled: bool = True) -> Iterator[int]:
+    """Temporarily set every float ``grad_scale`` of the model's submodules to 1 (forward unchanged).
+
+    Yields:
+        int: How many submodules were changed.
+    """
+    changed = []
+    if enabled:
+        for module in model.modules():
+            value = getattr(module, 'grad_scale', None)
+            if isinstance(value, float) and value != 1.0:
+                changed.append((module, value))
+                module.grad_scale = 1.0
+    try:
+        yield len(changed)
+    finally:
+        for module, value in changed:
+            module.grad_scale = value
 
 
 def pgd_attack_steps(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
@@ -104,7 +130,7 @@ def pgd_attack_steps(model: nn.Module, inputs: torch.Tensor, labels: torch.Tenso
         if step == max(cfg.steps):
             break
         adv = adv.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), unscaled_gradients(model, cfg.unscaled_gradients):
             logits = classifier_exit_logits(model, to_model(adv))[cfg.attack_exit]
             loss = F.cross_entropy(logits, labels)
             grad, = torch.autograd.grad(loss, adv)
