@@ -41,6 +41,8 @@ from .losses import TEMPORAL_LOSS_FORMS, box_size_regulariser, temporal_policy_l
 from .policies import SpatialPolicy, TemporalPolicy
 
 PolicyLike = Optional[Union[str, dict, ExitPolicy]]
+SPATIAL_MODES = ('learned', 'random', 'centre')
+TEMPORAL_MODES = ('learned', 'uniform')
 
 
 def build_encoder(cfg: dict) -> nn.Module:
@@ -235,6 +237,9 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             patches; losses averaged). Defaults to True.
         temporal_grad_to_global (bool): Let the temporal policy's input and loss carry gradients into
             f_G / FC_G (the official ActivityNet code does; the paper does not). Defaults to False.
+        spatial_mode (str): 'learned' (the spatial policy), or the baselines of Table 9 without it:
+            'random' (P x P patches at random places) and 'centre' (central P x P patches).
+        temporal_mode (str): 'learned' (the temporal policy) or 'uniform' (uniformly spread frames).
         exit_policy (str | dict | ExitPolicy, optional): Early-exit thresholds for prediction.
         data_preprocessor (dict, optional): Defaults to ``ActionDataPreprocessor``.
     """
@@ -247,8 +252,13 @@ class UniAdaFocus(AdaFocusRecognizerBase):
                  fusion_hidden: int = 4096, dropout: float = 0.2, size_reg: float = 1.0,
                  temporal_loss: str = 'expected_ce', num_mc_samples: int = 128,
                  num_mc_draws: Optional[int] = None, random_patch_branch: bool = True,
-                 temporal_grad_to_global: bool = False, exit_policy: PolicyLike = None,
+                 temporal_grad_to_global: bool = False, spatial_mode: str = 'learned',
+                 temporal_mode: str = 'learned', exit_policy: PolicyLike = None,
                  data_preprocessor: Optional[dict] = None) -> None:
+        if spatial_mode not in SPATIAL_MODES:
+            raise ValueError(f'spatial_mode must be one of {SPATIAL_MODES}, got {spatial_mode!r}')
+        if temporal_mode not in TEMPORAL_MODES:
+            raise ValueError(f'temporal_mode must be one of {TEMPORAL_MODES}, got {temporal_mode!r}')
         if num_candidates % num_glance:
             raise ValueError(f'num_candidates ({num_candidates}) must be a multiple of num_glance '
                              f'({num_glance})')
@@ -274,17 +284,23 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         self.num_mc_draws = num_mc_draws or max(1, num_focus * num_glance // num_candidates)
         self.random_patch_branch = random_patch_branch
         self.temporal_grad_to_global = temporal_grad_to_global
+        self.spatial_mode = spatial_mode
+        self.temporal_mode = temporal_mode
         self.exit_offset = num_glance - 1
         self.num_exits = num_focus + 1
         self.repeated_steps_from = 2  # every focus step after the first: one patch, one head
 
-        self.temporal_policy = TemporalPolicy(global_channels, temporal_hidden, temperature=temperature)
-        self.spatial_policy = SpatialPolicy(global_channels, feature_size, spatial_hidden,
-                                            num_frames=num_glance, per_video=self.per_video_box)
+        # the baselines without a learned branch have no module for it (nothing idle under DDP)
+        self.temporal_policy = TemporalPolicy(
+            global_channels, temporal_hidden,
+            temperature=temperature) if temporal_mode == 'learned' else None
+        self.spatial_policy = SpatialPolicy(
+            global_channels, feature_size, spatial_hidden, num_frames=num_glance,
+            per_video=self.per_video_box) if spatial_mode == 'learned' else None
         self._build_classifier(global_channels, local_channels, fusion_hidden, dropout)
         self.fc_global = nn.Sequential(nn.Dropout(dropout), nn.Linear(global_channels, num_classes))
         self.fc_local = nn.Sequential(nn.Dropout(dropout), nn.Linear(local_channels, num_classes))
-        self.fc_aux = nn.Linear(global_channels, num_classes)
+        self.fc_aux = nn.Linear(global_channels, num_classes) if spatial_mode == 'learned' else None
 
     per_video_box = False  # one box per glance frame, interpolated in time (the MN2 + R50 setting)
 
@@ -327,20 +343,36 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         Returns:
             dict: ``actions`` (B, T_G, 4) in (0, 1), ``frame_logits`` and ``frame_weights`` (B, T_G).
         """
-        actions = self.spatial_policy(maps.detach())
-        temporal_in = feats if self.temporal_grad_to_global else feats.detach()
-        logits, weights = self.temporal_policy(temporal_in)
-        return dict(actions=actions, frame_logits=logits, frame_weights=weights)
+        out = dict(actions=None, frame_logits=None)
+        if self.spatial_mode == 'learned':
+            out['actions'] = self.spatial_policy(maps.detach())
+        if self.temporal_mode == 'learned':
+            temporal_in = feats if self.temporal_grad_to_global else feats.detach()
+            out['frame_logits'], out['frame_weights'] = self.temporal_policy(temporal_in)
+        else:  # uniform frames
+            out['frame_weights'] = feats.new_full(feats.shape[:2], 1 / feats.shape[1])
+        return out
 
     def plan_focus(self, actions: torch.Tensor, weights: torch.Tensor,
                    frame_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Focus frames (quantile rule) and their boxes (interpolated in time, detached).
+
+        Without a learned spatial policy (``actions`` None) the boxes are P x P: at random places
+        (``spatial_mode='random'``, one per video for per-video boxes) or in the centre.
 
         Returns:
             tuple: frame indices (B, T_L) and boxes (B, T_L, 4) (cy, cx, h, w) in pixels.
         """
         index = quantile_frame_indices(weights, self.num_focus, self.num_candidates,
                                        training=self.training)
+        if actions is None:
+            per_box = (index.shape[0], 1 if self.per_video_box else self.num_focus)
+            if self.spatial_mode == 'random':
+                boxes = random_boxes(per_box, frame_size, self.patch_size, device=index.device)
+            else:
+                centre = [frame_size[0] / 2, frame_size[1] / 2, self.patch_size, self.patch_size]
+                boxes = torch.tensor(centre, device=index.device).expand(*per_box, 4)
+            return index, boxes.expand(-1, self.num_focus, -1)
         if actions.shape[1] == 1:  # one box per video, shared by every focus frame
             chosen = actions.detach().expand(-1, self.num_focus, -1)
         else:
@@ -440,15 +472,17 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         """FC_G per glance frame, the spatial policy loss with the size regulariser (Eq. 15) and the
         temporal policy loss (Eq. 21) on the FC_G logits (detached unless temporal_grad_to_global)."""
         global_logits = self.fc_global(out['feats'])  # (B, T_G, C)
-        frame_logits = global_logits if self.temporal_grad_to_global else global_logits.detach()
-        spatial = self.spatial_aux_logits(out['maps'].detach(), out['actions'], frame_size)
-        return dict(
-            loss_global=_step_ce(global_logits, labels),
-            loss_spatial=F.cross_entropy(spatial, labels),
-            loss_temporal=temporal_policy_loss(out['frame_weights'], frame_logits, labels,
-                                               self.num_mc_draws, self.num_mc_samples,
-                                               self.temporal_loss),
-            loss_size=self.size_reg * box_size_regulariser(out['actions']))
+        losses = dict(loss_global=_step_ce(global_logits, labels))
+        if out['actions'] is not None:
+            spatial = self.spatial_aux_logits(out['maps'].detach(), out['actions'], frame_size)
+            losses['loss_spatial'] = F.cross_entropy(spatial, labels)
+            losses['loss_size'] = self.size_reg * box_size_regulariser(out['actions'])
+        if out['frame_logits'] is not None:
+            frame_logits = global_logits if self.temporal_grad_to_global else global_logits.detach()
+            losses['loss_temporal'] = temporal_policy_loss(
+                out['frame_weights'], frame_logits, labels, self.num_mc_draws,
+                self.num_mc_samples, self.temporal_loss)
+        return losses
 
     # ------------------------------------------------------------------ step-wise (early exit)
     def init_state(self, inputs: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:

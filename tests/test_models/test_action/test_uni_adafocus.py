@@ -219,3 +219,27 @@ def test_thresholds_fitted_on_train_outputs_meet_the_budget_with_real_skipping()
     expected = assign_exits(solver.scores_of(val_exits), torch.tensor(policy.thresholds))
     assert torch.equal(realised, expected)
     assert len(set(realised.tolist())) > 1  # some exit early, some later
+
+
+def test_baselines_without_learned_policies():
+    """Table 9 baselines: random / central P x P patches, uniformly spread frames; no policy modules,
+    no policy losses, and the equal-cost comparison has the same f_L work."""
+    model = build(spatial_mode='random', temporal_mode='uniform')
+    assert model.spatial_policy is None and model.temporal_policy is None and model.fc_aux is None
+    model.train()
+    losses = model(videos(), samples([0, 1, 2, 3]), mode='loss')
+    assert set(losses) == {'loss_cls', 'loss_global', 'loss_local', 'acc_final'}
+    model.eval()
+    with torch.no_grad():
+        out = model.forward_steps(videos())
+    # uniform weights: the centred quantile levels spread the frames evenly
+    assert out['focus_index'][0].tolist() == [2, 6, 10]
+    assert (out['boxes'][..., 2:] == 24).all()  # fixed P x P patches
+    centre = build(spatial_mode='centre').eval()
+    with torch.no_grad():
+        boxes = centre.forward_steps(videos())['boxes']
+    assert torch.allclose(boxes, torch.tensor([32., 32., 24., 24.]).expand_as(boxes))
+    learned = build()
+    assert model.exit_macs((T0, 3, 64, 64))[-1] < learned.exit_macs((T0, 3, 64, 64))[-1]
+    with pytest.raises(ValueError, match='spatial_mode'):
+        build(spatial_mode='gaussian')
