@@ -15,7 +15,8 @@ FRAMEWORK_MODULES = {
                    ('mmdynamic.models.cls.mgnet', ['MGNet'])],
     'mmdet': [('mmdynamic.models.det', ['SARFasterRCNN', 'SARRetinaNet'])],
     'mmseg': [('mmdynamic.models.seg', ['SAREncoderDecoder'])],
-    'mmaction': [('mmdynamic.models.action', ['UniAdaFocus', 'AdaFocusV2'])],
+    'mmaction': [('mmdynamic.models.action',
+                  ['UniAdaFocus', 'UniAdaFocusTSM', 'UniAdaFocusX3D', 'AdaFocusV2'])],
 }
 
 
