@@ -39,5 +39,5 @@ default_hooks = dict(
 )
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(data_root=data_root))
 randomness = dict(seed=0, deterministic=False)
