@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdynamic  # noqa: E402,F401  (compatibility fixes first)
+from mmdynamic.engine.runner import exact_resume_loop  # noqa: E402
 from mmdynamic.utils.run_config import (add_common_args, add_custom_hook,  # noqa: E402
                                         build_runner, load_config, resolve_resume)
 
@@ -28,6 +29,9 @@ def parse_args() -> argparse.Namespace:
                         help='scale the learning rate by the actual batch size')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not evaluate checkpoints during training')
+    parser.add_argument('--no-exact-resume', action='store_true',
+                        help="keep MMEngine's own train loop (no random states in checkpoints, "
+                        'an interrupted epoch restarts from its beginning)')
     parser.add_argument('--allow-nonfinite', action='store_true',
                         help='do not stop at a NaN / infinite loss (NonFiniteLossHook)')
     return parser.parse_args()
@@ -48,6 +52,9 @@ def main() -> None:
     if not args.allow_nonfinite:
         add_custom_hook(cfg, dict(type='mmdynamic.NonFiniteLossHook'))
     add_custom_hook(cfg, dict(type='mmdynamic.LabelRangeHook'))
+    if not args.no_exact_resume:
+        cfg.train_cfg = exact_resume_loop(cfg.get('train_cfg'))
+        add_custom_hook(cfg, dict(type='mmdynamic.RNGStateHook'))
     runner = build_runner(cfg)
     runner.train()
     runner.logger.log(logging.INFO, f'Training finished; work dir: {osp.abspath(cfg.work_dir)}')

@@ -116,12 +116,15 @@ def is_complete_checkpoint(path: str) -> bool:
 
 
 def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume`` continues from: the one ``last_checkpoint`` names when it is
-    complete, else the newest complete ``*.pth`` of the work dir (None if there is none).
+    """The checkpoint ``--resume`` continues from: the newest complete ``*.pth`` of the work dir
+    (None if there is none).
 
-    ``last_checkpoint`` is written by MMEngine after the checkpoint itself; a run killed in between
-    leaves it naming the previous checkpoint (still valid), and a run killed while writing it leaves
-    it empty or torn, which this function detects.
+    MMEngine's pointer file ``last_checkpoint`` is written after the checkpoint itself: a run killed
+    in between leaves it naming the previous checkpoint although a newer complete one exists, and a
+    run killed while writing it leaves it empty or torn. Checkpoints themselves are written
+    atomically (see :func:`mmdynamic.utils.compat.make_local_writes_atomic`), so the newest complete
+    file is the latest state; checkpoints written without that protection are checked for
+    truncation.
     """
     import glob
     named = None
@@ -129,14 +132,12 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     if osp.isfile(pointer):
         with open(pointer, encoding='utf-8') as f:
             named = f.read().strip() or None
-        if named and is_complete_checkpoint(named):
-            return named
     candidates = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
     for path in candidates:
         if is_complete_checkpoint(path):
-            if named:
-                print_log(f'{pointer} names {named!r}, which is missing or incomplete; resuming '
-                          f'from {path} instead', logger='current', level=logging.WARNING)
+            if named and osp.abspath(named) != osp.abspath(path):
+                print_log(f'{pointer} names {named!r}; resuming from the newer complete '
+                          f'checkpoint {path}', logger='current', level=logging.WARNING)
             return path
     return None
 
