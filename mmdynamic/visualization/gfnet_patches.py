@@ -37,8 +37,8 @@ def draw_gfnet_patches(image: np.ndarray, locations: Sequence[Sequence[float]], 
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'image must be (H, W, 3), got {image.shape}')
     height, width = image.shape[:2]
-    canvas = cv2.resize(np.ascontiguousarray(image, dtype=np.uint8), (width * scale, height * scale),
-                        interpolation=cv2.INTER_NEAREST)
+    canvas = cv2.resize(np.ascontiguousarray(image, dtype=np.uint8),
+                        (width * scale, height * scale), interpolation=cv2.INTER_NEAREST)
     cv2.rectangle(canvas, (0, 0), (width * scale - 1, height * scale - 1), (255, 255, 255), 2)
     cv2.putText(canvas, '1', (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
     locs = torch.as_tensor(np.asarray(locations, dtype=np.float32)).reshape(-1, 2)

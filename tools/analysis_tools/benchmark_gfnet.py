@@ -1,5 +1,5 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""CPU throughput of GF-ResNet-50 with batched early exit against ResNet-50 (gfnet.md §1.7, Tab. 1).
+"""CPU throughput of GF-ResNet-50 with batched early exit against ResNet-50 (GFNet Tab. 1).
 
 Batch ``--batch-size`` (32) at ``--input-size`` (224): images/s of
 
@@ -10,9 +10,9 @@ Batch ``--batch-size`` (32) at ``--input-size`` (224): images/s of
   ``--relative-budgets`` x the backbone's MACs).
 
 Thresholds come from the model's real confidences: every step is run once (untimed) on the
-benchmark batch, and a :class:`~mmdynamic.evaluation.BudgetSolver` fits the geometric-prior thresholds
-of each budget on them; the timed runs then exit exactly that way. The models have random weights
-(latency does not depend on them). The realised MACs are the exit costs counted from the modules
+benchmark batch, and a :class:`~mmdynamic.evaluation.BudgetSolver` fits the geometric-prior
+thresholds of each budget on them; the timed runs then exit exactly that way. The models have
+random weights (latency does not depend on them). The realised MACs are the exit costs counted from the modules
 weighted by the realised exit fractions. Reported per operating point: images/s, speed-up over the
 backbone, MACs ratio (backbone / GFNet) and their quotient (the target: at least 0.85).
 Median of ``--runs`` timed batches after ``--warmup`` ones, models timed round-robin, under

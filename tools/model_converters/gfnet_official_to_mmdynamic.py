@@ -11,8 +11,8 @@ Accepts both official layouts (``configs/gfnet/README.md``):
   result keys.
 
 Key mapping: encoders -> ``global_encoder`` / ``local_encoder`` (their ``fc``/``classifier`` -> the
-encoder's DSN ``head``; the backbone keys are mapped per architecture, torchvision ResNet names equal
-mmpretrain's); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
+encoder's DSN ``head``; the backbone keys are mapped per architecture, torchvision ResNet names
+equal mmpretrain's); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
 ``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
 The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
 point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and

@@ -6,7 +6,8 @@ from .encoder import GFEncoder
 from .gfnet import GFNet, GFRollout
 from .policy import GFPatchPolicy
 # the patch figure hook (mmdynamic.visualization needs no framework; registered here with GFNet)
-from mmdynamic.visualization.gfnet_patches import GFNetPatchVisHook, draw_gfnet_patches  # noqa: E402,I001
+from mmdynamic.visualization.gfnet_patches import (  # noqa: I001
+    GFNetPatchVisHook, draw_gfnet_patches)
 from .ppo import (PPOConfig, RolloutBuffer, contrastive_reward, discounted_returns,
                   increment_reward, ppo_loss)
 

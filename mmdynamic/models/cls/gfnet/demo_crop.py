@@ -13,8 +13,8 @@ from mmdynamic.registry import TRANSFORMS, register_dual
 
 @register_dual(TRANSFORMS)
 class DemoObjectCrop(BaseTransform):
-    """Crop a ``size`` x ``size`` window that contains the object box of a demo image, at a uniformly
-    random position among those windows (the box is anywhere in the crop).
+    """Crop a ``size`` x ``size`` window that contains the object box of a demo image, at a
+    uniformly random position among those windows (the box is anywhere in the crop).
 
     The boxes are the ``<split>_boxes.json`` files that ``make_demo_data`` writes next to the split
     folders (keys: paths relative to the split folder; values: (x1, y1, x2, y2)).

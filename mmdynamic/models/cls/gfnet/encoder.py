@@ -1,5 +1,5 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""The GFNet encoders fG / fL: any mmpretrain backbone with its pooled vector and its feature map."""
+"""The GFNet encoders fG / fL: any mmpretrain backbone, giving its pooled vector and feature map."""
 from typing import Optional, Tuple
 
 import torch
@@ -12,9 +12,9 @@ class GFEncoder(BaseModule):
     """An mmpretrain backbone that returns ``(pooled, feature_map)`` (GFNet §1.4).
 
     ``feature_map`` is the last backbone output, **detached** (the policy never back-propagates into
-    the encoders); ``pooled`` is its global average, optionally followed by a linear pre-logits layer
-    (MobileNetV3's ``conv_head``: 960 -> 1280 + HSwish) and dropout. The encoder's own linear head
-    (``head``) is the deep-supervision (DSN) head of Eq. 6 and, for the cascade classifier, the
+    the encoders); ``pooled`` is its global average, optionally followed by a linear pre-logits
+    layer (MobileNetV3's ``conv_head``: 960 -> 1280 + HSwish) and dropout. The encoder's own
+    linear head (``head``) is the deep-supervision (DSN) head of Eq. 6 and, for the cascade classifier, the
     glance-step prediction.
 
     Args:
