@@ -53,6 +53,7 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.custom_imports = imports
     import mmdynamic.models  # noqa: F401  (plain type names of mmdynamic in every scope)
     cfg.launcher = args.launcher
+    keep_exit_metrics_unaveraged(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -61,6 +62,20 @@ def load_config(args: argparse.Namespace) -> Config:
         enable_amp(cfg)
     setup_cpu_distributed(cfg)
     return cfg
+
+
+# MMEngine's LogProcessor averages, over its window, every logged key matching its ``mean_pattern``,
+# whose default ``.*(loss|time|data_time|grad_norm).*`` also matches the ``anytime/...`` metrics:
+# validation logs would show running means of earlier validations. The same pattern without them:
+MEAN_PATTERN = r'.*(loss|(?<!any)time|data_time|grad_norm).*'
+
+
+def keep_exit_metrics_unaveraged(cfg: Config) -> None:
+    """Set ``log_processor.mean_pattern`` to :data:`MEAN_PATTERN` unless the config sets one."""
+    processor = dict(cfg.get('log_processor', None) or {})
+    if 'mean_pattern' not in processor:
+        processor['mean_pattern'] = MEAN_PATTERN
+        cfg.log_processor = processor
 
 
 def enable_amp(cfg: Config) -> None:

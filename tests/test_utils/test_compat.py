@@ -128,3 +128,22 @@ def test_local_backend_writes_are_atomic(tmp_path):
     backend.put_text('text', tmp_path / 'note.txt')
     assert (tmp_path / 'note.txt').read_text() == 'text'
     assert compat.make_local_writes_atomic() is False  # idempotent
+
+
+def test_log_processor_keeps_anytime_metrics_unaveraged():
+    """MMEngine averages log keys matching 'time'; the tools' pattern leaves 'anytime/...' alone."""
+    import re
+
+    from mmengine.config import Config
+
+    from mmdynamic.utils.run_config import MEAN_PATTERN, keep_exit_metrics_unaveraged
+    cfg = Config(dict(log_processor=dict(window_size=10)))
+    keep_exit_metrics_unaveraged(cfg)
+    pattern = cfg.log_processor['mean_pattern']
+    assert pattern == MEAN_PATTERN and cfg.log_processor['window_size'] == 10
+    for key in ('loss', 'loss_cls', 'time', 'data_time', 'grad_norm'):
+        assert re.search(pattern, key), key
+    assert not re.search(pattern, 'anytime/top1_exit3')
+    own = Config(dict(log_processor=dict(mean_pattern='x')))
+    keep_exit_metrics_unaveraged(own)
+    assert own.log_processor['mean_pattern'] == 'x'
