@@ -1,5 +1,8 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""mmaction2 recognizers: Uni-AdaFocus and AdaFocusV2 (imported only when mmaction2 is installed)."""
+"""mmaction2 recognizers: Uni-AdaFocus (MN2 + R50, TSM, X3D) and AdaFocusV2.
+
+Imported only when mmaction2 is installed.
+"""
 from .adafocus_v2 import AdaFocusV2
 from .feature_reuse_head import ConcatMaxPoolHead, FeatureReuseHead
 from .frame_sampling import (actions_to_boxes, glance_frame_indices, interpolate_actions,
@@ -12,9 +15,9 @@ from .uni_adafocus_tsm import UniAdaFocusTSM
 from .uni_adafocus_x3d import UniAdaFocusX3D
 
 __all__ = [
-    'AdaFocusV2', 'ConcatMaxPoolHead', 'RecurrentLocationPolicy', 'FeatureReuseHead', 'actions_to_boxes', 'glance_frame_indices', 'interpolate_actions',
+    'AdaFocusRecognizerBase', 'UniAdaFocus', 'UniAdaFocusTSM', 'UniAdaFocusX3D', 'AdaFocusV2',
+    'FeatureReuseHead', 'ConcatMaxPoolHead', 'SpatialPolicy', 'TemporalPolicy',
+    'RecurrentLocationPolicy', 'actions_to_boxes', 'glance_frame_indices', 'interpolate_actions',
     'quantile_frame_indices', 'quantile_levels', 'random_boxes', 'box_size_regulariser',
-    'draw_without_replacement', 'exact_temporal_loss', 'temporal_policy_loss', 'SpatialPolicy',
-    'TemporalPolicy', 'AdaFocusRecognizerBase', 'UniAdaFocus', 'UniAdaFocusTSM',
-    'UniAdaFocusX3D'
+    'draw_without_replacement', 'exact_temporal_loss', 'temporal_policy_loss'
 ]

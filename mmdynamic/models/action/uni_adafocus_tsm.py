@@ -17,7 +17,7 @@ from typing import Dict, Tuple
 import torch
 
 from mmdynamic.registry import MODELS, register_dual
-from .uni_adafocus import UniAdaFocus, _step_ce, encode, gather_frames
+from .uni_adafocus import UniAdaFocus, _step_ce, encode
 
 
 @register_dual(MODELS)
