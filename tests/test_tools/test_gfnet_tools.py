@@ -219,3 +219,24 @@ def test_patch_figure_and_hook(tmp_path):
         hook.after_test_iter(runner, i, batch)
     files = sorted(os.listdir(tmp_path / 'vis' / 'gfnet_patches'))
     assert files == ['test_000.png', 'test_001.png', 'test_002.png']
+
+
+@pytest.mark.slow
+def test_ppo_stage_under_ddp(demo_root, tmp_path):
+    """Stage II (the PPO update as the model's loss) with two gloo processes: gradients of the policy
+    are all-reduced like any loss; frozen parts have no trainable parameters. (Checkpointing is
+    covered by the single-process test above.)"""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = str(s.getsockname()[1])
+    data = _data_options(osp.join(demo_root, 'cls'))
+    proc = run_tool(['tools/dist_train.sh', DEMO[1], '2', '--work-dir', str(tmp_path / 'ddp'),
+                     '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+                     'default_hooks.checkpoint.interval=100',
+                     'default_hooks.checkpoint.save_last=False', 'load_from=None',
+                     'model.global_encoder.backbone.init_cfg=None', *data],
+                    env=dict(PORT=port), timeout=300)
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert 'loss_policy' in log and 'anytime/top1_exit3' in log
