@@ -1,5 +1,5 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-from . import regnety  # noqa: F401  (registers RegNetY when mmpretrain is installed)
+from . import mobilenet_v3_wide, regnety  # noqa: F401  (need mmpretrain; registered if present)
 from .sar_resnet import SARResNet, SARResNetCifar, SARStage
 
 __all__ = ["SARResNet", "SARResNetCifar", "SARStage"]
