@@ -165,8 +165,8 @@ def test_converter_train_py_layout_and_errors():
     assert not missing.unexpected_keys
     with pytest.raises(ValueError, match='--arch'):
         converter.convert(stage1)
-    with pytest.raises(NotImplementedError, match='densenet121'):
-        converter.convert(stage1, arch='densenet121')
+    with pytest.raises(NotImplementedError, match='regnety_600m'):
+        converter.convert(stage1, arch='regnety_600m')
 
 
 def test_benchmark_runs_end_to_end(tmp_path):
@@ -240,3 +240,31 @@ def test_ppo_stage_under_ddp(demo_root, tmp_path):
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     assert 'loss_policy' in log and 'anytime/top1_exit3' in log
+
+
+def test_converter_maps_torchvision_densenet():
+    """A torchvision DenseNet-121 (the official GF-DenseNet encoders) converted into mmpretrain's
+    DenseNet gives the same feature map (the official map is relu(features(x)))."""
+    import importlib.util
+
+    import torch
+    import torchvision
+    spec = importlib.util.spec_from_file_location(
+        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    torch.manual_seed(0)
+    official = torchvision.models.densenet121(weights=None).eval()
+    state = {f'module.{k}': v for k, v in official.state_dict().items()}
+    out = converter.convert_encoder(state, 'local_encoder', 'densenet121')
+    init_default_scope('mmpretrain')
+    ours = MODELS.build(dict(type='DenseNet', arch='121'))
+    backbone = {k[len('local_encoder.backbone.'):]: v for k, v in out.items()
+                if k.startswith('local_encoder.backbone.')}
+    ours.load_state_dict(backbone, strict=True)
+    ours.eval()
+    assert out['local_encoder.head.weight'].shape == (1000, 1024)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.relu(official.features(x))
+        assert torch.allclose(ours(x)[-1], expected, atol=1e-5)

@@ -11,8 +11,9 @@ Accepts both official layouts (``configs/gfnet/README.md``):
   result keys.
 
 Key mapping: encoders -> ``global_encoder`` / ``local_encoder`` (their ``fc``/``classifier`` -> the
-encoder's DSN ``head``; the backbone keys are mapped per architecture, torchvision ResNet names
-equal mmpretrain's); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
+encoder's DSN ``head``; the backbone keys are mapped per architecture: torchvision ResNet names
+equal mmpretrain's, torchvision DenseNet names are renamed; RegNet-Y, MobileNetV3 and EfficientNet
+are not mapped yet); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
 ``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
 The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
 point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and
@@ -31,9 +32,29 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 ENCODER_HEADS = ('fc.', 'classifier.')
+_DENSENET_RULES = [  # torchvision DenseNet -> mmpretrain DenseNet (4 dense blocks)
+    (r'features\.conv0\.(.*)', lambda m: f'stem.0.{m[1]}'),
+    (r'features\.norm0\.(.*)', lambda m: f'stem.1.{m[1]}'),
+    (r'features\.denseblock(\d+)\.denselayer(\d+)\.(.*)',
+     lambda m: f'stages.{int(m[1]) - 1}.block.{int(m[2]) - 1}.{m[3]}'),
+    (r'features\.transition(\d+)\.(.*)', lambda m: f'transitions.{int(m[1]) - 1}.{m[2]}'),
+    (r'features\.norm5\.(.*)', lambda m: f'transitions.3.0.{m[1]}'),
+]
+
+
+def densenet_key(key: str) -> str:
+    """A torchvision DenseNet key (current names: ``norm1``, not ``norm.1``) in mmpretrain's."""
+    for pattern, target in _DENSENET_RULES:
+        match = re.fullmatch(pattern, key)
+        if match:
+            return target(match)
+    raise KeyError(f'unexpected DenseNet key: {key}')
+
+
 # backbone key mappers: official (torchvision / timm / pycls) name -> mmpretrain backbone name
 BACKBONE_MAPPERS: Dict[str, Callable[[str], str]] = {
     'resnet': lambda key: key,  # torchvision ResNet names are mmpretrain's
+    'densenet': densenet_key,
 }
 
 
@@ -48,7 +69,8 @@ def convert_encoder(state: Dict[str, torch.Tensor], prefix: str, arch: str) -> D
     if family not in BACKBONE_MAPPERS:
         raise NotImplementedError(
             f'no key mapping for {arch!r} encoders yet (supported: {sorted(BACKBONE_MAPPERS)}); '
-            'DenseNet, RegNet-Y, MobileNetV3 and EfficientNet need their own mapping')
+            'RegNet-Y (pycls), MobileNetV3 and EfficientNet (gen-efficientnet) need their own '
+            'mapping')
     out = OrderedDict()
     for key, value in strip_module(state).items():
         if key.startswith(ENCODER_HEADS):
