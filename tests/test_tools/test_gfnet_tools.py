@@ -165,8 +165,8 @@ def test_converter_train_py_layout_and_errors():
     assert not missing.unexpected_keys
     with pytest.raises(ValueError, match='--arch'):
         converter.convert(stage1)
-    with pytest.raises(NotImplementedError, match='regnety_600m'):
-        converter.convert(stage1, arch='regnety_600m')
+    with pytest.raises(NotImplementedError, match='mobilenetv3_large_100'):
+        converter.convert(stage1, arch='mobilenetv3_large_100')
 
 
 def test_benchmark_runs_end_to_end(tmp_path):
@@ -268,3 +268,50 @@ def test_converter_maps_torchvision_densenet():
     with torch.no_grad():
         expected = torch.relu(official.features(x))
         assert torch.allclose(ours(x)[-1], expected, atol=1e-5)
+
+
+def test_converter_maps_pycls_regnety():
+    """Every key of a pycls RegNet-Y-600MF encoder (names of the official checkpoints:
+    stem.{conv,bn}, s{i}.b{j}.{proj,bn}, s{i}.b{j}.f.{a,a_bn,b,b_bn,se.f_ex.0/2,c,c_bn}, fc) maps
+    onto mmdynamic's RegNetY, one to one, with matching shapes."""
+    import importlib.util
+
+    import torch
+    spec = importlib.util.spec_from_file_location(
+        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    init_default_scope('mmpretrain')
+    import mmdynamic.models  # noqa: F401
+    ours = MODELS.build(dict(type='RegNetY', arch='regnety_600mf'))
+    target = ours.state_dict()
+    bn = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+    official = {}
+
+    def put(name, our_name):
+        official[f'module.{name}'] = torch.zeros_like(target[our_name])
+
+    put('stem.conv.weight', 'conv1.weight')
+    for p in bn:
+        put(f'stem.bn.{p}', f'bn1.{p}')
+    parts = dict(a='conv1', a_bn='bn1', b='conv2', b_bn='bn2', c='conv3', c_bn='bn3')
+    for i in range(1, 5):
+        for j in range(len(getattr(ours, f'layer{i}'))):
+            ours_prefix, pycls = f'layer{i}.{j}', f's{i}.b{j + 1}'
+            if j == 0:
+                put(f'{pycls}.proj.weight', f'{ours_prefix}.downsample.0.weight')
+                for p in bn:
+                    put(f'{pycls}.bn.{p}', f'{ours_prefix}.downsample.1.{p}')
+            for short, name in parts.items():
+                for p in (bn if short.endswith('bn') else ('weight', )):
+                    put(f'{pycls}.f.{short}.{p}', f'{ours_prefix}.{name}.{p}')
+            for k, name in (('0', 'reduce'), ('2', 'expand')):
+                for p in ('weight', 'bias'):
+                    put(f'{pycls}.f.se.f_ex.{k}.{p}', f'{ours_prefix}.se.{name}.{p}')
+    official['module.fc.weight'] = torch.zeros(1000, 608)
+    official['module.fc.bias'] = torch.zeros(1000)
+    out = converter.convert_encoder(official, 'global_encoder', 'regnety_600m')
+    backbone = {k[len('global_encoder.backbone.'):]: v for k, v in out.items()
+                if k.startswith('global_encoder.backbone.')}
+    assert set(backbone) == set(target) and len(official) == len(out)
+    ours.load_state_dict(backbone, strict=True)

@@ -12,8 +12,8 @@ Accepts both official layouts (``configs/gfnet/README.md``):
 
 Key mapping: encoders -> ``global_encoder`` / ``local_encoder`` (their ``fc``/``classifier`` -> the
 encoder's DSN ``head``; the backbone keys are mapped per architecture: torchvision ResNet names
-equal mmpretrain's, torchvision DenseNet names are renamed; RegNet-Y, MobileNetV3 and EfficientNet
-are not mapped yet); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
+equal mmpretrain's, torchvision DenseNet and pycls RegNet-Y names are renamed; MobileNetV3 and
+EfficientNet are not mapped yet); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
 ``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
 The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
 point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and
@@ -44,17 +44,40 @@ _DENSENET_RULES = [  # torchvision DenseNet -> mmpretrain DenseNet (4 dense bloc
 
 def densenet_key(key: str) -> str:
     """A torchvision DenseNet key (current names: ``norm1``, not ``norm.1``) in mmpretrain's."""
-    for pattern, target in _DENSENET_RULES:
+    return _rename(_DENSENET_RULES, key, 'DenseNet')
+
+
+_REGNET_PARTS = {'a': 'conv1', 'a_bn': 'bn1', 'b': 'conv2', 'b_bn': 'bn2', 'c': 'conv3',
+                 'c_bn': 'bn3', 'se.f_ex.0': 'se.reduce', 'se.f_ex.2': 'se.expand'}
+_REGNET_RULES = [  # pycls AnyNet (RegNet-Y) -> mmdynamic RegNetY (mmpretrain RegNet names)
+    (r'stem\.conv\.(.*)', lambda m: f'conv1.{m[1]}'),
+    (r'stem\.bn\.(.*)', lambda m: f'bn1.{m[1]}'),
+    (r's(\d+)\.b(\d+)\.proj\.(.*)', lambda m: f'layer{m[1]}.{int(m[2]) - 1}.downsample.0.{m[3]}'),
+    (r's(\d+)\.b(\d+)\.bn\.(.*)', lambda m: f'layer{m[1]}.{int(m[2]) - 1}.downsample.1.{m[3]}'),
+    (r's(\d+)\.b(\d+)\.f\.(a|a_bn|b|b_bn|c|c_bn|se\.f_ex\.[02])\.(weight|bias|running_mean|'
+     r'running_var|num_batches_tracked)',
+     lambda m: f'layer{m[1]}.{int(m[2]) - 1}.{_REGNET_PARTS[m[3]]}.{m[4]}'),
+]
+
+
+def _rename(rules, key: str, family: str) -> str:
+    for pattern, target in rules:
         match = re.fullmatch(pattern, key)
         if match:
             return target(match)
-    raise KeyError(f'unexpected DenseNet key: {key}')
+    raise KeyError(f'unexpected {family} key: {key}')
+
+
+def regnet_key(key: str) -> str:
+    """A pycls RegNet-Y key in mmdynamic's RegNetY (``stem``/``s{i}.b{j}.f.*``)."""
+    return _rename(_REGNET_RULES, key, 'RegNet')
 
 
 # backbone key mappers: official (torchvision / timm / pycls) name -> mmpretrain backbone name
 BACKBONE_MAPPERS: Dict[str, Callable[[str], str]] = {
     'resnet': lambda key: key,  # torchvision ResNet names are mmpretrain's
     'densenet': densenet_key,
+    'regnety': regnet_key,
 }
 
 
@@ -69,8 +92,7 @@ def convert_encoder(state: Dict[str, torch.Tensor], prefix: str, arch: str) -> D
     if family not in BACKBONE_MAPPERS:
         raise NotImplementedError(
             f'no key mapping for {arch!r} encoders yet (supported: {sorted(BACKBONE_MAPPERS)}); '
-            'RegNet-Y (pycls), MobileNetV3 and EfficientNet (gen-efficientnet) need their own '
-            'mapping')
+            'MobileNetV3 and EfficientNet (gen-efficientnet) need their own mapping')
     out = OrderedDict()
     for key, value in strip_module(state).items():
         if key.startswith(ENCODER_HEADS):
