@@ -165,8 +165,8 @@ def test_converter_train_py_layout_and_errors():
     assert not missing.unexpected_keys
     with pytest.raises(ValueError, match='--arch'):
         converter.convert(stage1)
-    with pytest.raises(NotImplementedError, match='mobilenetv3_large_100'):
-        converter.convert(stage1, arch='mobilenetv3_large_100')
+    with pytest.raises(NotImplementedError, match='efficientnet_b2'):
+        converter.convert(stage1, arch='efficientnet_b2')
 
 
 def test_benchmark_runs_end_to_end(tmp_path):
@@ -315,3 +315,46 @@ def test_converter_maps_pycls_regnety():
                 if k.startswith('global_encoder.backbone.')}
     assert set(backbone) == set(target) and len(official) == len(out)
     ours.load_state_dict(backbone, strict=True)
+
+
+def test_converter_maps_gen_efficientnet_mobilenetv3():
+    """A gen-efficientnet MobileNetV3-Large-1.00 encoder (stages of 1/2/3/4/2/3/1 blocks, SE in
+    stages 2, 4, 5, conv_head 960 -> 1280 with bias, classifier) maps one to one onto the GFEncoder
+    of the GF-MobileNetV3 configs (mmpretrain MobileNetV3 + linear pre-logits + head)."""
+    import importlib.util
+
+    import torch
+
+    from mmdynamic.models.cls.gfnet import GFEncoder
+    spec = importlib.util.spec_from_file_location(
+        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    init_default_scope('mmpretrain')
+    encoder = GFEncoder(dict(type='MobileNetV3', arch='large'), in_channels=960, num_classes=1000,
+                        pre_logits_channels=1280)
+    target = {k: v.shape for k, v in encoder.state_dict().items()}
+    bn = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+    names = ['conv_stem.weight'] + [f'bn1.{p}' for p in bn]
+    for stage, count in enumerate([1, 2, 3, 4, 2, 3]):
+        for block in range(count):
+            prefix = f'blocks.{stage}.{block}'
+            if stage == 0:
+                parts = ['conv_dw', 'bn1', 'conv_pw', 'bn2']
+            else:
+                parts = ['conv_pw', 'bn1', 'conv_dw', 'bn2'] + (
+                    ['se.conv_reduce', 'se.conv_expand'] if stage in (2, 4, 5) else []) + [
+                        'conv_pwl', 'bn3']
+            for part in parts:
+                params = bn if part.startswith('bn') else (
+                    ('weight', 'bias') if part.startswith('se.') else ('weight', ))
+                names += [f'{prefix}.{part}.{p}' for p in params]
+    names += ['blocks.6.0.conv.weight'] + [f'blocks.6.0.bn1.{p}' for p in bn]
+    names += ['conv_head.weight', 'conv_head.bias', 'classifier.weight', 'classifier.bias']
+    official = {f'module.{n}': torch.zeros(1) for n in names}
+    official['module.conv_head.weight'] = torch.ones(1280, 960, 1, 1)
+    out = converter.convert_encoder(official, 'global_encoder', 'mobilenetv3_large_100')
+    assert set(k[len('global_encoder.'):] for k in out) == set(target)
+    assert len(out) == len(official)
+    # conv_head's 1x1 kernel becomes the linear pre-logits weight
+    assert out['global_encoder.pre_logits.0.weight'].shape == target['pre_logits.0.weight']

@@ -12,8 +12,9 @@ Accepts both official layouts (``configs/gfnet/README.md``):
 
 Key mapping: encoders -> ``global_encoder`` / ``local_encoder`` (their ``fc``/``classifier`` -> the
 encoder's DSN ``head``; the backbone keys are mapped per architecture: torchvision ResNet names
-equal mmpretrain's, torchvision DenseNet and pycls RegNet-Y names are renamed; MobileNetV3 and
-EfficientNet are not mapped yet); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
+equal mmpretrain's, torchvision DenseNet, pycls RegNet-Y and gen-efficientnet MobileNetV3 names are renamed
+(MobileNetV3's conv_head becomes the encoder's linear pre-logits layer); EfficientNet is not
+mapped yet); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
 ``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
 The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
 point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and
@@ -73,6 +74,51 @@ def regnet_key(key: str) -> str:
     return _rename(_REGNET_RULES, key, 'RegNet')
 
 
+_MBV3_PARTS = {  # gen-efficientnet block part -> mmpretrain InvertedResidual part
+    'conv_pw': 'expand_conv.conv', 'bn1': 'expand_conv.bn', 'conv_dw': 'depthwise_conv.conv',
+    'bn2': 'depthwise_conv.bn', 'se.conv_reduce': 'se.conv1.conv',
+    'se.conv_expand': 'se.conv2.conv', 'conv_pwl': 'linear_conv.conv', 'bn3': 'linear_conv.bn'}
+_MBV3_DS_PARTS = {  # the first (depthwise-separable) block
+    'conv_dw': 'depthwise_conv.conv', 'bn1': 'depthwise_conv.bn', 'conv_pw': 'linear_conv.conv',
+    'bn2': 'linear_conv.bn', 'se.conv_reduce': 'se.conv1.conv', 'se.conv_expand': 'se.conv2.conv'}
+
+
+def convert_mobilenetv3(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A gen-efficientnet MobileNetV3 encoder state (conv_stem, bn1, blocks.{s}.{j}.*, conv_head,
+    classifier) as mmpretrain ``MobileNetV3`` / ``MobileNetV3Wide`` keys (layer0..layerN+1) plus
+    the GFEncoder parts: ``conv_head`` (1x1 conv with bias) -> ``pre_logits.0`` (Linear),
+    ``classifier`` -> ``head``. Returns keys relative to the encoder."""
+    blocks = sorted({tuple(int(v) for v in k.split('.')[1:3]) for k in state
+                     if k.startswith('blocks.')})
+    last_stage = blocks[-1][0]
+    index = {b: i + 1 for i, b in enumerate(b for b in blocks if b[0] != last_stage)}
+    out = OrderedDict()
+    for key, value in state.items():
+        if key.startswith('conv_stem.'):
+            out['backbone.layer0.conv.' + key.split('.', 1)[1]] = value
+        elif key.startswith('bn1.'):
+            out['backbone.layer0.bn.' + key.split('.', 1)[1]] = value
+        elif key.startswith('conv_head.'):
+            name = key.split('.', 1)[1]
+            out[f'pre_logits.0.{name}'] = value.flatten(1) if name == 'weight' else value
+        elif key.startswith('classifier.'):
+            out['head.' + key.split('.', 1)[1]] = value
+        elif key.startswith('blocks.'):
+            _, stage, block, rest = key.split('.', 3)
+            stage, block = int(stage), int(block)
+            part, param = rest.rsplit('.', 1)
+            if stage == last_stage:  # the final 1x1 conv + BN
+                layer, target = len(index) + 1, {'conv': 'conv', 'bn1': 'bn'}[part]
+            else:
+                layer = index[(stage, block)]
+                parts = _MBV3_DS_PARTS if (stage, block) == blocks[0] else _MBV3_PARTS
+                target = parts[part]
+            out[f'backbone.layer{layer}.{target}.{param}'] = value
+        else:
+            raise KeyError(f'unexpected MobileNetV3 key: {key}')
+    return out
+
+
 # backbone key mappers: official (torchvision / timm / pycls) name -> mmpretrain backbone name
 BACKBONE_MAPPERS: Dict[str, Callable[[str], str]] = {
     'resnet': lambda key: key,  # torchvision ResNet names are mmpretrain's
@@ -89,10 +135,13 @@ def strip_module(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 def convert_encoder(state: Dict[str, torch.Tensor], prefix: str, arch: str) -> Dict:
     family = re.match(r'[a-z]+', arch).group(0)
+    if family == 'mobilenetv':
+        return OrderedDict((f'{prefix}.{k}', v)
+                           for k, v in convert_mobilenetv3(strip_module(state)).items())
     if family not in BACKBONE_MAPPERS:
         raise NotImplementedError(
             f'no key mapping for {arch!r} encoders yet (supported: {sorted(BACKBONE_MAPPERS)}); '
-            'MobileNetV3 and EfficientNet (gen-efficientnet) need their own mapping')
+            'EfficientNet (gen-efficientnet) needs its own mapping')
     out = OrderedDict()
     for key, value in strip_module(state).items():
         if key.startswith(ENCODER_HEADS):
