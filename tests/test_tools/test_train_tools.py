@@ -135,6 +135,8 @@ def test_dist_train_and_test_two_cpu_processes(demo_root, tmp_path):
     assert 'accuracy/top1' in log
     ckpt = osp.join(work_dir, 'iter_4.pth')
     assert osp.isfile(ckpt)
+    # the random states of both ranks, gathered before rank 0 writes the checkpoint
+    assert len(torch.load(ckpt, map_location='cpu', weights_only=False)['rng_states']) == 2
     run_tool(['tools/dist_test.sh', config, ckpt, '2', '--work-dir', str(tmp_path / 'eval')],
              env=dict(PORT=_free_port()))
     with open(tmp_path / 'eval' / 'metrics.json') as f:

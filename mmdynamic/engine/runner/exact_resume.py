@@ -61,28 +61,53 @@ class RNGStateHook(Hook):
     """Save the random generator states of every rank in each checkpoint; restore them on resume
     (through the exact-resume loops, at the point where the checkpoint was written).
 
+    MMEngine writes checkpoints on rank 0 only, so the states of all ranks are gathered before, at
+    the end of each training iteration (or epoch) after which the checkpoint hook will save: every
+    rank is there. Checkpoints written elsewhere (e.g. the best checkpoint after validation) carry
+    the states only in single-process runs.
+
     Validation during training leaves the generators as it found them (its states are saved before
     and restored after), so the training's random stream does not depend on whether, or how often,
     it is validated (and a run resumed from an end-of-epoch checkpoint, which skips the validation
     that followed it, stays on the same stream).
     """
-    priority = 'VERY_LOW'
+    priority = 'LOW'  # before the checkpoint hook (VERY_LOW) of the same iteration / epoch
 
     def __init__(self) -> None:
         self._outside_val: Optional[Dict] = None
+        self._gathered: Optional[Dict] = None
 
-    def before_val(self, runner) -> None:
-        self._outside_val = get_rng_states()
+    @staticmethod
+    def _checkpoint_hook(runner):
+        from mmengine.hooks import CheckpointHook
+        return next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
 
-    def after_val(self, runner) -> None:
-        if self._outside_val is not None:
-            set_rng_states(self._outside_val)
-            self._outside_val = None
+    def _gather_if_saving(self, runner, by_epoch: bool) -> None:
+        if get_world_size() == 1:
+            return
+        hook = self._checkpoint_hook(runner)
+        if hook is None or bool(hook.by_epoch) != by_epoch:
+            return
+        if by_epoch:
+            saving = self.every_n_epochs(runner, hook.interval) or self.is_last_train_epoch(runner)
+        else:
+            saving = (self.every_n_train_iters(runner, hook.interval)
+                      or self.is_last_train_iter(runner))
+        if saving:  # a collective: every rank runs this same test and reaches this call
+            self._gathered = dict(iter=runner.iter + (0 if by_epoch else 1),
+                                  states=all_gather_object(get_rng_states()))
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._gather_if_saving(runner, by_epoch=False)
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather_if_saving(runner, by_epoch=True)
 
     def before_save_checkpoint(self, runner, checkpoint: Dict) -> None:
-        states = get_rng_states()
-        checkpoint['rng_states'] = (all_gather_object(states) if get_world_size() > 1 else
-                                    [states])
+        if get_world_size() == 1:
+            checkpoint['rng_states'] = [get_rng_states()]
+        elif self._gathered is not None and self._gathered['iter'] == checkpoint['meta'].get('iter'):
+            checkpoint['rng_states'] = self._gathered['states']
 
     def after_load_checkpoint(self, runner, checkpoint: Dict) -> None:
         states = checkpoint.get('rng_states')
@@ -94,6 +119,14 @@ class RNGStateHook(Hook):
                       level='WARNING')
             return
         setattr(runner, _PENDING, states[get_rank()])
+
+    def before_val(self, runner) -> None:
+        self._outside_val = get_rng_states()
+
+    def after_val(self, runner) -> None:
+        if self._outside_val is not None:
+            set_rng_states(self._outside_val)
+            self._outside_val = None
 
 
 def restore_pending_rng_states(runner) -> bool:
