@@ -178,6 +178,28 @@ def _policy_file_corrupt(tmp_path, demo_root):
     ExitPolicy.load(str(path))
 
 
+def _gfnet(**kwargs):
+    from mmengine.registry import MODELS, init_default_scope
+
+    from .test_models.test_gfnet.test_gfnet import tiny_cfg
+    init_default_scope('mmpretrain')
+    return MODELS.build(tiny_cfg(**kwargs))
+
+
+def _gfnet_patch_larger_than_input(tmp_path, demo_root):
+    model = _gfnet(patch_size=96).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64), mode='tensor')
+
+
+def _mgnet(**kwargs):
+    from mmengine.registry import init_default_scope
+
+    from .test_models.test_mgnet.test_mgnet import tiny_mgnet
+    init_default_scope('mmpretrain')
+    return tiny_mgnet(**kwargs)
+
+
 CASES: Dict[str, Case] = {
     'sar-groups': Case(
         'SAR: `groups` does not divide the channels', 'ValueError',
@@ -198,6 +220,15 @@ CASES: Dict[str, Case] = {
         'grids 14/7/2)', 'ValueError',
         'sparse_infer: the 50x50 feature map of this refine block is not divisible by its 14x14 '
         'mask grid, so the patches do not tile it.', _sar_sparse_on_200px),
+    'gfnet-patch': Case(
+        'GFNet: a patch larger than the input (96 px patches, 64 px images)', 'ValueError',
+        'patch size (96, 96) is larger than the image (64, 64)', _gfnet_patch_larger_than_input),
+    'gfnet-steps': Case(
+        'GFNet: T < 1', 'ValueError', 'num_steps must be >= 1, got 0',
+        lambda t, d: _gfnet(num_steps=0)),
+    'mgnet-glimpses': Case(
+        'MGNet: T < 1 glimpses', 'ValueError', 'num_glimpses must be >= 1, got 0',
+        lambda t, d: _mgnet(num_glimpses=0)),
     'budget-below': Case(
         'a budget below the cheapest exit', 'ValueError',
         'budget 0.5 GMACs is below the cheapest exit (1 GMACs): no operating point can meet it',
@@ -279,6 +310,19 @@ CASES: Dict[str, Case] = {
         '`--amp` without a GPU', 'RuntimeError',
         "--amp needs a CUDA GPU: MMEngine's AmpOptimWrapper does not run on CPU.", _amp_on_cpu),
 }
+
+
+def test_video_shorter_than_the_candidates_repeats_frames():
+    """Not an error: a video with fewer frames than T_0 gives every frame at least once, in order,
+    with repeats (mmaction2's segment sampling), in training and at test."""
+    from mmdynamic.datasets.transforms import SampleGlanceAndFocusFrames
+    for test_mode in (False, True):
+        out = SampleGlanceAndFocusFrames(4, 12, test_mode=test_mode)(
+            dict(total_frames=5, start_index=0))
+        candidates = out['frame_inds'][4:]
+        assert len(candidates) == 12 and set(candidates.tolist()) <= set(range(5))
+        assert (candidates[1:] >= candidates[:-1]).all()
+        assert len(set(candidates.tolist())) == 5
 
 
 def _pattern(message: str) -> str:

@@ -17,6 +17,9 @@ from mmdynamic.registry import TRANSFORMS, register_dual
 class SampleGlanceAndFocusFrames(BaseTransform):
     """Sample a T_G-frame glance clip and a T_0-frame focus-candidate clip (TSN segments each).
 
+    A video with fewer frames than a clip gives every frame at least once, in temporal order, with
+    repeats (never wrapping back to the first frame).
+
     Required keys: ``total_frames``, ``start_index``. Added/modified keys: ``frame_inds``
     (T_G + T_0, glance first), ``clip_len`` (1), ``frame_interval``, ``num_clips`` (T_G + T_0),
     ``num_glance_frames`` (T_G).
@@ -45,7 +48,11 @@ class SampleGlanceAndFocusFrames(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         import numpy as np
-        inds = [sampler.transform(dict(results))['frame_inds'] for sampler in self._samplers]
+        # A video shorter than a clip makes mmaction2's segment offsets run past its end, where they
+        # wrap to the first frame; the running maximum keeps each clip in temporal order (the last
+        # frame repeats instead). A no-op for videos at least as long as the clips.
+        inds = [np.maximum.accumulate(sampler.transform(dict(results))['frame_inds'])
+                for sampler in self._samplers]
         results['frame_inds'] = np.concatenate(inds).astype(np.int64)
         results['clip_len'] = 1
         results['frame_interval'] = 1
