@@ -434,8 +434,16 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         out['focus_index'], out['boxes'] = self.plan_focus(out['actions'], out['frame_weights'],
                                                            frame_size)
         out['local_feats'] = self.local_features(inputs, out['focus_index'], out['boxes'])
-        out['steps'] = self.fusion_head(out['feats'], out['local_feats'])
+        out['steps'] = self.fuse(out['feats'], out['local_feats'])
         return out
+
+    def fuse(self, global_feats: torch.Tensor, local_feats: torch.Tensor) -> torch.Tensor:
+        """f_C on the glance features (B, T_G, C_G) and the focus features (B, T_L, C_L).
+
+        Returns:
+            Tensor: (B, T_G + T_L, num_classes) logits of every exit.
+        """
+        return self.fusion_head(global_feats, local_feats)
 
     def loss(self, inputs: torch.Tensor, data_samples: Sequence, **kwargs) -> Dict[str, torch.Tensor]:
         """Eq. 22: encoder/classifier loss (+ random-patch branch) + spatial + temporal policy losses."""

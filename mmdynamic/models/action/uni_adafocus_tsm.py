@@ -97,16 +97,6 @@ class UniAdaFocusTSM(UniAdaFocus):
         """f_L on the chosen focus candidates (indices into the candidate clip)."""
         return super().local_features(inputs[:, self.num_glance:], index, boxes)
 
-    def forward_steps(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        frame_size = tuple(inputs.shape[-2:])
-        out = self.glance_features(inputs)
-        out.update(self.policy(out['maps'], out['feats']))
-        out['focus_index'], out['boxes'] = self.plan_focus(out['actions'], out['frame_weights'],
-                                                           frame_size)
-        out['local_feats'] = self.local_features(inputs, out['focus_index'], out['boxes'])
-        out['steps'] = self.fuse(out['feats'], out['local_feats'])
-        return out
-
     def classifier_losses(self, inputs: torch.Tensor, out: Dict[str, torch.Tensor],
                           labels: torch.Tensor) -> Dict[str, torch.Tensor]:
         """CE of the final (summed) prediction and of FC_L per focus frame, averaged with the
