@@ -35,3 +35,14 @@ def demo_root(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('demo'))
     make_demo_data(root, num_train=40, num_val=20)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """Each test starts with the default registry scope it would have alone: a test that builds a
+    runner or calls ``init_default_scope`` does not change the scope of later tests (MMEngine keeps
+    it in ``DefaultScope``'s instance table, restored here as ``overwrite_default_scope`` does)."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict = saved

@@ -15,7 +15,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdynamic  # noqa: E402,F401  (compatibility fixes first)
 from mmdynamic.utils.checkpoint_check import check_checkpoint_fits  # noqa: E402
 from mmdynamic.utils.run_config import (add_common_args, add_custom_hook,  # noqa: E402
-                                        build_runner, load_config)
+                                        build_runner, load_config,
+                                        shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -89,6 +90,7 @@ def main() -> None:
             json.dump({k: float(v) if hasattr(v, '__float__') else v for k, v in metrics.items()},
                       f, indent=1)
         print(f'metrics written to {osp.abspath(out)}')
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -15,7 +15,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdynamic  # noqa: E402,F401  (compatibility fixes first)
 from mmdynamic.engine.runner import exact_resume_loop  # noqa: E402
 from mmdynamic.utils.run_config import (add_common_args, add_custom_hook,  # noqa: E402
-                                        build_runner, load_config, resolve_resume)
+                                        build_runner, load_config, resolve_resume,
+                                        shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +59,7 @@ def main() -> None:
     runner = build_runner(cfg)
     runner.train()
     runner.logger.log(logging.INFO, f'Training finished; work dir: {osp.abspath(cfg.work_dir)}')
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -108,6 +108,19 @@ def add_custom_hook(cfg: Config, hook: dict) -> None:
     cfg.custom_hooks = hooks
 
 
+def shutdown_distributed() -> None:
+    """Wait for every rank, then tear the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's threads can be destroyed while still joinable, and the
+    process aborts (``terminate called without an active exception``, exit code -6) after a run that
+    otherwise finished: torchrun then reports the whole job as failed.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def build_runner(cfg: Config):
     """Build the runner named by ``runner_type`` or MMEngine's default one."""
     from mmengine.registry import RUNNERS

@@ -1,0 +1,186 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""One speed report: the benchmarks of SAR, GFNet, MGNet and Uni-AdaFocus in one process.
+
+Each family's own tool (``benchmark_sar.py``, ``benchmark_gfnet.py``, ``benchmark_mgnet.py``,
+``benchmark_uniadafocus.py``) measures its dynamic model against its static baseline in the same run;
+this tool runs them one after the other on the same machine and threads and writes one markdown table:
+
+    model | baseline | speed-up | MACs ratio | quotient | batch | threads | device
+
+``speed-up`` = baseline latency / model latency, ``MACs ratio`` = baseline MACs / model MACs (realised
+per sample), ``quotient`` = speed-up / MACs ratio (1.0 when latency follows MACs). Each tool's full
+table (with its notes) follows the summary.
+
+``--preset paper`` uses the settings of the papers' comparisons (224 px, ResNet-50 class models);
+``--preset quick`` uses tiny models (seconds; for tests, not for numbers).
+
+Example:
+    python tools/analysis_tools/benchmark.py --threads 1 --out benchmark.md
+"""
+import argparse
+import contextlib
+import importlib.util
+import io
+import os
+import os.path as osp
+import platform
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+
+HERE = osp.dirname(osp.abspath(__file__))
+FAMILIES = ('sar', 'gfnet', 'mgnet', 'uniadafocus')
+
+# Per family: the tool's arguments for each preset (threads are added by this tool).
+PRESETS: Dict[str, Dict[str, List[str]]] = {
+    'paper': {
+        'sar': ['--runs', '30', '--warmup', '5', '--densities', '0.5'],
+        'gfnet': ['--runs', '5', '--warmup', '1'],
+        'mgnet': ['--backbones', 'r18', 'r50', '--batch-sizes', '1', '32', '--runs', '5',
+                  '--warmup', '1'],
+        'uniadafocus': ['--batch-sizes', '1', '8', '--runs', '3', '--warmup', '1'],
+    },
+    'quick': {
+        'sar': ['--runs', '1', '--warmup', '0', '--densities', '0.5', '--no-check'],
+        'gfnet': ['--depth', '18', '--base-channels', '8', '--input-size', '64', '--patch-size',
+                  '32', '--num-steps', '3', '--batch-size', '4', '--num-classes', '10',
+                  '--relative-budgets', '0.35', '0.6', '--runs', '1', '--warmup', '0'],
+        'mgnet': ['--backbones', 'r18', '--batch-sizes', '2', '--input-size', '64',
+                  '--glimpse-size', '32', '--num-glimpses', '2', '--width', '8', '--runs', '1',
+                  '--warmup', '0'],
+        'uniadafocus': ['--image-size', '64', '--patch-size', '32', '--min-box-size', '32',
+                        '--batch-sizes', '2', '--runs', '1', '--warmup', '0', '--fit-videos', '4'],
+    },
+}
+
+
+def load_tool(name: str):
+    """Import ``tools/analysis_tools/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(HERE, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(model: str, baseline: str, speedup: float, macs_ratio: float, batch: int,
+         threads: int) -> Dict:
+    return dict(model=model, baseline=baseline, speedup=speedup, macs_ratio=macs_ratio,
+                quotient=speedup / macs_ratio, batch=batch, threads=threads)
+
+
+def run_sar(argv: List[str], threads: int) -> List[Dict]:
+    tool = load_tool('benchmark_sar')
+    import statistics
+    args = tool.parse_args(argv + ['--threads', str(threads)])
+    torch.manual_seed(args.seed)
+    torch.set_flush_denormal(True)
+    x = torch.randn(1, 3, args.input_size, args.input_size)
+    entries, _ = tool.prepare_models(args, x)
+    x = x.contiguous(memory_format=torch.channels_last)
+    tool.time_entries(entries, x, threads, args.runs, args.warmup)
+    base = entries[0]
+    base_ms = statistics.median(base.times[threads])
+    return [_row(f'{e.name} (density {e.density:.2f})', base.name,
+                 base_ms / statistics.median(e.times[threads]), base.macs / e.macs, 1, threads)
+            for e in entries[1:]]
+
+
+def run_gfnet(argv: List[str], threads: int) -> List[Dict]:
+    tool = load_tool('benchmark_gfnet')
+    args = tool.parse_args(argv + ['--threads', str(threads)])
+    result = tool.benchmark(args)
+    print(tool.format_table(args, result))
+    return [_row(f'GF-ResNet-{args.depth} (P={args.patch_size}, T={args.num_steps}) early exit '
+                 f'@ {r["realised_gmacs"]:.3g} GMACs', f'ResNet-{args.depth}', r['speedup'],
+                 r['macs_ratio'], args.batch_size, threads) for r in result['rows']]
+
+
+def run_mgnet(argv: List[str], threads: int) -> List[Dict]:
+    tool = load_tool('benchmark_mgnet')
+    rows = tool.main(argv + ['--threads', str(threads)])
+    return [_row(f'MGNet {r["backbone"]}, {r["glimpses"]} glimpse(s)', f'FF-Net {r["backbone"]}',
+                 r['speedup'], 1 / r['ratio'], r['batch'], threads)
+            for r in rows if r['model'] == 'MGNet']
+
+
+def run_uniadafocus(argv: List[str], threads: int) -> List[Dict]:
+    tool = load_tool('benchmark_uniadafocus')
+    args = tool.parse_args(argv + ['--threads', str(threads)])
+    rows = tool.run(args)
+    print(tool.format_table(rows, args))
+    baseline = rows[0]['model']
+    return [_row(r['model'], baseline, r['speedup'], r['gmacs_ratio'], r['batch'], threads)
+            for r in rows if r['model'] != baseline]
+
+
+RUNNERS: Dict[str, Callable[[List[str], int], List[Dict]]] = dict(
+    sar=run_sar, gfnet=run_gfnet, mgnet=run_mgnet, uniadafocus=run_uniadafocus)
+
+
+def device_name() -> str:
+    """The CPU model (from /proc/cpuinfo when available) and its logical cores."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            name = next(line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return f'CPU: {name} ({os.cpu_count()} logical cores)'
+
+
+def summary_table(rows: List[Dict], device: str) -> str:
+    lines = ['| model | baseline | speed-up | MACs ratio | quotient | batch | threads | device |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['baseline']} | {r['speedup']:.2f}x | "
+                     f"{r['macs_ratio']:.2f} | {r['quotient']:.2f} | {r['batch']} | "
+                     f"{r['threads']} | {device} |")
+    return '\n'.join(lines)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='One speed report over the mmdynamic benchmarks')
+    parser.add_argument('--families', nargs='+', choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--out', help='also write the report (markdown) to this file')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
+    args = parse_args(argv)
+    if torch.cuda.is_available():
+        print('note: the benchmarks run on the CPU (their targets are CPU latencies)')
+    device = device_name().split(': ', 1)[1].split(' (')[0]
+    rows: List[Dict] = []
+    details = []
+    load_before = os.getloadavg()
+    start = time.time()
+    for family in args.families:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            rows += RUNNERS[family](PRESETS[args.preset][family], args.threads)
+        details.append(f'### {family}\n\n{buffer.getvalue().strip()}')
+    load_after = os.getloadavg()
+    report = '\n'.join([
+        f'# mmdynamic speed report ({args.preset} preset)', '',
+        f'- {device_name()}; torch {torch.__version__}; {args.threads} thread(s)',
+        f'- load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f}; '
+        f'{time.time() - start:.0f} s in all', '',
+        summary_table(rows, device), '', '## Details of each benchmark', '',
+        '\n\n'.join(details)])
+    print(report)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w', encoding='utf-8') as f:
+            f.write(report + '\n')
+    return rows
+
+
+if __name__ == '__main__':
+    main()
