@@ -197,14 +197,26 @@ class ExactResumeIterBasedTrainLoop(IterBasedTrainLoop):
         return super().run()
 
 
+_STANDARD_LOOPS = {'EpochBasedTrainLoop': 'mmdynamic.ExactResumeEpochBasedTrainLoop',
+                   'IterBasedTrainLoop': 'mmdynamic.ExactResumeIterBasedTrainLoop'}
+
+
 def exact_resume_loop(train_cfg: Optional[Dict]) -> Optional[Dict]:
-    """``train_cfg`` with the matching exact-resume loop type, or unchanged if it names a loop."""
-    if not train_cfg or 'type' in train_cfg:
+    """``train_cfg`` with the matching exact-resume loop: for ``by_epoch`` configs and for MMEngine's
+    two standard loop types (named with or without a scope); a config naming another (custom) loop is
+    returned unchanged."""
+    if not train_cfg:
         return train_cfg
     cfg = dict(train_cfg)
+    if 'type' in cfg:
+        name = cfg['type'] if isinstance(cfg['type'], str) else getattr(cfg['type'], '__name__', '')
+        exact = _STANDARD_LOOPS.get(name.split('.')[-1])
+        if exact is None:
+            return train_cfg
+        cfg['type'] = exact
+        return cfg
     by_epoch = cfg.pop('by_epoch', True)
-    cfg['type'] = ('mmdynamic.ExactResumeEpochBasedTrainLoop' if by_epoch else
-                   'mmdynamic.ExactResumeIterBasedTrainLoop')
+    cfg['type'] = _STANDARD_LOOPS['EpochBasedTrainLoop' if by_epoch else 'IterBasedTrainLoop']
     if not by_epoch:
         cfg.pop('max_epochs', None)
     return cfg

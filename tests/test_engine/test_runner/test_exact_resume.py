@@ -62,6 +62,11 @@ def test_exact_resume_loop_config():
     assert exact_resume_loop(dict(by_epoch=False, max_iters=9))['type'].endswith('IterBasedTrainLoop')
     own = dict(type='MyLoop', max_epochs=1)
     assert exact_resume_loop(own) is own
+    # MMEngine's standard loops named explicitly are replaced as well
+    assert exact_resume_loop(dict(type='EpochBasedTrainLoop', max_epochs=2)) == dict(
+        type='mmdynamic.ExactResumeEpochBasedTrainLoop', max_epochs=2)
+    assert exact_resume_loop(dict(type='mmengine.IterBasedTrainLoop', max_iters=2))['type'] == (
+        'mmdynamic.ExactResumeIterBasedTrainLoop')
 
 
 @pytest.mark.slow
