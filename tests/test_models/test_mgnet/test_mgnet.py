@@ -15,6 +15,13 @@ from mmdynamic.models.utils import EarlyExitExecutor
 from mmdynamic.registry import MODELS
 from mmdynamic.utils.flops import count_macs
 
+
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    """The tiny backbones are mmpretrain types: build in mmpretrain's scope."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
+
 TINY_BACKBONE = dict(type='ResNet', depth=18, stem_channels=8, base_channels=8, out_indices=(3, ))
 BACKBONES = {  # Table 1 backbones: (config, D)
     'ResNet-18': dict(type='ResNet', depth=18, out_indices=(3, ), style='pytorch'),
