@@ -12,6 +12,13 @@ import pytest
 
 from ..conftest import REPO, run_tool
 
+
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    """The in-process tools build mmpretrain models and datasets: use mmpretrain's scope."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
+
 MGNET_DEMO = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'
 FFNET_DEMO = 'configs/mgnet/ffnet-r18-w16_1xb32-30e_demo-cls.py'
 ROBUSTNESS = osp.join('tools', 'analysis_tools', 'robustness_eval.py')
