@@ -37,12 +37,20 @@ def demo_root(tmp_path_factory) -> str:
     return root
 
 
+def _default_scope_table():
+    from mmengine.registry import DefaultScope
+    return DefaultScope._instance_dict.copy()
+
+
+_INITIAL_SCOPES = _default_scope_table()  # before any test (and any module fixture) ran
+
+
 @pytest.fixture(autouse=True)
 def _isolated_default_scope():
-    """Each test starts with the default registry scope it would have alone: a test that builds a
-    runner or calls ``init_default_scope`` does not change the scope of later tests (MMEngine keeps
-    it in ``DefaultScope``'s instance table, restored here as ``overwrite_default_scope`` does)."""
-    from mmengine.registry import DefaultScope
-    saved = DefaultScope._instance_dict.copy()
+    """After each test, the default registry scope is what it was before the first test: a test (or a
+    module fixture) that builds a runner or calls ``init_default_scope`` does not change the scope of
+    later tests. MMEngine keeps it in ``DefaultScope``'s instance table, restored here as
+    ``DefaultScope.overwrite_default_scope`` does."""
     yield
-    DefaultScope._instance_dict = saved
+    from mmengine.registry import DefaultScope
+    DefaultScope._instance_dict = _INITIAL_SCOPES.copy()
