@@ -109,16 +109,26 @@ def add_custom_hook(cfg: Config, hook: dict) -> None:
 
 
 def shutdown_distributed() -> None:
-    """Wait for every rank, then tear the process group down before the interpreter exits.
+    """End a distributed run of the tools: wait for every rank, flush, and leave without the
+    interpreter's teardown.
 
-    Left to interpreter shutdown, gloo's threads can be destroyed while still joinable, and the
-    process aborts (``terminate called without an active exception``, exit code -6) after a run that
-    otherwise finished: torchrun then reports the whole job as failed.
+    At interpreter exit, gloo's C++ threads can be destroyed while still joinable, and a process that
+    finished its work aborts (``terminate called without an active exception``, exit code -6); torchrun
+    then reports the whole job as failed. After the barrier every rank's work is done and written, so
+    each process flushes its streams and log handlers and exits at once (``os._exit(0)``). Without a
+    process group this does nothing.
     """
+    import logging
+    import sys
+
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def build_runner(cfg: Config):
