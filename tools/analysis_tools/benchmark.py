@@ -23,7 +23,6 @@ import importlib.util
 import io
 import os
 import os.path as osp
-import platform
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -122,15 +121,8 @@ RUNNERS: Dict[str, Callable[[List[str], int], List[Dict]]] = dict(
 
 
 def device_name() -> str:
-    """The CPU model (from /proc/cpuinfo when available) and its logical cores."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            name = next(line.split(':', 1)[1].strip() for line in f
-                        if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'CPU: {name} ({os.cpu_count()} logical cores)'
+    """The CPU model (``benchmark_sar.cpu_name``) and its logical cores."""
+    return f"CPU: {load_tool('benchmark_sar').cpu_name()} ({os.cpu_count()} logical cores)"
 
 
 def summary_table(rows: List[Dict], device: str) -> str:
