@@ -18,6 +18,7 @@ redundancy). Formats are the ones the frameworks read natively:
 import json
 import os
 import os.path as osp
+import shutil
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -331,7 +332,8 @@ def seg_palette(num_classes: int) -> List[List[int]]:
 
 def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_classes: int = 10,
                    num_train: Optional[int] = None, num_val: Optional[int] = None,
-                   img_size: Optional[int] = None, seed: int = 0, force: bool = False
+                   img_size: Optional[int] = None, obj_size: Optional[int] = None,
+                   num_distractors: Optional[int] = None, seed: int = 0, force: bool = False
                    ) -> Dict[str, str]:
     """Write the demo datasets that are missing (or all, with ``force``).
 
@@ -342,6 +344,11 @@ def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_cl
         num_train (int, optional): Training samples per task (task default if None).
         num_val (int, optional): Validation samples per task (task default if None).
         img_size (int, optional): Canvas side (task default if None); objects scale with it.
+        obj_size (int, optional): Object card side in pixels (task default if None: 7/64 of the
+            canvas for cls/video, 3/16 for det/seg, at least 12).
+        num_distractors (int, optional): Letter cards per image (task default if None: 2 for
+            cls/video, 1 for det/seg). 0 leaves the digit card as the only card: an easier set
+            on which a glance can find the object but not read it.
         seed (int): Seed; the same arguments always give the same files.
         force (bool): Rewrite sets that already exist.
 
@@ -360,16 +367,27 @@ def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_cl
         stamp = osp.join(folder, '.complete')
         args = dict(num_classes=num_classes, num_train=num_train or default_train,
                     num_val=num_val or default_val, seed=seed, img_size=img_size or default_size)
+        # non-default geometry only enters the stamp when given (old stamps stay valid)
+        if obj_size is not None:
+            args['obj_size'] = obj_size
+        if num_distractors is not None:
+            args['num_distractors'] = num_distractors
         if not force and osp.isfile(stamp):
             with open(stamp, encoding='utf-8') as f:
                 if json.load(f) == args:
                     folders[task] = folder
                     continue
+        if osp.isdir(folder):  # a set written with other arguments: no stale files survive
+            shutil.rmtree(folder)
         size = args['img_size']
         # small glyphs for the glance-and-focus tasks; larger, varied objects for det/seg demos
-        fraction = 7 / 64 if task in ('cls', 'video') else 3 / 16
-        canvas = CanvasConfig(img_size=size, obj_size=max(12, int(size * fraction)),
-                              num_distractors=2 if task in ('cls', 'video') else 1)
+        glance_task = task in ('cls', 'video')
+        fraction = 7 / 64 if glance_task else 3 / 16
+        if num_distractors is not None and num_distractors < 0:
+            raise ValueError(f'num_distractors must be >= 0, got {num_distractors}')
+        canvas = CanvasConfig(
+            img_size=size, obj_size=obj_size or max(12, int(size * fraction)),
+            num_distractors=(2 if glance_task else 1) if num_distractors is None else num_distractors)
         writer(root, num_classes=num_classes, num_train=args['num_train'],
                num_val=args['num_val'], canvas=canvas, seed=seed)
         _write_json(stamp, args)

@@ -46,7 +46,26 @@ def test_regenerates_only_on_change(tmp_path):
     make_demo_data(root, tasks=('cls', ), num_train=4, num_val=2, img_size=64)
     assert os.stat(stamp).st_mtime_ns == mtime
     make_demo_data(root, tasks=('cls', ), num_train=6, num_val=2, img_size=64)
-    assert len(glob.glob(osp.join(root, 'cls', 'train', '*', '*.png'))) >= 6
+    assert len(glob.glob(osp.join(root, 'cls', 'train', '*', '*.png'))) == 6
+    # fewer samples: the set is rewritten, no stale files of the larger one survive
+    make_demo_data(root, tasks=('cls', ), num_train=3, num_val=2, img_size=64, num_distractors=0)
+    assert len(glob.glob(osp.join(root, 'cls', 'train', '*', '*.png'))) == 3
+
+
+def test_geometry_options(tmp_path):
+    """``obj_size`` and ``num_distractors`` reach the canvas and the stamp; bad values raise."""
+    root = str(tmp_path)
+    make_demo_data(root, tasks=('cls', ), num_train=4, num_val=2, img_size=96, obj_size=20,
+                   num_distractors=0)
+    with open(osp.join(root, 'cls', 'train_boxes.json')) as f:
+        boxes = json.load(f)
+    for rel, (x1, y1, x2, y2) in boxes.items():
+        assert (x2 - x1, y2 - y1) == (20, 20)
+    with open(osp.join(root, 'cls', '.complete')) as f:
+        stamp = json.load(f)
+    assert stamp['obj_size'] == 20 and stamp['num_distractors'] == 0
+    with pytest.raises(ValueError, match='num_distractors must be >= 0'):
+        make_demo_data(str(tmp_path / 'bad'), tasks=('cls', ), num_distractors=-1)
 
 
 @pytest.mark.parametrize('kwargs, match', [

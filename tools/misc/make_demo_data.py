@@ -21,6 +21,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-train', type=int, help='training samples per task (task default)')
     parser.add_argument('--num-val', type=int, help='validation samples per task (task default)')
     parser.add_argument('--img-size', type=int, help='canvas side in pixels (task default)')
+    parser.add_argument('--obj-size', type=int, help='object card side in pixels (task default)')
+    parser.add_argument('--num-distractors', type=int,
+                        help='letter cards per image (task default: 2 for cls/video, 1 for det/seg)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--force', action='store_true', help='rewrite existing sets')
     return parser.parse_args(argv)
@@ -30,7 +33,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     folders = make_demo_data(args.root, args.tasks, num_classes=args.num_classes,
                              num_train=args.num_train, num_val=args.num_val,
-                             img_size=args.img_size, seed=args.seed, force=args.force)
+                             img_size=args.img_size, obj_size=args.obj_size,
+                             num_distractors=args.num_distractors, seed=args.seed,
+                             force=args.force)
     for task, folder in folders.items():
         print(f'{task:>5}: {folder}')
 
