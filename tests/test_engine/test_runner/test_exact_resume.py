@@ -1,15 +1,19 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """Exact resume of an epoch-based run with random parts (SAR's Gumbel masks): killed right after a
 mid-epoch checkpoint and resumed with --resume, it ends bitwise equal to the uninterrupted run."""
+import os
 import os.path as osp
 import random
+import runpy
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from ...conftest import run_tool
+from ...conftest import REPO, run_tool
 
 KILL_AFTER_SAVE = """
 import os, runpy, signal, sys
@@ -37,6 +41,69 @@ def kill_after_saving(tmp_path, name: str, args, env=None):
                     env=dict(env or {}, KILL_AFTER_SAVING=name))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     return proc
+
+
+class KilledRun:
+    """``python args`` started in the background, SIGKILLed by itself right after checkpoint ``name``
+    is written (as :func:`kill_after_saving`); :meth:`wait` checks that it died that way."""
+
+    def __init__(self, tmp_path, name: str, args) -> None:
+        script = tmp_path / 'kill_after_save.py'
+        script.write_text(KILL_AFTER_SAVE)
+        self.log = tmp_path / f'killed_{name}.log'
+        env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', KILL_AFTER_SAVING=name)
+        with open(self.log, 'w') as out:
+            self.proc = subprocess.Popen([sys.executable, str(script)] + list(args), cwd=REPO,
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: int = 600) -> None:
+        code = self.proc.wait(timeout)
+        assert code == -signal.SIGKILL, self.log.read_text()[-3000:]
+
+
+def run_in_process(args) -> None:
+    """``python args`` (a tool under tools/) in this process, with one thread as the tools get from
+    ``run_tool``: the tool's own code path without the import time of a new interpreter."""
+    saved_argv, threads = sys.argv, torch.get_num_threads()
+    sys.argv = [osp.join(REPO, args[0])] + [str(a) for a in args[1:]]
+    torch.set_num_threads(1)
+    try:
+        runpy.run_path(sys.argv[0], run_name='__main__')
+    finally:
+        sys.argv = saved_argv
+        torch.set_num_threads(threads)
+
+
+def _same(a, b, where: str) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), f'{where}: {a.keys()} vs {b.keys()}'
+        for key in a:
+            _same(a[key], b[key], f'{where}.{key}')
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f'{where}[{i}]')
+    else:
+        assert a == b, f'{where}: {a!r} vs {b!r}'
+
+
+def assert_same_state(a: str, b: str) -> None:
+    """Checkpoints ``a`` and ``b`` hold the same training state, bitwise: weights, optimizer state
+    (e.g. Adam's moments and step counts, per parameter group), schedulers, the random generator
+    states of every process, the exit policies a BudgetEvalHook fitted, the epoch and iteration."""
+    ca = torch.load(a, map_location='cpu', weights_only=False)
+    cb = torch.load(b, map_location='cpu', weights_only=False)
+    for key in ('state_dict', 'optimizer', 'param_schedulers', 'rng_states'):
+        assert (key in ca) == (key in cb), key
+        if key in ca:
+            _same(ca[key], cb[key], key)
+    assert 'rng_states' in ca, 'no random states in the checkpoint'
+    for key in ('epoch', 'iter', 'exit_policies'):
+        _same(ca['meta'].get(key), cb['meta'].get(key), f'meta.{key}')
 
 
 def assert_same_weights(a: str, b: str) -> None:
