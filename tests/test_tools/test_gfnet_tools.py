@@ -165,8 +165,8 @@ def test_converter_train_py_layout_and_errors():
     assert not missing.unexpected_keys
     with pytest.raises(ValueError, match='--arch'):
         converter.convert(stage1)
-    with pytest.raises(NotImplementedError, match='efficientnet_b2'):
-        converter.convert(stage1, arch='efficientnet_b2')
+    with pytest.raises(NotImplementedError, match='vgg16'):
+        converter.convert(stage1, arch='vgg16')
 
 
 def test_benchmark_runs_end_to_end(tmp_path):
@@ -358,3 +358,153 @@ def test_converter_maps_gen_efficientnet_mobilenetv3():
     assert len(out) == len(official)
     # conv_head's 1x1 kernel becomes the linear pre-logits weight
     assert out['global_encoder.pre_logits.0.weight'].shape == target['pre_logits.0.weight']
+
+
+# --------------------------------------------------------------------------------------------------
+# gen-efficientnet EfficientNet (the official GF-EfficientNet encoders), written from its definition:
+# B0 stages (block type, repeats, kernel, stride, expansion, channels), SE on every block (reduced to
+# a quarter of the block's input channels, Swish then a sigmoid gate), ceil depth scaling, widths
+# rounded to multiples of 8, symmetric padding, BN eps 1e-5, Swish.
+_EFFNET_B0 = [('ds', 1, 3, 1, 1, 16), ('ir', 2, 3, 2, 6, 24), ('ir', 2, 5, 2, 6, 40),
+              ('ir', 3, 3, 2, 6, 80), ('ir', 3, 5, 1, 6, 112), ('ir', 4, 5, 2, 6, 192),
+              ('ir', 1, 3, 1, 6, 320)]
+
+
+def _round_channels(channels, multiplier):
+    channels *= multiplier
+    rounded = max(8, int(channels + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * channels else rounded
+
+
+def _gen_efficientnet(width, depth, num_classes=1000, seed=0):
+    """Random weights (and BN statistics) in the official key layout, and the block plan."""
+    import math
+
+    import torch
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+
+    def conv(name, out_c, in_c, k, bias=False):
+        state[f'{name}.weight'] = torch.randn(out_c, in_c, k, k, generator=gen) * (
+            2 / (in_c * k * k)) ** 0.5
+        if bias:
+            state[f'{name}.bias'] = torch.randn(out_c, generator=gen) * 0.1
+
+    def bn(name, c):
+        state[f'{name}.weight'] = 1 + 0.2 * torch.randn(c, generator=gen)
+        state[f'{name}.bias'] = 0.1 * torch.randn(c, generator=gen)
+        state[f'{name}.running_mean'] = 0.1 * torch.randn(c, generator=gen)
+        state[f'{name}.running_var'] = 0.5 + torch.rand(c, generator=gen)
+        state[f'{name}.num_batches_tracked'] = torch.tensor(7)
+
+    stem = _round_channels(32, width)
+    conv('conv_stem', stem, 3, 3)
+    bn('bn1', stem)
+    plan, in_c = [], stem
+    for s, (kind, repeats, k, stride, expand, out_c) in enumerate(_EFFNET_B0):
+        out_c = _round_channels(out_c, width)
+        for j in range(int(math.ceil(repeats * depth))):
+            p, mid, se = f'blocks.{s}.{j}', in_c * expand, max(1, int(in_c * 0.25))
+            if kind == 'ds':
+                conv(f'{p}.conv_dw', mid, 1, k)
+                bn(f'{p}.bn1', mid)
+            else:
+                conv(f'{p}.conv_pw', mid, in_c, 1)
+                bn(f'{p}.bn1', mid)
+                conv(f'{p}.conv_dw', mid, 1, k)
+                bn(f'{p}.bn2', mid)
+            conv(f'{p}.se.conv_reduce', se, mid, 1, bias=True)
+            conv(f'{p}.se.conv_expand', mid, se, 1, bias=True)
+            if kind == 'ds':
+                conv(f'{p}.conv_pw', out_c, mid, 1)
+                bn(f'{p}.bn2', out_c)
+            else:
+                conv(f'{p}.conv_pwl', out_c, mid, 1)
+                bn(f'{p}.bn3', out_c)
+            plan.append((p, kind, k, stride if j == 0 else 1, in_c, out_c))
+            in_c = out_c
+    head = _round_channels(1280, width)
+    conv('conv_head', head, in_c, 1)
+    bn('bn2', head)
+    state['classifier.weight'] = torch.randn(num_classes, head, generator=gen) * 0.05
+    state['classifier.bias'] = torch.randn(num_classes, generator=gen) * 0.05
+    return state, plan
+
+
+def _gen_efficientnet_forward(state, plan, x):
+    """The official encoder: (pooled logits of its classifier, map = act2(bn2(conv_head(.))))."""
+    import torch.nn.functional as F
+
+    def bn(name, t):
+        return F.batch_norm(t, state[f'{name}.running_mean'], state[f'{name}.running_var'],
+                            state[f'{name}.weight'], state[f'{name}.bias'], False, 0.0, 1e-5)
+
+    def dw(name, t, k, stride):
+        return F.conv2d(t, state[f'{name}.weight'], stride=stride, padding=k // 2,
+                        groups=t.shape[1])
+
+    x = F.silu(bn('bn1', F.conv2d(x, state['conv_stem.weight'], stride=2, padding=1)))
+    for p, kind, k, stride, in_c, out_c in plan:
+        shortcut = x
+        if kind == 'ir':
+            x = F.silu(bn(f'{p}.bn1', F.conv2d(x, state[f'{p}.conv_pw.weight'])))
+            x = F.silu(bn(f'{p}.bn2', dw(f'{p}.conv_dw', x, k, stride)))
+        else:
+            x = F.silu(bn(f'{p}.bn1', dw(f'{p}.conv_dw', x, k, stride)))
+        se = F.silu(F.conv2d(x.mean((2, 3), keepdim=True), state[f'{p}.se.conv_reduce.weight'],
+                             state[f'{p}.se.conv_reduce.bias']))
+        x = x * F.conv2d(se, state[f'{p}.se.conv_expand.weight'],
+                         state[f'{p}.se.conv_expand.bias']).sigmoid()
+        if kind == 'ir':
+            x = bn(f'{p}.bn3', F.conv2d(x, state[f'{p}.conv_pwl.weight']))
+        else:
+            x = bn(f'{p}.bn2', F.conv2d(x, state[f'{p}.conv_pw.weight']))
+        if stride == 1 and in_c == out_c:
+            x = x + shortcut
+    fmap = F.silu(bn('bn2', F.conv2d(x, state['conv_head.weight'])))
+    logits = F.linear(fmap.mean((2, 3)), state['classifier.weight'], state['classifier.bias'])
+    return logits, fmap
+
+
+@pytest.mark.parametrize('arch,width,depth,channels',
+                         [('b2', 1.1, 1.2, 1408), ('b3', 1.2, 1.4, 1536)])
+def test_converter_maps_gen_efficientnet_efficientnet(arch, width, depth, channels):
+    """An official-layout EfficientNet encoder (gen-efficientnet names, random weights and BN
+    statistics) converted into the GFEncoder of the GF-EfficientNet configs loads with no missing or
+    unexpected key and gives the same feature map and DSN-head logits as the official forward."""
+    import importlib.util
+
+    import torch
+
+    from mmdynamic.models.cls.gfnet import GFEncoder
+    spec = importlib.util.spec_from_file_location(
+        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    state, plan = _gen_efficientnet(width, depth)
+    assert len(plan) == {'b2': 23, 'b3': 26}[arch]
+    official = {f'module.{k}': v for k, v in state.items()}
+    out = converter.convert_encoder(official, 'global_encoder', f'efficientnet_{arch}')
+    assert len(out) == len(official)
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(osp.join(REPO, 'configs/gfnet/_base_/gfnet-efficientnet.py'))
+    backbone = dict(cfg.model.global_encoder.backbone, arch=arch)
+    assert cfg.model.global_encoder.in_channels == 1408
+    encoder = GFEncoder(backbone, in_channels=channels, num_classes=1000).eval()
+    result = encoder.load_state_dict(
+        {k[len('global_encoder.'):]: v for k, v in out.items()}, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected_logits, expected_map = _gen_efficientnet_forward(state, plan, x)
+        pooled, fmap = encoder(x)
+        logits = encoder.head(pooled)
+    assert fmap.shape == expected_map.shape == (2, channels, 2, 2)
+    assert torch.allclose(fmap, expected_map, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(logits, expected_logits, rtol=1e-4, atol=1e-4)
+    # the map is the official one only with its padding and BN eps (mmpretrain's defaults differ)
+    tf_like = GFEncoder(dict(type='EfficientNet', arch=arch), in_channels=channels,
+                        num_classes=1000).eval()
+    tf_like.load_state_dict({k[len('global_encoder.'):]: v for k, v in out.items()})
+    with torch.no_grad():
+        assert not torch.allclose(tf_like(x)[1], expected_map, rtol=1e-4, atol=1e-4)

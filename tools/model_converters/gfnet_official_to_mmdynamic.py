@@ -13,8 +13,8 @@ Accepts both official layouts (``configs/gfnet/README.md``):
 Key mapping: encoders -> ``global_encoder`` / ``local_encoder`` (their ``fc``/``classifier`` -> the
 encoder's DSN ``head``; the backbone keys are mapped per architecture: torchvision ResNet names
 equal mmpretrain's, torchvision DenseNet, pycls RegNet-Y and gen-efficientnet MobileNetV3 names are renamed
-(MobileNetV3's conv_head becomes the encoder's linear pre-logits layer); EfficientNet is not
-mapped yet); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
+(MobileNetV3's conv_head becomes the encoder's linear pre-logits layer), and gen-efficientnet
+EfficientNet names go to mmpretrain's EfficientNet (blocks in order, conv_head/bn2 = its last layer)); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
 ``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
 The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
 point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and
@@ -119,6 +119,55 @@ def convert_mobilenetv3(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tenso
     return out
 
 
+# gen-efficientnet EfficientNet stages (0..6: 16/24/40/80/112/192/320 channels at B0 width) -> the
+# layer of mmpretrain's EfficientNet that holds their blocks (it merges 80+112 and 192+320)
+_EFFNET_STAGE_LAYERS = (1, 2, 3, 4, 4, 5, 5)
+_EFFNET_DS_PARTS = {  # the depthwise-separable blocks of stage 0 (SE after the depthwise conv)
+    'conv_dw': 'depthwise_conv.conv', 'bn1': 'depthwise_conv.bn', 'se.conv_reduce': 'se.conv1.conv',
+    'se.conv_expand': 'se.conv2.conv', 'conv_pw': 'linear_conv.conv', 'bn2': 'linear_conv.bn'}
+
+
+def convert_efficientnet(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A gen-efficientnet EfficientNet encoder state (conv_stem, bn1, blocks.{s}.{j}.*, conv_head,
+    bn2, classifier) as mmpretrain ``EfficientNet`` keys (layers.0 stem, layers.1-5 blocks,
+    layers.6 the 1x1 head conv + BN) plus the GFEncoder's ``head`` (from ``classifier``).
+
+    The blocks keep their order: official stage s goes to layer ``_EFFNET_STAGE_LAYERS[s]``, after
+    the blocks of the official stages merged into the same layer. Numerical parity needs the
+    official conv padding and BN eps in the backbone config (``conv_cfg=None``,
+    ``norm_cfg=dict(type='BN', eps=1e-5)``, as ``configs/gfnet/_base_/gfnet-efficientnet.py``).
+    Returns keys relative to the encoder."""
+    blocks = sorted({tuple(int(v) for v in k.split('.')[1:3]) for k in state
+                     if k.startswith('blocks.')})
+    stages = sorted({stage for stage, _ in blocks})
+    if stages != list(range(len(_EFFNET_STAGE_LAYERS))):
+        raise KeyError(f'an EfficientNet has {len(_EFFNET_STAGE_LAYERS)} block stages '
+                       f'(blocks.0 .. blocks.6), got stages {stages}')
+    index = {}
+    for layer in sorted(set(_EFFNET_STAGE_LAYERS)):
+        members = [b for b in blocks if _EFFNET_STAGE_LAYERS[b[0]] == layer]
+        index.update({b: (layer, i) for i, b in enumerate(members)})
+    top = {'conv_stem': 'backbone.layers.0.conv', 'bn1': 'backbone.layers.0.bn',
+           'conv_head': 'backbone.layers.6.conv', 'bn2': 'backbone.layers.6.bn',
+           'classifier': 'head'}
+    out = OrderedDict()
+    for key, value in state.items():
+        if key.startswith('blocks.'):
+            _, stage, block, rest = key.split('.', 3)
+            part, param = rest.rsplit('.', 1)
+            layer, position = index[(int(stage), int(block))]
+            parts = _EFFNET_DS_PARTS if int(stage) == 0 else _MBV3_PARTS
+            if part not in parts:
+                raise KeyError(f'unexpected EfficientNet key: {key}')
+            out[f'backbone.layers.{layer}.{position}.{parts[part]}.{param}'] = value
+        else:
+            module, param = key.rsplit('.', 1)
+            if module not in top:
+                raise KeyError(f'unexpected EfficientNet key: {key}')
+            out[f'{top[module]}.{param}'] = value
+    return out
+
+
 # backbone key mappers: official (torchvision / timm / pycls) name -> mmpretrain backbone name
 BACKBONE_MAPPERS: Dict[str, Callable[[str], str]] = {
     'resnet': lambda key: key,  # torchvision ResNet names are mmpretrain's
@@ -135,13 +184,14 @@ def strip_module(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 def convert_encoder(state: Dict[str, torch.Tensor], prefix: str, arch: str) -> Dict:
     family = re.match(r'[a-z]+', arch).group(0)
-    if family == 'mobilenetv':
+    whole = {'mobilenetv': convert_mobilenetv3, 'efficientnet': convert_efficientnet}
+    if family in whole:
         return OrderedDict((f'{prefix}.{k}', v)
-                           for k, v in convert_mobilenetv3(strip_module(state)).items())
+                           for k, v in whole[family](strip_module(state)).items())
     if family not in BACKBONE_MAPPERS:
         raise NotImplementedError(
-            f'no key mapping for {arch!r} encoders yet (supported: {sorted(BACKBONE_MAPPERS)}); '
-            'EfficientNet (gen-efficientnet) needs its own mapping')
+            f'no key mapping for {arch!r} encoders (supported: '
+            f'{sorted(list(BACKBONE_MAPPERS) + list(whole))})')
     out = OrderedDict()
     for key, value in strip_module(state).items():
         if key.startswith(ENCODER_HEADS):
