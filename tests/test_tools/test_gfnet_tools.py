@@ -508,3 +508,140 @@ def test_converter_maps_gen_efficientnet_efficientnet(arch, width, depth, channe
     tf_like.load_state_dict({k[len('global_encoder.'):]: v for k, v in out.items()})
     with torch.no_grad():
         assert not torch.allclose(tf_like(x)[1], expected_map, rtol=1e-4, atol=1e-4)
+
+
+# gen-efficientnet MobileNetV3-Large-1.00 (the official GF-MobileNetV3 encoders) from its definition:
+# (block type, kernel, stride, expanded channels, output channels, SE, activation); SE reduced to a
+# quarter of the expanded channels rounded to a multiple of 8, ReLU then a hard-sigmoid gate;
+# hard-swish stem (16); the last stage a 1x1 conv + BN + hard-swish (960); BN eps 1e-5; the pooled
+# vector is hard-swish(conv_head(GAP(map))) with a biased 1x1 conv_head (960 -> 1280).
+_MBV3_LARGE = [
+    [('ds', 3, 1, 16, 16, False, 'relu')],
+    [('ir', 3, 2, 64, 24, False, 'relu'), ('ir', 3, 1, 72, 24, False, 'relu')],
+    [('ir', 5, 2, 72, 40, True, 'relu')] + [('ir', 5, 1, 120, 40, True, 'relu')] * 2,
+    [('ir', 3, 2, 240, 80, False, 'hswish'), ('ir', 3, 1, 200, 80, False, 'hswish')]
+    + [('ir', 3, 1, 184, 80, False, 'hswish')] * 2,
+    [('ir', 3, 1, 480, 112, True, 'hswish'), ('ir', 3, 1, 672, 112, True, 'hswish')],
+    [('ir', 5, 2, 672, 160, True, 'hswish')] + [('ir', 5, 1, 960, 160, True, 'hswish')] * 2,
+]
+
+
+def _gen_mobilenetv3_large(num_classes=1000, seed=0):
+    import torch
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+
+    def conv(name, out_c, in_c, k, bias=False):
+        state[f'{name}.weight'] = torch.randn(out_c, in_c, k, k, generator=gen) * (
+            2 / (in_c * k * k)) ** 0.5
+        if bias:
+            state[f'{name}.bias'] = torch.randn(out_c, generator=gen) * 0.1
+
+    def bn(name, c):
+        state[f'{name}.weight'] = 1 + 0.2 * torch.randn(c, generator=gen)
+        state[f'{name}.bias'] = 0.1 * torch.randn(c, generator=gen)
+        state[f'{name}.running_mean'] = 0.1 * torch.randn(c, generator=gen)
+        state[f'{name}.running_var'] = 0.5 + torch.rand(c, generator=gen)
+        state[f'{name}.num_batches_tracked'] = torch.tensor(3)
+
+    conv('conv_stem', 16, 3, 3)
+    bn('bn1', 16)
+    plan, in_c = [], 16
+    for s, stage in enumerate(_MBV3_LARGE):
+        for j, (kind, k, stride, mid, out_c, se, act) in enumerate(stage):
+            p, reduced = f'blocks.{s}.{j}', _round_channels(mid / 4, 1)
+            if kind == 'ds':
+                conv(f'{p}.conv_dw', mid, 1, k)
+                bn(f'{p}.bn1', mid)
+                conv(f'{p}.conv_pw', out_c, mid, 1)
+                bn(f'{p}.bn2', out_c)
+            else:
+                conv(f'{p}.conv_pw', mid, in_c, 1)
+                bn(f'{p}.bn1', mid)
+                conv(f'{p}.conv_dw', mid, 1, k)
+                bn(f'{p}.bn2', mid)
+                if se:
+                    conv(f'{p}.se.conv_reduce', reduced, mid, 1, bias=True)
+                    conv(f'{p}.se.conv_expand', mid, reduced, 1, bias=True)
+                conv(f'{p}.conv_pwl', out_c, mid, 1)
+                bn(f'{p}.bn3', out_c)
+            plan.append((p, kind, k, stride, in_c, out_c, se, act))
+            in_c = out_c
+    conv('blocks.6.0.conv', 960, in_c, 1)
+    bn('blocks.6.0.bn1', 960)
+    conv('conv_head', 1280, 960, 1, bias=True)
+    state['classifier.weight'] = torch.randn(num_classes, 1280, generator=gen) * 0.05
+    state['classifier.bias'] = torch.randn(num_classes, generator=gen) * 0.05
+    return state, plan
+
+
+def _gen_mobilenetv3_forward(state, plan, x):
+    import torch.nn.functional as F
+    acts = dict(relu=F.relu, hswish=F.hardswish)
+
+    def bn(name, t):
+        return F.batch_norm(t, state[f'{name}.running_mean'], state[f'{name}.running_var'],
+                            state[f'{name}.weight'], state[f'{name}.bias'], False, 0.0, 1e-5)
+
+    def dw(name, t, k, stride):
+        return F.conv2d(t, state[f'{name}.weight'], stride=stride, padding=k // 2,
+                        groups=t.shape[1])
+
+    x = F.hardswish(bn('bn1', F.conv2d(x, state['conv_stem.weight'], stride=2, padding=1)))
+    for p, kind, k, stride, in_c, out_c, se, act in plan:
+        shortcut, act = x, acts[act]
+        if kind == 'ds':
+            x = act(bn(f'{p}.bn1', dw(f'{p}.conv_dw', x, k, stride)))
+            x = bn(f'{p}.bn2', F.conv2d(x, state[f'{p}.conv_pw.weight']))
+        else:
+            x = act(bn(f'{p}.bn1', F.conv2d(x, state[f'{p}.conv_pw.weight'])))
+            x = act(bn(f'{p}.bn2', dw(f'{p}.conv_dw', x, k, stride)))
+            if se:
+                s = F.relu(F.conv2d(x.mean((2, 3), keepdim=True),
+                                    state[f'{p}.se.conv_reduce.weight'],
+                                    state[f'{p}.se.conv_reduce.bias']))
+                x = x * F.hardsigmoid(F.conv2d(s, state[f'{p}.se.conv_expand.weight'],
+                                               state[f'{p}.se.conv_expand.bias']))
+            x = bn(f'{p}.bn3', F.conv2d(x, state[f'{p}.conv_pwl.weight']))
+        if stride == 1 and in_c == out_c:
+            x = x + shortcut
+    fmap = F.hardswish(bn('blocks.6.0.bn1', F.conv2d(x, state['blocks.6.0.conv.weight'])))
+    pooled = F.hardswish(F.conv2d(fmap.mean((2, 3), keepdim=True), state['conv_head.weight'],
+                                  state['conv_head.bias'])).flatten(1)
+    logits = F.linear(pooled, state['classifier.weight'], state['classifier.bias'])
+    return logits, fmap
+
+
+def test_converter_mobilenetv3_matches_the_official_forward():
+    """An official-layout MobileNetV3-Large-1.00 encoder (random weights and BN statistics)
+    converted into the GFEncoder of the GF-MobileNetV3 configs gives the official feature map (960
+    channels, before conv_head) and the official logits of its classifier (the glance/DSN head)."""
+    import importlib.util
+
+    import torch
+
+    from mmdynamic.models.cls.gfnet import GFEncoder
+    spec = importlib.util.spec_from_file_location(
+        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    state, plan = _gen_mobilenetv3_large()
+    out = converter.convert_encoder({f'module.{k}': v for k, v in state.items()},
+                                    'local_encoder', 'mobilenetv3_large_100')
+    assert len(out) == len(state)
+    init_default_scope('mmpretrain')
+    import mmdynamic.models  # noqa: F401
+    cfg = Config.fromfile(osp.join(REPO, 'configs/gfnet/_base_/gfnet-mobilenetv3.py'))
+    encoder_cfg = dict(cfg.model.local_encoder)
+    encoder = GFEncoder(num_classes=1000, **encoder_cfg).eval()
+    result = encoder.load_state_dict(
+        {k[len('local_encoder.'):]: v for k, v in out.items()}, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        expected_logits, expected_map = _gen_mobilenetv3_forward(state, plan, x)
+        pooled, fmap = encoder(x)
+        logits = encoder.head(pooled)
+    assert fmap.shape == expected_map.shape == (2, 960, 3, 3)
+    assert torch.allclose(fmap, expected_map, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(logits, expected_logits, rtol=1e-4, atol=1e-4)
