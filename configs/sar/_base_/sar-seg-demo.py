@@ -1,5 +1,6 @@
-# Shared parts of the SAR segmentation demos: OS-8 SAR-ResNet-50 (G2 s4 a1, 1/4 width, BN), iteration
-# schedule for CPU.
+# Shared parts of the SAR segmentation demos: OS-8 SAR-ResNet-50 (G2 s4 a1, 1/4 width, BN) in an
+# EncoderDecoder with the sparsity loss and an FCN auxiliary head, iteration schedule for CPU. The demo
+# configs add their decode head.
 _base_ = [
     'mmseg::_base_/default_runtime.py',
     '../../_base_/datasets/demo_seg.py',
@@ -10,6 +11,19 @@ sar_seg_backbone = dict(
     type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2, alpha=1, beta=1,
     base_scale=4, mask_grid=(8, 4, 2), strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4),
     mask_bias_init=(0.0, 2.0), out_indices=(0, 1, 2, 3), norm_cfg=norm_cfg, init_cfg=None)
+num_seg_classes = 11  # background + 10 digits
+model = dict(
+    type='SAREncoderDecoder',
+    data_preprocessor={{_base_.data_preprocessor}},
+    sparsity=dict(target=0.5, weight=0.5, loss_type='batch'),
+    backbone=sar_seg_backbone,
+    auxiliary_head=dict(type='FCNHead', in_channels=256, in_index=2, channels=32, num_convs=1,
+                        concat_input=False, dropout_ratio=0.1, num_classes=num_seg_classes,
+                        norm_cfg=norm_cfg, align_corners=False,
+                        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                                         loss_weight=0.4)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
 # larger learning rate for the mask generators in this short schedule (see sar-r50-w16_demo.py)
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
                      clip_grad=dict(max_norm=10),
