@@ -2,9 +2,8 @@
 """Exact resume and 2-process runs for the demo configs of GFNet (stages I and III), MGNet,
 Uni-AdaFocus-TSM and AdaFocusV2 (GFNet stage II and Uni-AdaFocus: test_family_reliability.py).
 
-Resume: each config trains once uninterrupted (in this process, through ``tools/train.py``) while a
-second run of it (a subprocess) is SIGKILLed right after a mid-epoch checkpoint; ``--resume`` then
-continues it. The checkpoints written after the resume point hold the same state as the
+Resume: each config trains once uninterrupted through ``tools/train.py`` while a second run of it is
+SIGKILLed right after a mid-epoch checkpoint; ``--resume`` then continues it in a new process. The checkpoints written after the resume point hold the same state as the
 uninterrupted run's, bitwise: weights, optimizer state, schedulers, the random generator states
 (random patches of GFNet stage I, policy samples of stage III, MGNet's random glimpses in training,
 frame sampling and patches of Uni-AdaFocus-TSM / AdaFocusV2) and, for MGNet, the exit thresholds
@@ -29,9 +28,10 @@ from typing import Dict, List
 
 import pytest
 
-from ...conftest import REPO, run_tool
+from ...conftest import REPO
 from ...test_tools.test_train_tools import _free_port
-from .test_exact_resume import KilledRun, assert_same_state, run_in_process
+from .test_exact_resume import Background, assert_same_state
+from .tool_runs import ToolRun, killed_run
 
 GFNET = 'configs/gfnet/gfnet-*_stage{}_*_demo-cls.py'  # renamed by ongoing work
 MGNET = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'
@@ -88,60 +88,85 @@ def demo_config(config: str, out_dir: str, demo_root: str, task: str, **changes)
     return path
 
 
-# 24 training samples, batch 8: 3 iterations per epoch, 2 epochs; a checkpoint every 2 iterations:
-# iteration 4 is the first of epoch 2, the kill leaves 2 of its batches to the resumed run
-def _schedule(epochs: int = 2, batch: int = 8, subset: int = 24) -> List[str]:
+# 16 training samples, batch 8: 2 iterations per epoch, 2 epochs, a checkpoint after every iteration.
+# Iteration 3 is the first of epoch 2: the run killed after iter_3.pth leaves the second to --resume.
+def _schedule(epochs: int = 2, batch: int = 8, subset: int = 16) -> List[str]:
     return [f'train_dataloader.dataset.indices={subset}', f'train_dataloader.batch_size={batch}',
             f'train_cfg.max_epochs={epochs}', 'default_hooks.checkpoint.by_epoch=False',
-            'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=-1',
-            'default_hooks.checkpoint.save_best=None', 'default_hooks.logger.interval=1']
+            'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=-1',
+            'default_hooks.checkpoint.save_best=None', 'default_hooks.logger.interval=1',
+            'val_dataloader.dataset.indices=10', 'test_dataloader.dataset.indices=10']
 
 
-def _resume_matches(tmp_path, config: str, options: List[str], extra=()) -> str:
-    """Uninterrupted run vs run killed after iter_4.pth and resumed: iter_6.pth (the last) holds the
-    same state. Returns the uninterrupted run's final checkpoint."""
-    full, cut = str(tmp_path / 'full'), str(tmp_path / 'cut')
-    train = ['tools/train.py', config, *extra]
-    killed = KilledRun(tmp_path, 'iter_4.pth', train + ['--work-dir', cut, '--cfg-options',
-                                                        *options])
-    run_in_process(train + ['--work-dir', full, '--cfg-options', *options])
-    killed.wait()
-    assert not osp.exists(osp.join(cut, 'iter_6.pth'))
-    proc = run_tool(train + ['--work-dir', cut, '--resume', '--cfg-options', *options])
-    log = proc.stdout + proc.stderr
-    assert 'resumed epoch: 1, iter: 4' in log and 'skipping its first 1 batches' in log, log[-3000:]
-    assert_same_state(osp.join(full, 'iter_6.pth'), osp.join(cut, 'iter_6.pth'))
-    return osp.join(full, 'iter_6.pth')
+# 8 training samples, 4 per rank: one iteration, then a validation of 10 samples (5 per rank)
+DIST_TRAIN = _schedule(epochs=1, batch=4, subset=8) + ['train_cfg.val_interval=1']
 
 
-def _dist_train(tmp_path, config: str, options: List[str], metric: str) -> None:
-    """2 gloo processes, 24 samples at 4 per rank: 3 iterations and a validation."""
+def _check_resumed(log: str, full: str, cut: str) -> None:
+    assert 'resumed epoch: 1, iter: 3' in log and 'skipping its first 1 batches' in log, log[-3000:]
+    assert_same_state(osp.join(full, 'iter_4.pth'), osp.join(cut, 'iter_4.pth'))
+
+
+def _check_dist_train(log: str, work: str, metric: str) -> None:
     import torch
-    work = str(tmp_path / 'dist_train')
-    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', work, '--cfg-options',
-                     *options], env=dict(PORT=_free_port()))
-    log = proc.stdout + proc.stderr
-    assert 'GPU number: 2' in log and "backend='gloo'" in log and metric in log
-    ckpt = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu', weights_only=False)
-    assert len(ckpt['rng_states']) == 2  # both ranks' random states
+    assert 'GPU number: 2' in log and "backend='gloo'" in log and metric in log, log[-3000:]
+    ckpt = torch.load(osp.join(work, 'iter_1.pth'), map_location='cpu', weights_only=False)
+    assert len(ckpt['rng_states']) == 2  # the random states of both ranks
 
 
-def _test_metrics(tmp_path, config: str, ckpt: str, args=(), options=()) -> Dict[str, Dict]:
-    """tools/test.py in one process and tools/dist_test.sh in two on the same checkpoint: the metrics
-    (and budget reports, if any) of each."""
+def _read_results(out: str) -> Dict:
+    with open(osp.join(out, 'metrics.json')) as f:
+        results = dict(metrics=json.load(f))
+    if osp.isfile(osp.join(out, 'budget.json')):
+        with open(osp.join(out, 'budget.json')) as f:
+            results['budget'] = json.load(f)
+    return results
+
+
+def resume_and_two_processes(tmp_path, config: str, train_args=(), train_options=(),
+                             metric: str = None, test_args=(),
+                             test_options=()) -> Dict[str, Dict]:
+    """The resume check and, with ``metric``, the 2-process checks of one config, in two phases of
+    about two busy cores each:
+
+    1. the uninterrupted run | the run killed after iter_3.pth | ``dist_train.sh``;
+    2. the resumed run | ``dist_test.sh`` of the uninterrupted run's last checkpoint | ``test.py``
+       of it.
+
+    The single-process runs are fresh processes forked from a server that did the imports once
+    (:class:`~.tool_runs.ToolRun`); the 2-process runs start through the shell scripts.
+
+    Returns the metrics (and budget reports) of the single- and two-process tests.
+    """
+    full, cut, dist = (str(tmp_path / name) for name in ('full', 'cut', 'dist_train'))
+    train = ['tools/train.py', config, *train_args]
+    options = ['--cfg-options', *_schedule(), *train_options]
+    killed = killed_run(train + ['--work-dir', cut, *options], tmp_path / 'killed.log',
+                        'iter_3.pth')
+    if metric:
+        dist_train = Background(['tools/dist_train.sh', config, '2', '--work-dir', dist,
+                                 '--cfg-options', *DIST_TRAIN], tmp_path / 'dist_train.log',
+                                env=dict(PORT=_free_port()))
+    ToolRun(train + ['--work-dir', full, *options], tmp_path / 'full.log').wait()
+    killed.wait()
+    assert not osp.exists(osp.join(cut, 'iter_4.pth'))
+
+    resumed = ToolRun(train + ['--work-dir', cut, '--resume', *options], tmp_path / 'resume.log')
+    final = osp.join(full, 'iter_4.pth')
     results = {}
-    for mode in ('single', 'dist'):
-        out = str(tmp_path / f'test_{mode}')
-        tail = [*args, '--work-dir', out] + (['--cfg-options', *options] if options else [])
-        if mode == 'single':
-            run_in_process(['tools/test.py', config, ckpt, *tail])
-        else:
-            run_tool(['tools/dist_test.sh', config, ckpt, '2', *tail], env=dict(PORT=_free_port()))
-        with open(osp.join(out, 'metrics.json')) as f:
-            results[mode] = dict(metrics=json.load(f))
-        if osp.isfile(osp.join(out, 'budget.json')):
-            with open(osp.join(out, 'budget.json')) as f:
-                results[mode]['budget'] = json.load(f)
+    if metric:
+        test = [*test_args, '--cfg-options', 'test_dataloader.dataset.indices=10', *test_options]
+        dist_test = Background(['tools/dist_test.sh', config, final, '2', '--work-dir',
+                                str(tmp_path / 'test_dist'), *test],
+                               tmp_path / 'dist_test.log', env=dict(PORT=_free_port()))
+        ToolRun(['tools/test.py', config, final, '--work-dir', str(tmp_path / 'test_single'),
+                 *test], tmp_path / 'test_single.log').wait()
+    _check_resumed(resumed.wait(), full, cut)
+    if metric:
+        _check_dist_train(dist_train.wait(), dist, metric)
+        dist_test.wait()
+        results = {mode: _read_results(str(tmp_path / f'test_{mode}'))
+                   for mode in ('single', 'dist')}
     return results
 
 
@@ -173,15 +198,21 @@ def _mid_budget(config: str, input_shape=(3, 128, 128)) -> str:
 
 
 def _check_test_agreement(results: Dict[str, Dict], metric: str, exits: int) -> None:
+    """1 and 2 test processes: the same metrics, anytime accuracies of every exit and, where a
+    budget was asked for, the same thresholds fitted on the outputs of all 20 validation images."""
     single, dist = results['single'], results['dist']
     assert metric in single['metrics']
-    assert len([k for k in single['metrics'] if k.startswith('anytime/')]) >= exits
     _assert_close(single['metrics'], dist['metrics'], 'metrics')
-    if 'curve' in single.get('budget', {}):  # thresholds fitted for a budget
-        budget = dist['budget']
-        assert budget['fit_split'] == 'val' and budget['fit_num_samples'] == 20  # both ranks
-        for key in ('exit_flops', 'anytime', 'curve', 'fit_num_samples'):
-            _assert_close(single['budget'][key], budget[key], f'budget.{key}')
+    # the BudgetEvalHook's report of the step-wise models (tools/test.py adds it)
+    report = single['budget']
+    assert report['num_exits'] == exits and len(report['anytime']) == exits
+    keys = ['num_exits', 'exit_flops', 'anytime']
+    if 'curve' in report:  # thresholds fitted for a budget
+        assert dist['budget']['fit_split'] == 'val'
+        assert dist['budget']['fit_num_samples'] == 20  # 10 + 10 from the two ranks
+        keys += ['fit_num_samples', 'curve', 'budgets', 'thresholds']
+    for key in keys:
+        _assert_close(report[key], dist['budget'][key], f'budget.{key}')
 
 
 @pytest.mark.slow
@@ -191,12 +222,10 @@ def test_gfnet_stage_resumes_bitwise_and_runs_on_two_processes(stage, demo_root,
     from the policy, cosine schedule), both with Adam; evaluated at the policy's mean action so that
     1 and 2 test processes see the same patches."""
     config = demo_config(_find(GFNET.format(stage)), str(tmp_path), demo_root, 'cls')
-    final = _resume_matches(tmp_path, config, _schedule(), extra=['--no-validate'])
-    _dist_train(tmp_path, config, _schedule(epochs=1, batch=4) + ['train_cfg.val_interval=1'],
-                'accuracy/top1')
-    results = _test_metrics(tmp_path, config, final,
-                            ['--budget', _mid_budget(config), '--fit-on', 'val'],
-                            ['model.test_locations=mean'])
+    results = resume_and_two_processes(
+        tmp_path, config, ['--no-validate'], metric='accuracy/top1',
+        test_args=['--budget', _mid_budget(config), '--fit-on', 'val'],
+        test_options=['model.test_locations=mean'])
     _check_test_agreement(results, 'accuracy/top1', exits=3)
 
 
@@ -208,10 +237,10 @@ def test_mgnet_resumes_bitwise_with_fitted_thresholds(demo_root, tmp_path):
     budget = float(_mid_budget(osp.join(REPO, MGNET)))
     hook = dict(type='BudgetEvalHook', during_val=True, budgets=[budget], fit_on='val', plot=False)
     config = demo_config(MGNET, str(tmp_path), demo_root, 'cls', custom_hooks=[hook])
-    options = _schedule() + ['train_cfg.val_interval=1', 'val_dataloader.dataset.indices=10']
-    final = _resume_matches(tmp_path, config, options)
+    resume_and_two_processes(tmp_path, config, train_options=['train_cfg.val_interval=1'])
     import torch
-    meta = torch.load(final, map_location='cpu', weights_only=False)['meta']
+    meta = torch.load(str(tmp_path / 'full' / 'iter_4.pth'), map_location='cpu',
+                      weights_only=False)['meta']
     assert len(meta['exit_policies']) == 1 and len(meta['exit_policies'][0]['thresholds']) == 4
 
 
@@ -222,8 +251,5 @@ def test_video_demo_resumes_bitwise_and_runs_on_two_processes(name, demo_root, t
     diversity branch, gradient clipping) and AdaFocusV2 (random patches of its second branch)."""
     config = demo_config({'tsm': TSM, 'adafocusv2': ADAFOCUSV2}[name], str(tmp_path), demo_root,
                          'video')
-    final = _resume_matches(tmp_path, config, _schedule(), extra=['--no-validate'])
-    _dist_train(tmp_path, config, _schedule(epochs=1, batch=4) + ['train_cfg.val_interval=1'],
-                'acc/top1')
-    results = _test_metrics(tmp_path, config, final)
-    _check_test_agreement(results, 'acc/top1', exits=2 if name == 'tsm' else 1)
+    results = resume_and_two_processes(tmp_path, config, ['--no-validate'], metric='acc/top1')
+    _check_test_agreement(results, 'acc/top1', exits=5 if name == 'tsm' else 16)

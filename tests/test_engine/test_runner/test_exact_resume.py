@@ -4,7 +4,6 @@ mid-epoch checkpoint and resumed with --resume, it ends bitwise equal to the uni
 import os
 import os.path as osp
 import random
-import runpy
 import signal
 import subprocess
 import sys
@@ -43,35 +42,27 @@ def kill_after_saving(tmp_path, name: str, args, env=None):
     return proc
 
 
-class KilledRun:
-    """``python args`` started in the background, SIGKILLed by itself right after checkpoint ``name``
-    is written (as :func:`kill_after_saving`); :meth:`wait` checks that it died that way."""
+class Background:
+    """``python args`` (``bash`` for .sh) started in the background as ``run_tool`` would run it,
+    its output in ``log``; :meth:`wait` checks its exit code and returns the output."""
 
-    def __init__(self, tmp_path, name: str, args) -> None:
-        script = tmp_path / 'kill_after_save.py'
-        script.write_text(KILL_AFTER_SAVE)
-        self.log = tmp_path / f'killed_{name}.log'
-        env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', KILL_AFTER_SAVING=name)
-        with open(self.log, 'w') as out:
-            self.proc = subprocess.Popen([sys.executable, str(script)] + list(args), cwd=REPO,
-                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+    def __init__(self, args, log, env=None) -> None:
+        self.log = log
+        full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable,
+                        OMP_NUM_THREADS='1')
+        full_env['PATH'] = osp.dirname(sys.executable) + os.pathsep + full_env.get('PATH', '')
+        full_env.update(env or {})
+        cmd = (['bash'] if str(args[0]).endswith('.sh') else [sys.executable]) + list(args)
+        with open(log, 'w') as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=out,
+                                         stderr=subprocess.STDOUT)
 
-    def wait(self, timeout: int = 600) -> None:
+    def wait(self, returncode: int = 0, timeout: int = 600) -> str:
         code = self.proc.wait(timeout)
-        assert code == -signal.SIGKILL, self.log.read_text()[-3000:]
-
-
-def run_in_process(args) -> None:
-    """``python args`` (a tool under tools/) in this process, with one thread as the tools get from
-    ``run_tool``: the tool's own code path without the import time of a new interpreter."""
-    saved_argv, threads = sys.argv, torch.get_num_threads()
-    sys.argv = [osp.join(REPO, args[0])] + [str(a) for a in args[1:]]
-    torch.set_num_threads(1)
-    try:
-        runpy.run_path(sys.argv[0], run_name='__main__')
-    finally:
-        sys.argv = saved_argv
-        torch.set_num_threads(threads)
+        with open(self.log) as f:
+            out = f.read()
+        assert code == returncode, f'exit code {code}, expected {returncode}:\n{out[-6000:]}'
+        return out
 
 
 def _same(a, b, where: str) -> None:
