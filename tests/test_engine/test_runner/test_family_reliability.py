@@ -16,9 +16,9 @@ import pytest
 from ...conftest import run_tool
 from ...test_tools.test_train_tools import _free_port
 from ...test_tools.test_uniadafocus_tools import _config_on
+from .test_demo_resume_dist import GFNET, demo_config, find_config
 from .test_exact_resume import assert_same_weights, kill_after_saving
 
-GFNET_STAGE2 = 'configs/gfnet/gfnet-r18w16-p64-t3_stage2_1xb32-6e_demo-cls.py'
 MGNET = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'
 
 
@@ -27,13 +27,17 @@ def _cls_data(demo_root):
     return [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')]
 
 
-def _gfnet_options(demo_root, epochs=2):
-    # 40 images, batch 8: 5 iterations per epoch; no stand-in pre-training, no stage-I checkpoint
-    return _cls_data(demo_root) + [
-        'load_from=None', 'model.global_encoder.backbone.init_cfg=None',
-        'train_dataloader.batch_size=8', f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=1',
-        'param_scheduler=[]', 'default_hooks.checkpoint.by_epoch=False',
-        'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=-1']
+def _gfnet_stage2(demo_root, tmp_path) -> str:
+    # the demo data; no stand-in pre-training, no stage-I checkpoint
+    return demo_config(find_config(GFNET.format(2)), str(tmp_path), demo_root, 'cls')
+
+
+def _gfnet_options(epochs=2):
+    # 40 images, batch 8: 5 iterations per epoch
+    return ['train_dataloader.batch_size=8', f'train_cfg.max_epochs={epochs}',
+            'train_cfg.val_interval=1', 'param_scheduler=[]',
+            'default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=2',
+            'default_hooks.checkpoint.max_keep_ckpts=-1']
 
 
 def _resume_matches(tmp_path, config, options, kill_at: str, resumed_at: str, compare):
@@ -51,7 +55,7 @@ def _resume_matches(tmp_path, config, options, kill_at: str, resumed_at: str, co
 @pytest.mark.slow
 def test_gfnet_ppo_stage_resumes_bitwise(demo_root, tmp_path):
     # iteration 6 is the first of epoch 2
-    _resume_matches(tmp_path, GFNET_STAGE2, _gfnet_options(demo_root), 'iter_6.pth',
+    _resume_matches(tmp_path, _gfnet_stage2(demo_root, tmp_path), _gfnet_options(), 'iter_6.pth',
                     'resumed epoch: 1, iter: 6', ['iter_8.pth', 'iter_10.pth'])
 
 
@@ -84,7 +88,7 @@ def _dist(tmp_path, config, options, metric, test_args=()):
 
 @pytest.mark.slow
 def test_gfnet_ppo_stage_two_processes(demo_root, tmp_path):
-    _dist(tmp_path, GFNET_STAGE2, _gfnet_options(demo_root, epochs=1), 'accuracy/top1')
+    _dist(tmp_path, _gfnet_stage2(demo_root, tmp_path), _gfnet_options(epochs=1), 'accuracy/top1')
 
 
 @pytest.mark.slow
