@@ -12,10 +12,12 @@ from mmengine.registry import MODELS, init_default_scope
 from ..conftest import REPO, run_tool
 
 DEMO = [
-    'configs/gfnet/gfnet-r18w16-p64-t3_stage1_1xb32-8e_demo-cls.py',
-    'configs/gfnet/gfnet-r18w16-p64-t3_stage2_1xb32-6e_demo-cls.py',
-    'configs/gfnet/gfnet-r18w16-p64-t3_stage3_1xb32-2e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p32-t3_stage1_1xb32-10e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p32-t3_stage2_1xb32-10e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p32-t3_stage3_1xb32-2e_demo-cls.py',
 ]
+NO_PRETRAINED = [f'model.{encoder}.backbone.init_cfg=None'
+                 for encoder in ('global_encoder', 'local_encoder')]
 
 
 def _data_options(root):
@@ -40,7 +42,7 @@ def test_demo_stages_train_and_budget_test(demo_root, tmp_path):
         if ckpt is not None:
             options.append(f'load_from={ckpt}')
         else:  # no stand-in pre-training here
-            options.append('model.global_encoder.backbone.init_cfg=None')
+            options += NO_PRETRAINED
         proc = run_tool(['tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
                          *options])
         log = proc.stdout + proc.stderr
@@ -235,7 +237,7 @@ def test_ppo_stage_under_ddp(demo_root, tmp_path):
                      '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                      'default_hooks.checkpoint.interval=100',
                      'default_hooks.checkpoint.save_last=False', 'load_from=None',
-                     'model.global_encoder.backbone.init_cfg=None', *data],
+                     *NO_PRETRAINED, *data],
                     env=dict(PORT=port), timeout=300)
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
@@ -270,26 +272,28 @@ def test_converter_maps_torchvision_densenet():
         assert torch.allclose(ours(x)[-1], expected, atol=1e-5)
 
 
-def test_converter_maps_pycls_regnety():
-    """Every key of a pycls RegNet-Y-600MF encoder (names of the official checkpoints:
-    stem.{conv,bn}, s{i}.b{j}.{proj,bn}, s{i}.b{j}.f.{a,a_bn,b,b_bn,se.f_ex.0/2,c,c_bn}, fc) maps
-    onto mmdynamic's RegNetY, one to one, with matching shapes."""
-    import importlib.util
-
+def _pycls_regnety(ours, seed=0):
+    """Random weights and BN statistics for a pycls RegNet-Y in the official key layout, shaped
+    as ``ours`` (mmdynamic RegNetY) needs: stem.{conv,bn}, s{i}.b{j}.{proj,bn} (first block),
+    s{i}.b{j}.f.{a,a_bn,b,b_bn,se.f_ex.0/2,c,c_bn}."""
     import torch
-    spec = importlib.util.spec_from_file_location(
-        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
-    converter = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(converter)
-    init_default_scope('mmpretrain')
-    import mmdynamic.models  # noqa: F401
-    ours = MODELS.build(dict(type='RegNetY', arch='regnety_600mf'))
+    gen = torch.Generator().manual_seed(seed)
     target = ours.state_dict()
     bn = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
     official = {}
 
     def put(name, our_name):
-        official[f'module.{name}'] = torch.zeros_like(target[our_name])
+        like = target[our_name]
+        if name.endswith('num_batches_tracked'):
+            value = torch.tensor(5)
+        elif name.endswith('running_var'):
+            value = 0.5 + torch.rand(like.shape, generator=gen)
+        elif like.dim() == 4:
+            value = torch.randn(like.shape, generator=gen) * (2 / like[0].numel()) ** 0.5
+        else:
+            value = (name.endswith('.weight') and 1.0 or 0.0) + 0.2 * torch.randn(
+                like.shape, generator=gen)
+        official[name] = value
 
     put('stem.conv.weight', 'conv1.weight')
     for p in bn:
@@ -308,13 +312,71 @@ def test_converter_maps_pycls_regnety():
             for k, name in (('0', 'reduce'), ('2', 'expand')):
                 for p in ('weight', 'bias'):
                     put(f'{pycls}.f.se.f_ex.{k}.{p}', f'{ours_prefix}.se.{name}.{p}')
-    official['module.fc.weight'] = torch.zeros(1000, 608)
+    return official
+
+
+def _pycls_regnety_forward(state, x):
+    """pycls AnyNet with ResBottleneckBlock + SE (every stage starts with a stride-2 block with a
+    projection; SE after the grouped 3x3; out = relu(proj(x) + f(x))); the last stage's map."""
+    import torch.nn.functional as F
+
+    def bn(name, t):
+        return F.batch_norm(t, state[f'{name}.running_mean'], state[f'{name}.running_var'],
+                            state[f'{name}.weight'], state[f'{name}.bias'], False, 0.0, 1e-5)
+
+    x = F.relu(bn('stem.bn', F.conv2d(x, state['stem.conv.weight'], stride=2, padding=1)))
+    for i in range(1, 5):
+        j = 1
+        while f's{i}.b{j}.f.a.weight' in state:
+            p, stride = f's{i}.b{j}', 2 if j == 1 else 1
+            w_b = state[f'{p}.f.b.weight']
+            f = F.relu(bn(f'{p}.f.a_bn', F.conv2d(x, state[f'{p}.f.a.weight'])))
+            f = F.relu(bn(f'{p}.f.b_bn', F.conv2d(f, w_b, stride=stride, padding=1,
+                                                  groups=w_b.shape[0] // w_b.shape[1])))
+            se = F.relu(F.conv2d(f.mean((2, 3), keepdim=True), state[f'{p}.f.se.f_ex.0.weight'],
+                                 state[f'{p}.f.se.f_ex.0.bias']))
+            f = f * F.conv2d(se, state[f'{p}.f.se.f_ex.2.weight'],
+                             state[f'{p}.f.se.f_ex.2.bias']).sigmoid()
+            f = bn(f'{p}.f.c_bn', F.conv2d(f, state[f'{p}.f.c.weight']))
+            shortcut = bn(f'{p}.bn', F.conv2d(x, state[f'{p}.proj.weight'], stride=stride)) \
+                if f'{p}.proj.weight' in state else x
+            x = F.relu(shortcut + f)
+            j += 1
+    return x
+
+
+@pytest.mark.parametrize('arch,channels', [('regnety_600mf', 608), ('regnety_800mf', 768)])
+def test_converter_maps_pycls_regnety(arch, channels):
+    """Every key of a pycls RegNet-Y encoder (the names of the official checkpoints) maps onto
+    mmdynamic's RegNetY one to one, and the converted weights give the feature map of the pycls
+    forward (random weights and BN statistics)."""
+    import importlib.util
+
+    import torch
+    spec = importlib.util.spec_from_file_location(
+        'gfnet_converter', osp.join(REPO, 'tools/model_converters/gfnet_official_to_mmdynamic.py'))
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    init_default_scope('mmpretrain')
+    import mmdynamic.models  # noqa: F401
+    ours = MODELS.build(dict(type='RegNetY', arch=arch))
+    state = _pycls_regnety(ours)
+    official = {f'module.{k}': v for k, v in state.items()}
+    official['module.fc.weight'] = torch.zeros(1000, channels)
     official['module.fc.bias'] = torch.zeros(1000)
-    out = converter.convert_encoder(official, 'global_encoder', 'regnety_600m')
+    out = converter.convert_encoder(official, 'global_encoder', arch)
     backbone = {k[len('global_encoder.backbone.'):]: v for k, v in out.items()
                 if k.startswith('global_encoder.backbone.')}
-    assert set(backbone) == set(target) and len(official) == len(out)
-    ours.load_state_dict(backbone, strict=True)
+    assert set(backbone) == set(ours.state_dict()) and len(official) == len(out)
+    result = ours.load_state_dict(backbone, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    ours.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = _pycls_regnety_forward(state, x)
+        fmap = ours(x)[-1]
+    assert fmap.shape == expected.shape == (2, channels, 2, 2)
+    assert torch.allclose(fmap, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_converter_maps_gen_efficientnet_mobilenetv3():
