@@ -3,7 +3,7 @@
 # 160 px, X3D-L 32 of 96 focus candidates as 128 px crops of one box per video; heads summed.
 # Initialise both encoders from the official X3D-S / X3D-L Kinetics weights (converted to mmaction2's X3D
 # keys), e.g. backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')).
-# Only single-crop testing is supported (the 3-crop rows average three such views).
+# Single-crop test; the 3-crop test (three views, softmax averaged) is the _3crop config.
 _base_ = ['mmaction::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
 model = dict(

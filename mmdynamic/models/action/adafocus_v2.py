@@ -66,6 +66,11 @@ class AdaFocusV2(AdaFocusRecognizerBase):
         self.fc_global = nn.Sequential(nn.Dropout(dropout), nn.Linear(global_channels, num_classes))
         self.fc_local = nn.Sequential(nn.Dropout(dropout), nn.Linear(local_channels, num_classes))
 
+    @property
+    def clip_length(self) -> int:
+        """T frames per view."""
+        return self.num_frames
+
     def _check_inputs(self, inputs: torch.Tensor) -> None:
         if inputs.dim() != 5 or inputs.shape[1] != self.num_frames:
             raise ValueError(f'AdaFocusV2 expects inputs (B, T={self.num_frames}, C, H, W), got '

@@ -31,13 +31,15 @@ from mmaction.models.recognizers.base import BaseRecognizer
 from mmaction.registry import MODELS as MMACTION_MODELS
 
 from mmdynamic.evaluation.functional.budget import ExitPolicy
-from mmdynamic.models.utils.early_exit import EarlyExitExecutor, StepwiseMixin
+from mmdynamic.models.utils.early_exit import (StepwiseMixin, predict_exits,
+                                               set_exit_predictions)
 from mmdynamic.models.utils.patch_sampler import crop_boxes, glance
 from mmdynamic.registry import MODELS, register_dual
 from .feature_reuse_head import FeatureReuseHead
 from .frame_sampling import (actions_to_boxes, glance_frame_indices, interpolate_actions,
                              quantile_frame_indices, random_boxes)
 from .losses import TEMPORAL_LOSS_FORMS, box_size_regulariser, temporal_policy_loss
+from .multi_view import ViewAveragedSteps, average_views, split_views
 from .policies import SpatialPolicy, TemporalPolicy
 
 PolicyLike = Optional[Union[str, dict, ExitPolicy]]
@@ -180,29 +182,45 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
         """Logits of every step: (B, num_steps, num_classes)."""
         return self.forward_steps(inputs)['steps'], dict()
 
+    @property
+    def clip_length(self) -> int:
+        """Frames per video of one view (the length of the model's input clip)."""
+        raise NotImplementedError
+
+    def num_views(self, inputs: torch.Tensor) -> int:
+        """V when ``inputs`` (B, V * T, C, H, W) hold V views of T = :attr:`clip_length` frames
+        (mmaction2's ``ThreeCrop``: V = 3), else 1."""
+        frames = inputs.shape[1] if inputs.dim() == 5 else 0
+        if frames > self.clip_length and frames % self.clip_length == 0:
+            return frames // self.clip_length
+        return 1
+
+    def exit_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits of every exit for every video: (K, B, C)."""
+        return self.forward_steps(inputs)['steps'][:, self.exit_offset:].transpose(0, 1)
+
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: Sequence, **kwargs) -> Sequence:
         """Predictions; each data sample also gets ``exit_macs`` (K, ), ``exit_index`` and, without an
-        exit policy, ``exit_logits`` (K, C) for the anytime and budget evaluation."""
-        costs = torch.tensor(self.exit_macs_for(inputs.shape[1:]), dtype=torch.float64)
-        policy = self.exit_policy
-        if policy is None:
-            steps = self.forward_steps(inputs)['steps']
-            exit_logits = steps[:, self.exit_offset:].transpose(0, 1)  # (K, B, C)
-            final = exit_logits[-1]
-            exits = torch.full((inputs.shape[0], ), self.num_exits - 1, dtype=torch.long)
+        exit policy, ``exit_logits`` (K, C) for the anytime and budget evaluation.
+
+        Inputs with V views per video (B, V * T, C, H, W), e.g. from ``ThreeCrop``, are predicted view
+        by view and the views' softmax scores averaged after every exit (a video costs V views; with
+        an exit policy a video exits on its view-averaged confidence).
+        """
+        views = self.num_views(inputs)
+        view_shape = (self.clip_length, ) + tuple(inputs.shape[2:]) if views > 1 else inputs.shape[1:]
+        costs = views * torch.tensor(self.exit_macs_for(view_shape), dtype=torch.float64)
+        if views == 1:
+            model, all_exits = self, self.exit_logits
         else:
-            result = EarlyExitExecutor(policy.thresholds, policy.confidence).run(self, inputs)
-            final, exits = result.logits, result.exits
-        scores = final.softmax(dim=-1)
-        for i, sample in enumerate(data_samples):
-            sample.set_pred_score(scores[i])
-            sample.set_pred_label(scores[i].argmax(dim=-1, keepdim=True))
-            sample.set_field(costs.clone(), 'exit_macs')
-            sample.set_field(exits[i].cpu(), 'exit_index')
-            if policy is None:
-                sample.set_field(exit_logits[:, i].detach(), 'exit_logits')
-        return data_samples
+            model = ViewAveragedSteps(self, views)
+
+            def all_exits(x: torch.Tensor) -> torch.Tensor:
+                return average_views(self.exit_logits(split_views(x, views)), views)
+
+        final, exits, exit_logits = predict_exits(model, inputs, self.exit_policy, all_exits)
+        return set_exit_predictions(data_samples, final, exits, costs, exit_logits)
 
 
 @register_dual(MODELS)
@@ -303,6 +321,11 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         self.fc_aux = nn.Linear(global_channels, num_classes) if spatial_mode == 'learned' else None
 
     per_video_box = False  # one box per glance frame, interpolated in time (the MN2 + R50 setting)
+
+    @property
+    def clip_length(self) -> int:
+        """T_0 candidate frames per view."""
+        return self.num_candidates
 
     def _build_classifier(self, global_channels: int, local_channels: int, hidden: int,
                           dropout: float) -> None:

@@ -73,8 +73,13 @@ class UniAdaFocusTSM(UniAdaFocus):
         """Clip logits of the focus frames: FC_L averaged over the frames. (B, T_L, C_L) -> (B, C)."""
         return self.fc_local(local_feats).mean(dim=1)
 
+    @property
+    def clip_length(self) -> int:
+        """The glance clip and the focus candidates: T_G + T_0 frames per view."""
+        return self.num_glance + self.num_candidates
+
     def _check_inputs(self, inputs: torch.Tensor) -> None:
-        expected = self.num_glance + self.num_candidates
+        expected = self.clip_length
         if inputs.dim() != 5 or inputs.shape[1] != expected:
             raise ValueError(f'UniAdaFocusTSM expects inputs (B, T_G + T_0 = {expected}, C, H, W) '
                              f'(the glance clip, then the focus candidates), got '

@@ -8,7 +8,7 @@ from mmpretrain.models.classifiers.base import BaseClassifier
 from mmpretrain.structures import DataSample
 
 from mmdynamic.evaluation.functional.budget import ExitPolicy
-from mmdynamic.models.utils.early_exit import EarlyExitExecutor, StepwiseMixin
+from mmdynamic.models.utils.early_exit import StepwiseMixin, predict_exits, set_exit_predictions
 
 
 class StepwiseClassifier(StepwiseMixin, BaseClassifier):
@@ -103,19 +103,6 @@ class StepwiseClassifier(StepwiseMixin, BaseClassifier):
         if data_samples is None:
             data_samples = [DataSample() for _ in range(inputs.shape[0])]
         costs = torch.tensor(self.exit_macs_for(inputs.shape[1:]), dtype=torch.float64)
-        policy = self.exit_policy
-        if policy is None:
-            exit_logits = self.forward_exits(inputs)  # (K, B, C)
-            final = exit_logits[-1]
-            exits = torch.full((inputs.shape[0], ), self.num_exits - 1, dtype=torch.long)
-        else:
-            result = EarlyExitExecutor(policy.thresholds, policy.confidence).run(self, inputs)
-            final, exits = result.logits, result.exits
-        scores = final.softmax(dim=-1)
-        for i, sample in enumerate(data_samples):
-            sample.set_pred_score(scores[i]).set_pred_label(scores[i].argmax(dim=-1, keepdim=True))
-            sample.set_field(costs.clone(), 'exit_macs')
-            sample.set_field(exits[i].cpu(), 'exit_index')
-            if policy is None:
-                sample.set_field(exit_logits[:, i].detach(), 'exit_logits')
+        final, exits, exit_logits = predict_exits(self, inputs, self.exit_policy, self.forward_exits)
+        set_exit_predictions(data_samples, final, exits, costs, exit_logits)
         return data_samples

@@ -138,3 +138,43 @@ class EarlyExitExecutor:
             inputs = inputs.index_select(0, stay)
             state = gather_batch(state, stay)
         return EarlyExitResult(logits=out, exits=exits, batch_sizes=sizes)
+
+
+@torch.no_grad()
+def predict_exits(model: StepwiseMixin, inputs: torch.Tensor, policy,
+                  all_exits: Callable[[torch.Tensor], torch.Tensor]
+                  ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """The prediction step shared by the step-wise models' ``predict``.
+
+    Args:
+        model: The step-wise model (run by :class:`EarlyExitExecutor` when there is a policy).
+        inputs (Tensor): (B, ...) the batch.
+        policy (ExitPolicy, optional): ``thresholds`` and ``confidence``; None runs every step.
+        all_exits (Callable): inputs -> (K, B, C) logits of every exit (used without a policy).
+
+    Returns:
+        tuple: final logits (B, C), exit index (B, ) and, without a policy, every exit's logits
+        (K, B, C) (None with a policy).
+    """
+    if policy is None:
+        exit_logits = all_exits(inputs)
+        exits = torch.full((inputs.shape[0], ), model.num_exits - 1, dtype=torch.long)
+        return exit_logits[-1], exits, exit_logits
+    result = EarlyExitExecutor(policy.thresholds, policy.confidence).run(model, inputs)
+    return result.logits, result.exits, None
+
+
+def set_exit_predictions(data_samples: Sequence, final: torch.Tensor, exits: torch.Tensor,
+                         costs: torch.Tensor, exit_logits: Optional[torch.Tensor] = None
+                         ) -> Sequence:
+    """Write the prediction (softmax of ``final`` (B, C)), ``exit_macs`` (K, ), ``exit_index`` and,
+    when given, ``exit_logits`` (K, B, C) into the data samples (read by the exit metrics)."""
+    scores = final.softmax(dim=-1)
+    for i, sample in enumerate(data_samples):
+        sample.set_pred_score(scores[i])
+        sample.set_pred_label(scores[i].argmax(dim=-1, keepdim=True))
+        sample.set_field(costs.clone(), 'exit_macs')
+        sample.set_field(exits[i].cpu(), 'exit_index')
+        if exit_logits is not None:
+            sample.set_field(exit_logits[:, i].detach(), 'exit_logits')
+    return data_samples
