@@ -1,9 +1,10 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """Exact resume and 2-process runs for the demo configs of the dynamic families.
 
-- GFNet stage II (PPO: random actions, the policy's Adam state, the running statistics of the
-  returns) and Uni-AdaFocus (random glance frames, random patches of the diversity branch), killed
-  right after a mid-epoch checkpoint and resumed: bitwise equal to the uninterrupted run.
+- GFNet stage II (PPO: random actions, the policy's Adam state; the returns are normalised per
+  batch, no running statistics) and Uni-AdaFocus (random glance frames, random patches of the
+  diversity branch), killed right after a mid-epoch checkpoint and resumed: the same training state
+  as the uninterrupted run, bitwise (weights, optimizer, schedulers, random states).
 - GFNet stage II, MGNet and Uni-AdaFocus with ``tools/dist_train.sh`` / ``tools/dist_test.sh`` and
   2 gloo processes, checkpoints included (the random states of both ranks are gathered before rank 0
   writes), and the budget evaluation's thresholds fitted on the outputs of both ranks.
@@ -17,7 +18,7 @@ from ...conftest import run_tool
 from ...test_tools.test_train_tools import _free_port
 from ...test_tools.test_uniadafocus_tools import _config_on
 from .test_demo_resume_dist import GFNET, demo_config, find_config
-from .test_exact_resume import assert_same_weights, kill_after_saving
+from .test_exact_resume import assert_same_state, kill_after_saving
 
 MGNET = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'
 
@@ -49,7 +50,7 @@ def _resume_matches(tmp_path, config, options, kill_at: str, resumed_at: str, co
                      *options])
     assert resumed_at in proc.stdout + proc.stderr
     for name in compare:
-        assert_same_weights(osp.join(full, name), osp.join(cut, name))
+        assert_same_state(osp.join(full, name), osp.join(cut, name))
 
 
 @pytest.mark.slow
