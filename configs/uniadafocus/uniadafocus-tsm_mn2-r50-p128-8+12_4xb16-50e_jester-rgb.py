@@ -1,44 +1,9 @@
 # Uni-AdaFocus-TSM (128², 8+12) on Jester: paper top-1 / GFLOPs 97.1 / 18.8
 # (Table 4; w/o sample-wise). T_0 = 36 focus candidates. No flip (direction-sensitive labels).
-_base_ = ['mmaction::_base_/default_runtime.py', './_base_/uniadafocus_tsm.py']
-data_root = 'data/jester/rawframes'
+_base_ = ['./_base_/tsm_jester.py']
 model = dict(
     local_backbone=dict(num_segments=12), num_classes=27, num_candidates=36,
     num_focus=12, patch_size=128, size_reg=0.25)
-train_pipeline = [
-    dict(type='SampleGlanceAndFocusFrames', num_glance=8, num_candidates=36),
-    dict(type='RawFrameDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='MultiScaleCrop', input_size=224, scales=(1, 0.875, 0.75, 0.66), random_crop=False,
-         max_wh_scale_gap=1),
-    dict(type='Resize', scale=(224, 224), keep_ratio=False),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs'),
-]
-test_pipeline = [
-    dict(type='SampleGlanceAndFocusFrames', num_glance=8, num_candidates=36, test_mode=True),
-    dict(type='RawFrameDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs'),
-]
-train_dataloader = dict(
-    batch_size=16, num_workers=8, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='RawframeDataset', ann_file='data/jester/train_list.txt',
-                 data_prefix=dict(img=data_root), filename_tmpl='{:05d}.jpg',
-                 start_index=1, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=16, num_workers=8, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='RawframeDataset', ann_file='data/jester/val_list.txt',
-                 data_prefix=dict(img=data_root), filename_tmpl='{:05d}.jpg',
-                 start_index=1, pipeline=test_pipeline, test_mode=True))
+train_dataloader = dict(dataset=dict(pipeline={{_base_.train_pipeline_t36}}))
+val_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline_t36}}))
 test_dataloader = val_dataloader
-val_evaluator = [dict(type='AccMetric', metric_list=('top_k_accuracy', )),
-                 dict(type='AnytimeAccuracy')]
-test_evaluator = val_evaluator
-optim_wrapper = dict(optimizer=dict(weight_decay=0.001))
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1,
-                                     save_best='auto'))

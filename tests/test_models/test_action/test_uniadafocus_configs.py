@@ -59,6 +59,10 @@ def test_tsm_settings(name, focus, patch, alpha, wd):
     assert model.local_backbone.num_segments == focus and model.backbone.num_segments == 8
     assert model.size_reg == alpha and cfg.optim_wrapper.optimizer.weight_decay == wd
     assert cfg.optim_wrapper.clip_grad.max_norm == 20
-    for pipeline in (cfg.train_pipeline, cfg.test_pipeline):
+    loaders = (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader)
+    for loader, test_mode in zip(loaders, (False, True, True)):
+        pipeline = loader.dataset.pipeline
         assert pipeline[0]['num_candidates'] == 3 * focus and pipeline[0]['num_glance'] == 8
+        assert pipeline[0].get('test_mode', False) == test_mode
+        assert loader.dataset.ann_file.startswith(f"data/{name.split('_')[-1]}/")
         assert not any(t['type'] == 'Flip' for t in pipeline)
