@@ -3,6 +3,8 @@
 import json
 import os.path as osp
 
+import pytest
+
 from tests.conftest import REPO, run_tool
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'uniadafocus',
@@ -76,3 +78,66 @@ def test_benchmark_tool_reports_every_model(tmp_path):
     static, uni = rows[0].split('|'), rows[1].split('|')
     assert static[-2].strip() == '1.00'  # the reference
     assert float(uni[5]) < float(static[5])  # Uni-AdaFocus counts fewer GMACs per video
+
+
+def _stats_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'uniadafocus_policy_stats',
+        osp.join(REPO, 'tools', 'analysis_tools', 'uniadafocus_policy_stats.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_policy_stats_geometry():
+    import torch
+    tool = _stats_tool()
+    obj = torch.tensor([10., 20., 24., 34.])  # x1, y1, x2, y2: a 14 px object
+    boxes = torch.tensor([[27., 17., 14., 14.],  # exactly the object
+                          [27., 17., 14., 7.],  # its left half
+                          [80., 80., 20., 20.]])  # elsewhere
+    assert torch.allclose(tool.object_fraction_inside(boxes, obj), torch.tensor([1., .5, 0.]))
+    # a 32 px box at a uniformly random place in a 64 px frame holds the object when its left
+    # edge is in [x2 - 32, x1] = [0, 10] and its top edge in [2, 20] (of [0, 32] each)
+    ref = tool.random_place_fraction(torch.tensor([[32., 32.]]), obj, (64, 64), steps=321)
+    assert float(ref['covered']) == pytest.approx(10 / 32 * 18 / 32, abs=0.02)
+    # a box as large as the frame always holds it
+    full = tool.random_place_fraction(torch.tensor([[64., 64.]]), obj, (64, 64))
+    assert float(full['covered']) == 1 and float(full['object_in_box']) == 1
+
+
+def test_policy_stats_tool_on_demo_videos(demo_root, tmp_path):
+    """The tool on the demo videos: a model with uniform frames puts exactly the uniform share of its
+    weight on the frames with the object, and the learned-policy model's numbers are fractions."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmaction.registry import MODELS
+    import mmdynamic.models  # noqa: F401
+    config = _config_on(demo_root, str(tmp_path))
+    results = {}
+    for mode in ('learned', 'uniform'):
+        cfg = Config.fromfile(config)
+        cfg.model.temporal_mode = mode
+        init_default_scope('mmaction')
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        ckpt = str(tmp_path / f'{mode}.pth')
+        torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+        out = str(tmp_path / f'{mode}.json')
+        proc = run_tool(['tools/analysis_tools/uniadafocus_policy_stats.py', config, ckpt, '--out', out,
+                         '--cfg-options', f'model.temporal_mode={mode}'])
+        assert '| frame-weight mass on glance frames with the object |' in proc.stdout
+        with open(out, encoding='utf-8') as f:
+            results[mode] = json.load(f)
+    uniform = results['uniform']
+    assert uniform['num_videos'] == 20 and uniform['num_focus_boxes'] == 20 * 4
+    assert uniform['weight_on_visible'] == pytest.approx(uniform['uniform_share'], abs=1e-9)
+    assert uniform['focus_visible'] == pytest.approx(uniform['uniform_focus_visible'], abs=1e-9)
+    learned = results['learned']
+    for key in ('weight_on_visible', 'focus_visible', 'object_in_box', 'covered',
+                'random_same_size_covered', 'random_patch_covered', 'top1_final_exit'):
+        assert 0 <= learned[key] <= 1, key
+    assert 24 <= learned['box_side'] <= 112  # the config's min_box_size .. frame side
