@@ -6,13 +6,16 @@ For each backbone: the FF-Net (one glimpse at the input size) and MGNet stopped 
 FF-Net, MACs (paper convention, per sample), MACs ratio MGNet/FF-Net, and speed-up x MACs ratio (1.0
 when latency follows MACs; below 1 when the glimpse loop costs more than its MACs).
 
-Measure on a quiet machine with fixed threads; the paper gives Xeon E5-2650 CPU latencies without batch
-size or thread count (Table 1: ResNet-50 240.1 ms FF-Net vs 167.6 ms MGNet).
+Measure with fixed threads, on a quiet machine if possible: the models of one backbone and batch size
+are timed interleaved (run i of each before run i + 1 of any), so that load changes on a shared machine
+hit FF-Net and MGNet alike; the title line gives the load average. The paper gives Xeon E5-2650 CPU
+latencies without batch size or thread count (Table 1: ResNet-50 240.1 ms FF-Net vs 167.6 ms MGNet).
 
 Example:
     python tools/analysis_tools/benchmark_mgnet.py --backbones r18 r50 --batch-sizes 1 32 --threads 1
 """
 import argparse
+import os
 import os.path as osp
 import statistics
 import sys
@@ -76,17 +79,22 @@ def build(key: str, args: argparse.Namespace, mgnet: bool):
     return model
 
 
-def latency_ms(fn, inputs, runs: int, warmup: int) -> float:
+def latency_ms(fns: Sequence, inputs, runs: int, warmup: int) -> List[float]:
+    """Median latency (ms) of each of ``fns`` on ``inputs``, timed interleaved (run i of every
+    function before run i + 1 of any): a change of machine load during the measurement hits all of
+    them alike, so their ratios stay comparable on a shared machine."""
     import torch
+    times: List[List[float]] = [[] for _ in fns]
     with torch.no_grad():
         for _ in range(warmup):
-            fn(inputs)
-        times = []
+            for fn in fns:
+                fn(inputs)
         for _ in range(runs):
-            start = time.perf_counter()
-            fn(inputs)
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+            for fn, ts in zip(fns, times):
+                start = time.perf_counter()
+                fn(inputs)
+                ts.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(ts) for ts in times]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
@@ -104,20 +112,24 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         mg_macs = count_mgnet_macs(mg, shape)
         for batch in args.batch_sizes:
             inputs = torch.randn(batch, *shape)
-            ff_ms = latency_ms(lambda x: ff.forward_exits(x), inputs, args.runs, args.warmup)
+            fns = [ff.forward_exits] + [
+                (lambda x, k=k: mg.forward_exits(x, num_steps=k))
+                for k in range(1, args.num_glimpses + 1)
+            ]
+            ff_ms, *mg_ms = latency_ms(fns, inputs, args.runs, args.warmup)
             rows.append(dict(backbone=BACKBONES[key]['name'], model='FF-Net', glimpses=1,
                              batch=batch, ms=ff_ms, speedup=1.0, gmacs=ff_macs / 1e9, ratio=1.0))
-            for k in range(1, args.num_glimpses + 1):
-                ms = latency_ms(lambda x, k=k: mg.forward_exits(x, num_steps=k), inputs, args.runs,
-                                args.warmup)
+            for k, ms in enumerate(mg_ms, 1):
                 rows.append(dict(backbone=BACKBONES[key]['name'], model='MGNet', glimpses=k,
                                  batch=batch, ms=ms, speedup=ff_ms / ms, gmacs=mg_macs[k - 1] / 1e9,
                                  ratio=mg_macs[k - 1] / ff_macs))
+    load = ', '.join(f'{v:.1f}' for v in os.getloadavg()) if hasattr(os, 'getloadavg') else 'n/a'
     header = ('| backbone | model | glimpses | batch | threads | latency (ms/batch) | speed-up | '
               'GMACs/sample | MACs ratio | speed-up x MACs ratio |')
     lines = [
         f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net ({args.input_size} px), CPU, '
-        f'{args.threads} thread(s), median of {args.runs} runs', '', header, '|' + '---|' * 10
+        f'{args.threads} thread(s), median of {args.runs} interleaved runs (FF-Net and MGNet timed '
+        f'in the same runs), load average at the end {load} on {os.cpu_count()} CPUs', '', header, '|' + '---|' * 10
     ]
     for r in rows:
         lines.append(f'| {r["backbone"]} | {r["model"]} | {r["glimpses"]} | {r["batch"]} | '
