@@ -37,18 +37,20 @@ GFNET = 'configs/gfnet/gfnet-*_stage{}_*_demo-cls.py'
 MGNET = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'
 TSM = 'configs/uniadafocus/uniadafocus-tsm_mn2-r18-tiny_1xb8-30e_demo-video.py'
 ADAFOCUSV2 = 'configs/uniadafocus/adafocusv2_mn2-r18-tiny_1xb8-30e_demo-video.py'
-# 1 vs 2 test processes: metrics and thresholds (accuracies of 10 samples are multiples of 10)
+# 1 vs 2 test processes, both in batches of 5 samples: metrics, fitted thresholds and per-sample
+# outputs. With other batch sizes the outputs can differ in the last bits (CPU kernels), which can
+# reorder the near-tied scores of an untrained exit (all its outputs nearly the same) and change
+# mAP or the fitted thresholds although the gathering is right.
 TOLERANCE = 1e-6
-# per-sample scores: 1 process tests the 10 samples in other batches than the 5 per rank of 2
-# processes (CPU kernels may differ in the last bits for other batch sizes)
-SCORE_TOLERANCE = 1e-5
 
 
 def find_config(pattern: str) -> str:
-    """The one config matching ``pattern`` (demo configs are renamed by ongoing work)."""
+    """The first config (by name) matching ``pattern``: the demo configs are renamed and new
+    geometries added by ongoing work; demo variants that differ only in sizes share the model code
+    and the training state tested here."""
     import glob
     found = sorted(glob.glob(osp.join(REPO, pattern)))
-    assert len(found) == 1, f'{pattern}: {found}'
+    assert found, f'no config matches {pattern}'
     return found[0]
 
 
@@ -72,12 +74,17 @@ def _dataset(loader: dict) -> dict:
     return dataset
 
 
-def demo_config(config: str, out_dir: str, demo_root: str, task: str, **changes) -> str:
+def demo_config(config: str, out_dir: str, demo_root: str, task: str, test_metrics=(),
+                **changes) -> str:
     """A copy of ``config`` without pre-trained weights, reading the tests' demo data (``task``:
-    'cls' or 'video'), with top-level ``changes``."""
+    'cls' or 'video'), with top-level ``changes`` and more metrics in the test evaluator."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(changes)
+    if test_metrics:
+        metrics = cfg.test_evaluator
+        metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+        cfg.test_evaluator = metrics + list(test_metrics)
     _drop_pretrained(cfg.model)
     cfg.load_from = None
     root = osp.join(demo_root, task)
@@ -167,7 +174,9 @@ def resume_and_two_processes(tmp_path, config: str, batch: int = 8, train_args=(
     final = osp.join(full, 'iter_4.pth')
     results = {}
     if metric:
-        test = [*test_args, '--cfg-options', 'test_dataloader.dataset.indices=10', *test_options]
+        # 10 samples in batches of 5: one process runs 2, two processes one each
+        test = [*test_args, '--cfg-options', 'test_dataloader.dataset.indices=10',
+                'test_dataloader.batch_size=5', *test_options]
         dist_test = Background(['tools/dist_test.sh', config, final, '2', '--work-dir',
                                 str(tmp_path / 'test_dist'), '--out',
                                 str(tmp_path / 'test_dist' / 'preds.pkl'), *test],
@@ -228,7 +237,7 @@ def _check_test_agreement(results: Dict[str, Dict], metric: str, exits: int) -> 
     _assert_close(single['metrics'], dist['metrics'], 'metrics')
     # every sample's outputs, in the dataset's order (file names included)
     assert len(single['predictions']) == 10
-    _assert_close(single['predictions'], dist['predictions'], 'predictions', SCORE_TOLERANCE)
+    _assert_close(single['predictions'], dist['predictions'], 'predictions')
     # the BudgetEvalHook's report of the step-wise models (tools/test.py adds it)
     report = single['budget']
     assert report['num_exits'] == exits and len(report['anytime']) == exits
@@ -275,8 +284,12 @@ def test_mgnet_resumes_bitwise_with_fitted_thresholds(demo_root, tmp_path):
 def test_video_demo_resumes_bitwise_and_runs_on_two_processes(name, demo_root, tmp_path):
     """Uni-AdaFocus-TSM (random glance/focus frame sampling and crops, random patches of the
     diversity branch, gradient clipping) and AdaFocusV2 (random patches of its second branch)."""
+    # mAP of every exit, and of early exits with thresholds fitted on the test outputs themselves
+    # (the largest budget of the curve): both gathered over the ranks
+    maps = [dict(type='AnytimeMAP'), dict(type='BudgetedMAP')]
     config = demo_config({'tsm': TSM, 'adafocusv2': ADAFOCUSV2}[name], str(tmp_path), demo_root,
-                         'video')
+                         'video', test_metrics=maps)
     results = resume_and_two_processes(tmp_path, config, batch=4, train_args=['--no-validate'],
                                        metric='acc/top1')
     _check_test_agreement(results, 'acc/top1', exits=2 if name == 'tsm' else 16)
+    assert {'anytime/mAP_exit1', 'budget/mAP_max_budget'} <= results['single']['metrics'].keys()
