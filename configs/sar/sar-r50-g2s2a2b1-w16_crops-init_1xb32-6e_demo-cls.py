@@ -1,6 +1,6 @@
 # SAR-ResNet-50 (G2 s2 a2 b1, target 0.5, 1/4 width) on the demo classification set, started from the SAR
-# demos' stand-in for ImageNet pre-training (sar-r50-g2s2a2b1-w16_card-crops_1xb128-20e_demo-cls.py:
-# the same network trained on 32 px crops around the digit card with dense masks, 99.5 % top-1 on crops),
+# demos' stand-in for ImageNet pre-training (sar-r50-g2s2a2b1-w16_card-crops_1xb128-12e_demo-cls.py:
+# the same network trained on 32 px crops around the digit card, mask generators untrained),
 # as the paper's detection and segmentation models start from SAR ImageNet checkpoints. The network can
 # then read the digit, but only where its refine branches run at full resolution (the base branch sees
 # the 14 px card at half resolution), so the masks have a reason to pick the card's cells: this is the
@@ -10,7 +10,7 @@
 #       --num-val 400 --num-distractors 0
 _base_ = ['./sar-r50-g2s2a2b1-w16_1xb32-12e_demo-cls.py']
 data_root = 'data/demo_glance/cls'
-load_from = 'work_dirs/sar-r50-g2s2a2b1-w16_card-crops_1xb128-20e_demo-cls/epoch_20.pth'
+load_from = 'work_dirs/sar-r50-g2s2a2b1-w16_card-crops_1xb128-12e_demo-cls/epoch_12.pth'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader

@@ -140,6 +140,32 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg)
 
 
+def build_model(cfg: Config, checkpoint: Optional[str] = None):
+    """Build ``cfg.model`` for analysis tools the way the runner does, in eval mode.
+
+    Like MMEngine's ``Runner``, a top-level ``data_preprocessor`` (mmpretrain configs keep it there)
+    becomes the model's when the model names none: without it the inputs would not be normalised.
+    SyncBN is reverted to BN (one process), and ``checkpoint``, if given, is loaded.
+
+    Args:
+        cfg (Config): A whole config, its default scope already initialised.
+        checkpoint (str, optional): Checkpoint to load (its ``state_dict``).
+
+    Returns:
+        nn.Module: The model, in eval mode.
+    """
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.registry import MODELS
+    from mmengine.runner import load_checkpoint
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    return model.eval()
+
+
 def is_complete_checkpoint(path: str) -> bool:
     """True when ``path`` is a whole checkpoint written by ``torch.save`` (a zip archive whose
     central directory is intact and which holds the pickled object), without unpickling it."""

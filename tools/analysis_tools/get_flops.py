@@ -21,7 +21,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 import mmdynamic.models  # noqa: E402,F401
 from mmdynamic.utils.flops import (count_macs, count_model_macs_on_batch,  # noqa: E402
                                    count_params, format_macs)
-from mmdynamic.utils.run_config import check_framework  # noqa: E402
+from mmdynamic.utils.run_config import build_model, check_framework  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,9 +40,7 @@ def main() -> None:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    from mmengine.registry import MODELS
-    from mmengine.model.utils import revert_sync_batchnorm
-    model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    model = build_model(cfg)
     print(f'config: {args.config}')
     print(f'params: {count_params(model) / 1e6:.3f} M')
     if args.shape:

@@ -81,20 +81,16 @@ def _boxes_of(samples, table: Optional[Dict[str, List[float]]], root: Optional[s
 
 def run(args: argparse.Namespace) -> Dict:
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner, load_checkpoint
+    from mmengine.runner import Runner
 
     import mmdynamic.models  # noqa: F401
-    from mmdynamic.utils.run_config import check_framework
+    from mmdynamic.utils.run_config import build_model, check_framework
     cfg = Config.fromfile(args.config)
     check_framework(cfg)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    from mmengine.model.utils import revert_sync_batchnorm
-    from mmengine.registry import MODELS
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.eval()
+    model = build_model(cfg, args.checkpoint)
     backbone = model.backbone
     if not hasattr(backbone, 'stages') or not hasattr(backbone, 'last_masks'):
         raise TypeError(f'{type(backbone).__name__} is not a SAR backbone')
