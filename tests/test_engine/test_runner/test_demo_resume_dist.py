@@ -3,24 +3,25 @@
 Uni-AdaFocus-TSM and AdaFocusV2 (GFNet stage II and Uni-AdaFocus: test_family_reliability.py).
 
 Resume: each config trains once uninterrupted through ``tools/train.py`` while a second run of it is
-SIGKILLed right after a mid-epoch checkpoint; ``--resume`` then continues it in a new process. The checkpoints written after the resume point hold the same state as the
-uninterrupted run's, bitwise: weights, optimizer state, schedulers, the random generator states
-(random patches of GFNet stage I, policy samples of stage III, MGNet's random glimpses in training,
-frame sampling and patches of Uni-AdaFocus-TSM / AdaFocusV2) and, for MGNet, the exit thresholds
-fitted during validation (``BudgetEvalHook(during_val=True)``), which the resumed run only has from
-the checkpoint.
+SIGKILLed right after a mid-epoch checkpoint; ``--resume`` continues it in a new process. The last
+checkpoint of both holds the same state, bitwise: weights, optimizer state (Adam/AdamW moments
+and steps), scheduler states, the random generator states (random patches of GFNet stage I,
+policy samples of stage III, frame sampling and patches of Uni-AdaFocus-TSM / AdaFocusV2; MGNet
+trains without random draws) and, for MGNet, the exit thresholds fitted during validation
+(``BudgetEvalHook(during_val=True)``), which the resumed run only has from the checkpoint.
 
-Two processes: ``tools/dist_train.sh`` trains each config with 2 gloo processes (the checkpoint holds
-the random states of both ranks) and ``tools/dist_test.sh`` evaluates the uninterrupted run's final
-checkpoint. Its metrics equal those of ``tools/test.py`` in one process (stated tolerance 1e-6;
-outputs of both ranks are gathered, every validation sample counted once) and so do the exit
-thresholds fitted for a budget (``--budget --fit-on val``: fitted on the gathered outputs of all 20
-images, not on one rank's 10). A 2-process training run cannot be bitwise equal to a 1-process run:
-BN statistics are per rank (4 instead of 8 samples) and each rank draws its own random patches.
+Two processes (GFNet stages I/III, TSM, AdaFocusV2): ``tools/dist_train.sh`` trains with 2 gloo
+processes (the checkpoint holds the random states of both ranks); ``tools/dist_test.sh`` evaluates
+the uninterrupted run's last checkpoint and gives what ``tools/test.py`` gives in one process
+(tolerance 1e-6, bitwise in practice): every sample's outputs in the dataset's order, the metrics
+(accuracy, anytime accuracy of every exit, for the videos anytime and budgeted mAP) and the exit
+thresholds fitted for a budget on the gathered outputs of all 20 validation images (GFNet). A
+2-process training run is not bitwise equal to a 1-process run: BN statistics are per rank (half
+the batch) and the ranks draw their own random patches; the tests check that it trains and saves.
 
-The demo configs are changed by other work (pre-trained ``init_cfg``, data roots); the tests read
-them, drop pre-trained weights (``init_cfg`` of type Pretrained, ``load_from``) and set the data
-roots and the small schedule they need explicitly.
+The demo configs are changed by ongoing work (pre-trained ``init_cfg``, data roots, geometry); the
+tests read them, drop pre-trained weights (``init_cfg`` of type Pretrained, ``load_from``) and set
+the data and the small schedule they need explicitly.
 """
 import json
 import os.path as osp
@@ -101,8 +102,8 @@ def demo_config(config: str, out_dir: str, demo_root: str, task: str, test_metri
 
 
 # 2 batches of training samples: 2 iterations per epoch, 2 epochs, a checkpoint after every
-# iteration. Iteration 3 is the first of epoch 2: the run killed after iter_3.pth leaves the second to
-# --resume.
+# iteration. Iteration 3 is the first of epoch 2: the run killed after iter_3.pth leaves the
+# second to --resume.
 def _schedule(batch: int, epochs: int = 2) -> List[str]:
     return [f'train_dataloader.dataset.indices={2 * batch}', f'train_dataloader.batch_size={batch}',
             f'train_cfg.max_epochs={epochs}', 'default_hooks.checkpoint.by_epoch=False',
@@ -266,9 +267,9 @@ def test_gfnet_stage_resumes_bitwise_and_runs_on_two_processes(stage, demo_root,
 
 @pytest.mark.slow
 def test_mgnet_resumes_bitwise_with_fitted_thresholds(demo_root, tmp_path):
-    """MGNet (random glimpse scales in training, warm-up + cosine schedules, AdamW) validating after
-    epoch 1 with a BudgetEvalHook that fits exit thresholds: the killed run's thresholds come back
-    from the checkpoint (the resumed run does not validate before its next checkpoints)."""
+    """MGNet (warm-up + cosine schedules, AdamW, shuffled data) validating after epoch 1 with a
+    BudgetEvalHook that fits exit thresholds: the killed run's thresholds come back from the
+    checkpoint (the resumed run does not validate before its next checkpoints)."""
     budget = float(_mid_budget(osp.join(REPO, MGNET)))
     hook = dict(type='BudgetEvalHook', during_val=True, budgets=[budget], fit_on='val', plot=False)
     config = demo_config(MGNET, str(tmp_path), demo_root, 'cls', custom_hooks=[hook])

@@ -3,10 +3,10 @@
 
 A new interpreter spends most of a short demo run importing torch, MMEngine and the four OpenMMLab
 frameworks. :class:`ToolRun` forks each run from a server process that imported them once
-(``multiprocessing``'s forkserver with ``mmdynamic.models`` preloaded) and has run nothing else: every
-run is a fresh process in the state right after those imports (its own memory, random generators,
-registries, no state of earlier runs), it runs the tool as ``python tools/x.py ...`` would
-(``runpy``, ``__main__``), with one thread, its output in a log file, and it can be SIGKILLed.
+(``multiprocessing``'s forkserver with ``mmdynamic.models`` preloaded) and has run nothing else:
+every run is a fresh process in the state right after those imports (its own memory, random
+generators, registries, no state of earlier runs). It runs the tool as ``python tools/x.py ...``
+would (``runpy``, ``__main__``), with one thread, its output in a log file; it can be SIGKILLed.
 """
 import multiprocessing
 import os
@@ -76,9 +76,9 @@ def _child(args: List[str], log: str, kill_after: Optional[str]) -> None:
 
 
 class ToolRun:
-    """``python args`` (``args[0]`` a tool under tools/) started in the background as a fresh process
-    forked from the preloaded server; with ``kill_after``, it SIGKILLs itself right after writing the
-    checkpoint of that name. :meth:`wait` checks the exit code and returns the output."""
+    """``python args`` (``args[0]`` a tool under tools/) started in the background as a fresh
+    process forked from the preloaded server; with ``kill_after``, it SIGKILLs itself right after
+    writing the checkpoint of that name. :meth:`wait` checks the exit code, returns the output."""
 
     def __init__(self, args: List[str], log: str, kill_after: Optional[str] = None) -> None:
         self.log = str(log)
