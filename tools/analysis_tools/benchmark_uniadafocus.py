@@ -136,8 +136,8 @@ def run(args: argparse.Namespace) -> List[Dict]:
         with torch.inference_mode():
             t_static = time_batches(lambda: static(frames), args.runs, args.warmup)
             t_uni = time_batches(lambda: uni.forward_steps(videos), args.runs, args.warmup)
-            result = executor.run(uni, videos)
-            t_exit = time_batches(lambda: executor.run(uni, videos), args.runs, args.warmup)
+            result = uni.early_exit(videos, executor)
+            t_exit = time_batches(lambda: uni.early_exit(videos, executor), args.runs, args.warmup)
         realised = float(torch.tensor(exit_costs, dtype=torch.float64)[result.exits].mean())
         for name, seconds, macs in (('MN2 + R50 on 16 full frames', t_static, static_macs),
                                     (f'Uni-AdaFocus P={args.patch_size}', t_uni, exit_costs[-1]),

@@ -69,10 +69,11 @@ class ViewAveragedSteps(StepwiseMixin):
         self.num_exits = model.num_exits
 
     def init_state(self, inputs: torch.Tensor, **kwargs) -> State:
+        """Args: inputs (Tensor): (B, V * T, ...)."""
         return _group(self.model.init_state(split_views(inputs, self.num_views), **kwargs),
                       self.num_views)
 
     def step(self, index: int, inputs: torch.Tensor, state: State) -> Tuple[torch.Tensor, State]:
-        logits, state = self.model.step(index, split_views(inputs, self.num_views),
-                                        _ungroup(state))
+        views = None if inputs is None else split_views(inputs, self.num_views)
+        logits, state = self.model.step(index, views, _ungroup(state))
         return average_views(logits, self.num_views), _group(state, self.num_views)

@@ -31,7 +31,7 @@ from mmaction.models.recognizers.base import BaseRecognizer
 from mmaction.registry import MODELS as MMACTION_MODELS
 
 from mmdynamic.evaluation.functional.budget import ExitPolicy
-from mmdynamic.models.utils.early_exit import (StepwiseMixin, predict_exits,
+from mmdynamic.models.utils.early_exit import (EarlyExitResult, StepwiseMixin, predict_exits,
                                                set_exit_predictions)
 from mmdynamic.models.utils.patch_sampler import crop_boxes, glance
 from mmdynamic.registry import MODELS, register_dual
@@ -100,6 +100,39 @@ def resolve_exit_policy(cfg: PolicyLike, model: str, num_exits: int) -> Optional
     return policy
 
 
+class InputsInState(StepwiseMixin):
+    """Early exit for step-wise models that read their inputs only up to step ``last_input_step``.
+
+    :class:`EarlyExitExecutor` gathers its ``inputs`` to the surviving samples after every step; for
+    videos (T_0 full frames) that copy can cost as much as a focus step. Given a (B, 0) placeholder as
+    ``inputs``, this wrapper carries the real inputs in the state instead and drops them after
+    ``last_input_step``, so later steps gather only the model's own (small) state.
+
+    Args:
+        model (StepwiseMixin): The step-wise model (its ``step`` gets None as inputs after
+            ``last_input_step``).
+        inputs (Tensor): (B, ...) the real inputs of this call.
+        last_input_step (int): The last step that reads the inputs.
+    """
+
+    def __init__(self, model: StepwiseMixin, inputs: torch.Tensor, last_input_step: int) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.last_input_step = last_input_step
+        self.num_exits = model.num_exits
+
+    def init_state(self, placeholder: torch.Tensor, **kwargs) -> dict:
+        return dict(inner=self.model.init_state(self.inputs, **kwargs), inputs=self.inputs)
+
+    def step(self, index: int, placeholder: torch.Tensor, state: dict) -> Tuple[torch.Tensor, dict]:
+        inputs = state.get('inputs')
+        logits, inner = self.model.step(index, inputs, state['inner'])
+        out = dict(inner=inner)
+        if index < self.last_input_step:
+            out['inputs'] = inputs
+        return logits, out
+
+
 class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
     """What the AdaFocus recognizers share: exit policy, prediction with exits, cost accounting.
 
@@ -112,6 +145,9 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
     macs_op_handles = {'aten::batch_norm': None}
     # steps from this index on repeat the modules and shapes of that step (see exit_macs)
     repeated_steps_from: Optional[int] = None
+    # the last step that reads the inputs (None: every step does); early exit then stops carrying
+    # (and gathering) the survivors' videos after it (InputsInState)
+    last_input_step: Optional[int] = None
 
     def __init__(self, backbone: dict, exit_policy: PolicyLike = None,
                  data_preprocessor: Optional[dict] = None, **kwargs) -> None:
@@ -219,8 +255,20 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
             def all_exits(x: torch.Tensor) -> torch.Tensor:
                 return average_views(self.exit_logits(split_views(x, views)), views)
 
-        final, exits, exit_logits = predict_exits(model, inputs, self.exit_policy, all_exits)
+        policy, run_inputs = self.exit_policy, inputs
+        if policy is not None and self.last_input_step is not None:
+            model = InputsInState(model, inputs, self.last_input_step)
+            run_inputs = inputs.new_empty(inputs.shape[0], 0)
+        final, exits, exit_logits = predict_exits(model, run_inputs, policy, all_exits)
         return set_exit_predictions(data_samples, final, exits, costs, exit_logits)
+
+    def early_exit(self, inputs: torch.Tensor, executor) -> 'EarlyExitResult':
+        """Run ``executor`` (an :class:`EarlyExitExecutor`) as :meth:`predict` does for one view
+        (the videos travel in the state only while a step reads them)."""
+        if self.last_input_step is None:
+            return executor.run(self, inputs)
+        return executor.run(InputsInState(self, inputs, self.last_input_step),
+                            inputs.new_empty(inputs.shape[0], 0))
 
 
 @register_dual(MODELS)
@@ -307,6 +355,7 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         self.exit_offset = num_glance - 1
         self.num_exits = num_focus + 1
         self.repeated_steps_from = 2  # every focus step after the first: one patch, one head
+        self.last_input_step = 1  # the glance (0) and the focus plan with its patches (1)
 
         # the baselines without a learned branch have no module for it (nothing idle under DDP)
         self.temporal_policy = TemporalPolicy(
@@ -523,8 +572,9 @@ class UniAdaFocus(AdaFocusRecognizerBase):
 
     def step(self, index: int, inputs: torch.Tensor,
              state: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """Exit 0: f_G + the glance exit. Exit 1 additionally runs the policy. Exit k >= 1: f_L on
-        the k-th focus frame + focus exit k.
+        """Exit 0: f_G + the glance exit. Exit 1 additionally runs the policy and crops the T_L focus
+        patches. Exit k >= 1: f_L on the k-th focus patch + focus exit k. ``inputs`` are read by exits
+        0 and 1 only (:attr:`last_input_step`; None is fine later).
 
         Returns:
             tuple: logits (B, C) and the next state (a new dict; batch-first tensors).
@@ -536,11 +586,14 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         state = dict(state)
         if index == 1:
             plan = self.policy(state.pop('maps'), state.pop('feats'))
-            state['focus_index'], state['boxes'] = self.plan_focus(
-                plan['actions'], plan['frame_weights'], tuple(inputs.shape[-2:]))
+            focus_index, boxes = self.plan_focus(plan['actions'], plan['frame_weights'],
+                                                 tuple(inputs.shape[-2:]))
+            # every focus patch now: later steps need neither the videos nor the boxes
+            frames = gather_frames(inputs, focus_index).flatten(0, 1)
+            patches = crop_boxes(frames, boxes.reshape(-1, 4), self.patch_size)
+            state['patches'] = patches.view(*focus_index.shape, *patches.shape[1:])
         k = index - 1
-        feat = self.local_features(inputs, state['focus_index'][:, k:k + 1],
-                                   state['boxes'][:, k:k + 1])[:, 0]
+        feat = encode(self.local_backbone, state['patches'][:, k]).mean(dim=(-2, -1))
         logits, state['running'] = self.fusion_head.focus_step(k, feat, state.get('running'),
                                                                state['summary'])
         return logits, state

@@ -243,3 +243,26 @@ def test_baselines_without_learned_policies():
     assert model.exit_macs((T0, 3, 64, 64))[-1] < learned.exit_macs((T0, 3, 64, 64))[-1]
     with pytest.raises(ValueError, match='spatial_mode'):
         build(spatial_mode='gaussian')
+
+
+def test_early_exit_carries_the_videos_only_while_read():
+    """predict's early exit (videos in the state until the focus plan, then only the patches) decides
+    and predicts as the executor on the model itself, which gathers the videos at every step."""
+    from mmdynamic.models.action.uni_adafocus import InputsInState
+    model = build().eval()
+    x = videos(6)
+    with torch.no_grad():
+        conf = model.forward_exits(x).softmax(-1).amax(-1)  # (K, B)
+    thresholds = conf.median(dim=1).values.tolist()[:-1] + [-float('inf')]
+    executor = EarlyExitExecutor(thresholds, 'max_softmax')
+    direct = executor.run(model, x)
+    light = model.early_exit(x, executor)
+    assert torch.equal(direct.exits, light.exits) and len(set(direct.exits.tolist())) > 1
+    assert torch.allclose(direct.logits, light.logits, atol=1e-5)
+    wrapper = InputsInState(model, x, model.last_input_step)
+    state = wrapper.init_state(x.new_empty(6, 0))
+    with torch.no_grad():
+        _, state = wrapper.step(0, None, state)
+        assert state['inputs'] is x
+        _, state = wrapper.step(1, None, state)
+    assert 'inputs' not in state and state['inner']['patches'].shape == (6, TL, 3, 24, 24)
