@@ -9,8 +9,9 @@ from .frame_sampling import (actions_to_boxes, glance_frame_indices, interpolate
                              quantile_frame_indices, quantile_levels, random_boxes)
 from .losses import (box_size_regulariser, draw_without_replacement, exact_temporal_loss,
                      temporal_policy_loss)
+from .multi_view import ViewAveragedSteps, average_views, split_views
 from .policies import RecurrentLocationPolicy, SpatialPolicy, TemporalPolicy
-from .uni_adafocus import AdaFocusRecognizerBase, UniAdaFocus
+from .uni_adafocus import AdaFocusRecognizerBase, InputsInState, UniAdaFocus
 from .uni_adafocus_tsm import UniAdaFocusTSM
 from .uni_adafocus_x3d import UniAdaFocusX3D
 
@@ -19,5 +20,6 @@ __all__ = [
     'FeatureReuseHead', 'ConcatMaxPoolHead', 'SpatialPolicy', 'TemporalPolicy',
     'RecurrentLocationPolicy', 'actions_to_boxes', 'glance_frame_indices', 'interpolate_actions',
     'quantile_frame_indices', 'quantile_levels', 'random_boxes', 'box_size_regulariser',
-    'draw_without_replacement', 'exact_temporal_loss', 'temporal_policy_loss'
+    'draw_without_replacement', 'exact_temporal_loss', 'temporal_policy_loss', 'InputsInState',
+    'ViewAveragedSteps', 'average_views', 'split_views'
 ]
