@@ -21,6 +21,9 @@ def _mmpretrain_scope():
 
 MGNET_DEMO = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'
 FFNET_DEMO = 'configs/mgnet/ffnet-r18-w16_1xb32-30e_demo-cls.py'
+PRE_MGNET_DEMO = 'configs/mgnet/mgnet-r18w16-pre-4x56_1xb32-8e_demo-cls.py'
+PRE_FFNET_DEMO = 'configs/mgnet/ffnet-r18w16-pre-112_1xb32-8e_demo-cls.py'
+STAND_IN = 'configs/demo/resnet18w16_card-crops_1xb32-20e_demo-cls.py'
 ROBUSTNESS = osp.join('tools', 'analysis_tools', 'robustness_eval.py')
 
 
@@ -82,6 +85,43 @@ def test_mgnet_demo_train_test_budget(trained_mgnet, demo_root):
     assert report['exit_flops'] == pytest.approx(costs, rel=1e-6)
     assert len(report['anytime']) == 4 and len(report['budgets']) == 1
     assert report['budgets'][0]['budget_gmacs'] == pytest.approx(float(budget))
+
+
+def test_pretrained_demo_configs_load_the_stand_in_encoder(tmp_path):
+    """The glance demo (pretrained encoder) and its equal-cost FF-Net: the stand-in classifier's
+    checkpoint loads into MGNet's backbone through init_cfg (same architecture, prefix 'backbone.'),
+    glimpse 1 is the whole canvas at 56 px, and the FF-Net at 112 px costs what 4 glimpses cost."""
+    import torch
+    from mmengine.config import Config
+
+    from mmdynamic.registry import MODELS
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    stand_in = Config.fromfile(osp.join(REPO, STAND_IN))
+    teacher = CLS_MODELS.build(stand_in.model)
+    ckpt = tmp_path / 'stand_in.pth'
+    torch.save({'state_dict': teacher.state_dict()}, ckpt)
+
+    models = {}
+    for name, path in (('mgnet', PRE_MGNET_DEMO), ('ffnet', PRE_FFNET_DEMO)):
+        cfg = Config.fromfile(osp.join(REPO, path))
+        init = cfg.model.backbone.init_cfg
+        assert init.type == 'Pretrained' and init.prefix == 'backbone.'
+        # the stand-in's last checkpoint in its default work dir
+        assert init.checkpoint == (f'work_dirs/{osp.splitext(osp.basename(STAND_IN))[0]}/'
+                                   f'epoch_{stand_in.train_cfg.max_epochs}.pth')
+        assert cfg.train_dataloader.dataset.data_root == stand_in.data_root
+        init.checkpoint = str(ckpt)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        for key, value in model.backbone.state_dict().items():
+            assert torch.equal(value, teacher.backbone.state_dict()[key]), key
+        models[name] = model
+    mgnet, ffnet = models['mgnet'], models['ffnet']
+    assert mgnet.num_exits == 4 and mgnet.glimpse.size == 56
+    assert mgnet.localization.scale_range == (0.5, 0.5)
+    mg_costs = mgnet.exit_macs((3, 128, 128))
+    (ff_cost, ) = ffnet.exit_macs((3, 128, 128))
+    assert mg_costs[2] < ff_cost < mg_costs[3]  # 112^2 = 4 x 56^2 pixels, one head instead of four
 
 
 @pytest.mark.slow

@@ -48,7 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     common.add_argument('--cfg-options', nargs='+', action=DictAction_(), default=None,
                         help='override config settings, key=value')
     common.add_argument('--batch-size', type=int, help='test batch size (default: the config)')
-    common.add_argument('--num-samples', type=int, help='evaluate at most this many samples')
+    common.add_argument('--num-samples', type=int,
+                        help='evaluate this many samples, evenly spaced over the test set '
+                        '(default: all)')
 
     pgd = sub.add_parser('pgd', parents=[common], help='l_inf PGD')
     pgd.add_argument('--preset', choices=['paper', 'strong'], default='paper')
@@ -111,12 +113,25 @@ def build(args: argparse.Namespace):
             loader_cfg['dataset']['pipeline'] = pipeline
         if args.batch_size:
             loader_cfg['batch_size'] = args.batch_size
+        if args.num_samples:
+            loader_cfg['dataset'] = spread_subset(loader_cfg['dataset'], args.num_samples)
         return Runner.build_dataloader(loader_cfg, seed=0)
 
     work_dir = args.work_dir or osp.join('work_dirs',
                                          osp.splitext(osp.basename(args.config))[0])
     os.makedirs(work_dir, exist_ok=True)
     return cfg, model, loader, work_dir
+
+
+def spread_subset(dataset_cfg: dict, num: int):
+    """The dataset reduced to ``num`` samples evenly spaced over it (first, ..., last): test sets are
+    often sorted by class, so their first samples would be a few classes only."""
+    from mmpretrain.registry import DATASETS
+    dataset = DATASETS.build(dataset_cfg)
+    total = len(dataset)
+    if num < total:
+        dataset.get_subset_([round(i * (total - 1) / max(num - 1, 1)) for i in range(num)])
+    return dataset
 
 
 def markdown(header, rows) -> str:
