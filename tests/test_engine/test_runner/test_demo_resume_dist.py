@@ -31,8 +31,8 @@ import pytest
 
 from ...conftest import REPO
 from ...test_tools.test_train_tools import _free_port
-from .test_exact_resume import Background, assert_same_state
-from .tool_runs import ToolRun, killed_run
+from .test_exact_resume import assert_same_state
+from .tool_runs import Background, ToolRun, killed_run
 
 GFNET = 'configs/gfnet/gfnet-*_stage{}_*_demo-cls.py'
 MGNET = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'

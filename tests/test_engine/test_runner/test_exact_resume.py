@@ -1,69 +1,16 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """Exact resume of an epoch-based run with random parts (SAR's Gumbel masks): killed right after a
-mid-epoch checkpoint and resumed with --resume, it ends bitwise equal to the uninterrupted run."""
-import os
+mid-epoch checkpoint and resumed with --resume, it ends bitwise equal to the uninterrupted run
+(:func:`resume_matches`, used by the family tests too)."""
 import os.path as osp
 import random
-import signal
-import subprocess
-import sys
+from typing import Sequence
 
 import numpy as np
 import pytest
 import torch
 
-from ...conftest import REPO, run_tool
-
-KILL_AFTER_SAVE = """
-import os, runpy, signal, sys
-real_replace = os.replace
-target = os.environ['KILL_AFTER_SAVING']
-
-
-def replace(src, dst, *args, **kwargs):  # the checkpoint is complete: die at once
-    real_replace(src, dst, *args, **kwargs)
-    if os.path.basename(dst) == target:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-os.replace = replace
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
-"""
-
-
-def kill_after_saving(tmp_path, name: str, args, env=None):
-    """Run ``python args`` and SIGKILL it right after checkpoint ``name`` is written."""
-    script = tmp_path / 'kill_after_save.py'
-    script.write_text(KILL_AFTER_SAVE)
-    proc = run_tool([str(script)] + list(args), check=False,
-                    env=dict(env or {}, KILL_AFTER_SAVING=name))
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
-    return proc
-
-
-class Background:
-    """``python args`` (``bash`` for .sh) started in the background as ``run_tool`` would run it,
-    its output in ``log``; :meth:`wait` checks its exit code and returns the output."""
-
-    def __init__(self, args, log, env=None) -> None:
-        self.log = log
-        full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable,
-                        OMP_NUM_THREADS='1')
-        full_env['PATH'] = osp.dirname(sys.executable) + os.pathsep + full_env.get('PATH', '')
-        full_env.update(env or {})
-        cmd = (['bash'] if str(args[0]).endswith('.sh') else [sys.executable]) + list(args)
-        with open(log, 'w') as out:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=out,
-                                         stderr=subprocess.STDOUT)
-
-    def wait(self, returncode: int = 0, timeout: int = 600) -> str:
-        code = self.proc.wait(timeout)
-        with open(self.log) as f:
-            out = f.read()
-        assert code == returncode, f'exit code {code}, expected {returncode}:\n{out[-6000:]}'
-        return out
-
+from .tool_runs import ToolRun, killed_run
 
 def _same(a, b, where: str) -> None:
     if isinstance(a, torch.Tensor):
@@ -97,6 +44,27 @@ def assert_same_state(a: str, b: str) -> None:
         _same(ca['meta'].get(key), cb['meta'].get(key), f'meta.{key}')
 
 
+def resume_matches(tmp_path, config: str, options: Sequence[str], kill_at: str,
+                   resumed_at: str, compare: Sequence[str],
+                   train_args: Sequence[str] = ()) -> str:
+    """``tools/train.py config`` uninterrupted, and killed right after checkpoint ``kill_at`` then
+    resumed with ``--resume`` (each a new process): the checkpoints ``compare`` hold the same state.
+    Returns the resumed run's output."""
+    full, cut = str(tmp_path / 'full'), str(tmp_path / 'cut')
+    train = ['tools/train.py', config, *train_args]
+    killed = killed_run(train + ['--work-dir', cut, '--cfg-options', *options],
+                        tmp_path / 'killed.log', kill_at)
+    ToolRun(train + ['--work-dir', full, '--cfg-options', *options], tmp_path / 'full.log').wait()
+    killed.wait()
+    assert not osp.exists(osp.join(cut, compare[0])), 'killed too late'
+    log = ToolRun(train + ['--work-dir', cut, '--resume', '--cfg-options', *options],
+                  tmp_path / 'resume.log').wait()
+    assert resumed_at in log, log[-3000:]
+    for name in compare:
+        assert_same_state(osp.join(full, name), osp.join(cut, name))
+    return log
+
+
 def test_rng_state_round_trip():
     from mmdynamic.engine.runner import get_rng_states, set_rng_states
     states = get_rng_states()
@@ -109,7 +77,8 @@ def test_exact_resume_loop_config():
     from mmdynamic.engine.runner import exact_resume_loop
     assert exact_resume_loop(dict(by_epoch=True, max_epochs=3, val_interval=1)) == dict(
         type='mmdynamic.ExactResumeEpochBasedTrainLoop', max_epochs=3, val_interval=1)
-    assert exact_resume_loop(dict(by_epoch=False, max_iters=9))['type'].endswith('IterBasedTrainLoop')
+    loop = exact_resume_loop(dict(by_epoch=False, max_iters=9))
+    assert loop['type'].endswith('IterBasedTrainLoop')
     own = dict(type='MyLoop', max_epochs=1)
     assert exact_resume_loop(own) is own
     # MMEngine's standard loops named explicitly are replaced as well
@@ -129,16 +98,8 @@ def test_sar_demo_resumes_mid_epoch_bitwise(demo_root, tmp_path):
         'param_scheduler.1.end=3', 'default_hooks.checkpoint.by_epoch=False',
         'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=-1',
         'randomness.deterministic=True']
-    full, cut = str(tmp_path / 'full'), str(tmp_path / 'cut')
-    run_tool(['tools/train.py', config, '--work-dir', full, '--cfg-options', *options])
     # iteration 6 is the first of epoch 2: the resumed run must skip one batch of that epoch and
     # continue with the Gumbel noise and shuffling of the uninterrupted run
-    kill_after_saving(tmp_path, 'iter_6.pth',
-                      ['tools/train.py', config, '--work-dir', cut, '--cfg-options', *options])
-    assert not osp.exists(osp.join(cut, 'iter_8.pth'))
-    proc = run_tool(['tools/train.py', config, '--work-dir', cut, '--resume', '--cfg-options',
-                     *options])
-    log = proc.stdout + proc.stderr
-    assert 'resumed epoch: 1, iter: 6' in log and 'skipping its first 1 batches' in log
-    for name in ('iter_8.pth', 'iter_14.pth', 'iter_15.pth'):
-        assert_same_state(osp.join(full, name), osp.join(cut, name))
+    log = resume_matches(tmp_path, config, options, 'iter_6.pth', 'resumed epoch: 1, iter: 6',
+                         ['iter_8.pth', 'iter_14.pth', 'iter_15.pth'])
+    assert 'skipping its first 1 batches' in log

@@ -18,7 +18,7 @@ from ...conftest import run_tool
 from ...test_tools.test_train_tools import _free_port
 from ...test_tools.test_uniadafocus_tools import _config_on
 from .test_demo_resume_dist import GFNET, demo_config, find_config
-from .test_exact_resume import assert_same_state, kill_after_saving
+from .test_exact_resume import resume_matches
 
 MGNET = 'configs/mgnet/mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py'
 
@@ -41,23 +41,11 @@ def _gfnet_options(epochs=2):
             'default_hooks.checkpoint.max_keep_ckpts=-1']
 
 
-def _resume_matches(tmp_path, config, options, kill_at: str, resumed_at: str, compare):
-    full, cut = str(tmp_path / 'full'), str(tmp_path / 'cut')
-    run_tool(['tools/train.py', config, '--work-dir', full, '--cfg-options', *options])
-    kill_after_saving(tmp_path, kill_at,
-                      ['tools/train.py', config, '--work-dir', cut, '--cfg-options', *options])
-    proc = run_tool(['tools/train.py', config, '--work-dir', cut, '--resume', '--cfg-options',
-                     *options])
-    assert resumed_at in proc.stdout + proc.stderr
-    for name in compare:
-        assert_same_state(osp.join(full, name), osp.join(cut, name))
-
-
 @pytest.mark.slow
 def test_gfnet_ppo_stage_resumes_bitwise(demo_root, tmp_path):
     # iteration 6 is the first of epoch 2
-    _resume_matches(tmp_path, _gfnet_stage2(demo_root, tmp_path), _gfnet_options(), 'iter_6.pth',
-                    'resumed epoch: 1, iter: 6', ['iter_8.pth', 'iter_10.pth'])
+    resume_matches(tmp_path, _gfnet_stage2(demo_root, tmp_path), _gfnet_options(), 'iter_6.pth',
+                   'resumed epoch: 1, iter: 6', ['iter_8.pth', 'iter_10.pth'])
 
 
 @pytest.mark.slow
@@ -67,8 +55,8 @@ def test_uniadafocus_resumes_bitwise(demo_root, tmp_path):
     options = ['train_cfg.max_epochs=2', 'default_hooks.checkpoint.by_epoch=False',
                'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=-1',
                'train_dataloader.batch_size=8']
-    _resume_matches(tmp_path, config, options, 'iter_6.pth', 'resumed epoch: 1, iter: 6',
-                    ['iter_8.pth', 'iter_10.pth'])
+    resume_matches(tmp_path, config, options, 'iter_6.pth', 'resumed epoch: 1, iter: 6',
+                   ['iter_8.pth', 'iter_10.pth'])
 
 
 def _dist(tmp_path, config, options, metric, test_args=()):

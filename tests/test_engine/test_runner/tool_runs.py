@@ -1,5 +1,6 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""Run ``tools/*.py`` in separate processes without paying the imports each time.
+"""Run ``tools/*.py`` in separate processes in the background; without paying the imports each
+time (:class:`ToolRun`) or in a new interpreter (:class:`Background`, e.g. for the shell scripts).
 
 A new interpreter spends most of a short demo run importing torch, MMEngine and the four OpenMMLab
 frameworks. :class:`ToolRun` forks each run from a server process that imported them once
@@ -13,6 +14,7 @@ import os
 import os.path as osp
 import runpy
 import signal
+import subprocess
 import sys
 from typing import List, Optional
 
@@ -101,3 +103,27 @@ def killed_run(args: List[str], log: str, name: str) -> ToolRun:
     run = ToolRun(args, log, kill_after=name)
     run.wait = lambda timeout=600: ToolRun.wait(run, -signal.SIGKILL, timeout)
     return run
+
+
+class Background:
+    """``python args`` (``bash`` for .sh) started in the background in a new interpreter, as
+    ``run_tool`` runs it; its output in ``log``. :meth:`wait` checks the exit code, returns the
+    output."""
+
+    def __init__(self, args, log, env=None) -> None:
+        self.log = log
+        full_env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHON=sys.executable,
+                        OMP_NUM_THREADS='1')
+        full_env['PATH'] = osp.dirname(sys.executable) + os.pathsep + full_env.get('PATH', '')
+        full_env.update(env or {})
+        cmd = (['bash'] if str(args[0]).endswith('.sh') else [sys.executable]) + list(args)
+        with open(log, 'w') as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def wait(self, returncode: int = 0, timeout: int = 600) -> str:
+        code = self.proc.wait(timeout)
+        with open(self.log) as f:
+            out = f.read()
+        assert code == returncode, f'exit code {code}, expected {returncode}:\n{out[-6000:]}'
+        return out
