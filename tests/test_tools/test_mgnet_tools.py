@@ -156,6 +156,17 @@ def test_robustness_tools_on_demo_model(trained_mgnet, demo_root, capsys):
     assert result['space'] == 'pixel' and result['random_start'] is True
     assert result['eps'] == pytest.approx(8 / 255) and result['unscaled_gradients'] is True
 
+    # --num-samples takes samples evenly spaced over the (class-sorted) test set, not the first ones
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, MGNET_DEMO))
+    cfg.test_dataloader.dataset.data_root = osp.join(demo_root, 'cls')
+    full = tool.spread_subset(cfg.test_dataloader.dataset, 10**6)
+    subset = tool.spread_subset(cfg.test_dataloader.dataset, 5)
+    step = (len(full) - 1) / 4
+    assert [subset.get_data_info(i)['img_path'] for i in range(5)] == [
+        full.get_data_info(round(i * step))['img_path'] for i in range(5)]
+    assert len({subset.get_data_info(i)['gt_label'] for i in range(5)}) == 5
+
     out = work / 'corruptions'
     tool.main(['corruptions', MGNET_DEMO, ckpt, '--work-dir', str(out), '--corruptions',
                'gaussian_noise', 'glass_blur', '--severities', '1', '5', '--num-samples', '10',
