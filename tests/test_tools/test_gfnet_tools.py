@@ -12,9 +12,9 @@ from mmengine.registry import MODELS, init_default_scope
 from ..conftest import REPO, run_tool
 
 DEMO = [
-    'configs/gfnet/gfnet-r18w16-p32-t3_stage1_1xb32-10e_demo-cls.py',
-    'configs/gfnet/gfnet-r18w16-p32-t3_stage2_1xb32-10e_demo-cls.py',
-    'configs/gfnet/gfnet-r18w16-p32-t3_stage3_1xb32-2e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p48-t3_stage1_1xb32-6e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p48-t3_stage2_1xb32-10e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p48-t3_stage3_1xb32-2e_demo-cls.py',
 ]
 NO_PRETRAINED = [f'model.{encoder}.backbone.init_cfg=None'
                  for encoder in ('global_encoder', 'local_encoder')]
