@@ -129,7 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     lines = [
         f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net ({args.input_size} px), CPU, '
         f'{args.threads} thread(s), median of {args.runs} interleaved runs (FF-Net and MGNet timed '
-        f'in the same runs), load average at the end {load} on {os.cpu_count()} CPUs', '', header, '|' + '---|' * 10
+        f'in the same runs), load average at the end {load} on {os.cpu_count()} CPUs', '', header,
+        '|' + '---|' * 10
     ]
     for r in rows:
         lines.append(f'| {r["backbone"]} | {r["model"]} | {r["glimpses"]} | {r["batch"]} | '
