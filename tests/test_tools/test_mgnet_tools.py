@@ -9,6 +9,7 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+from mmengine.config import Config
 
 from ..conftest import REPO, run_tool
 
@@ -181,6 +182,35 @@ def test_robustness_tools_on_demo_model(trained_mgnet, demo_root, capsys):
     with pytest.raises(ValueError, match='unknown corruptions'):
         tool.main(['corruptions', MGNET_DEMO, ckpt, '--work-dir', str(out), '--corruptions',
                    'rain'] + opts)
+
+
+def test_glimpse_boxes_tool(trained_mgnet, demo_root, capsys):
+    import torch
+    tool = load_tool(osp.join('tools', 'analysis_tools', 'mgnet_glimpse_boxes.py'))
+    # geometry: 11 px image (pixel coordinates 0..10), box x 2..4 / y 6..8 (x2, y2 exclusive)
+    boxes = torch.tensor([[2., 6., 5., 9.]])
+    params = torch.tensor([[[1.0, 0.0, 0.0]],     # whole image
+                           [[0.4, -0.6, 0.4]],    # x 0..4, y 5..9: holds it
+                           [[0.4, -0.4, 0.4]],    # x 1..5
+                           [[0.4, -0.2, 0.4]],    # x 2..6: holds it (left edge on the box)
+                           [[0.4, 0.0, 0.4]],     # x 3..7: cuts it
+                           [[0.4, -0.9, 0.4]]])   # clamped to -0.6 like the sampler: holds it
+    holds = tool.glimpse_holds_box(params, boxes, 11)[:, 0].tolist()
+    assert holds == [True, True, True, True, False, True]
+
+    ckpt, work = trained_mgnet
+    cfg = Config.fromfile(osp.join(REPO, MGNET_DEMO))
+    cfg.model.backbone.update(stem_channels=8, base_channels=8)
+    cfg.test_dataloader.dataset.data_root = osp.join(demo_root, 'cls')
+    cfg_path = work / 'boxes_cfg.py'
+    cfg.dump(str(cfg_path))
+    result = tool.main([str(cfg_path), ckpt, '--work-dir', str(work / 'boxes')])
+    rows = table_rows(capsys.readouterr().out, 'glimpse')
+    assert [r[0] for r in rows] == ['1', '2', '3', '4'] and rows[0][2] == '100.00'
+    assert result['num_samples'] == 20 and result['image_size'] == 128
+    assert all(0 <= g['holds_object'] <= 100 for g in result['glimpses'])
+    assert all(0.2 - 1e-6 <= g['mean'][0] <= 0.5 + 1e-6 for g in result['glimpses'][1:])
+    assert (work / 'boxes' / 'glimpse_boxes.json').is_file()
 
 
 def test_benchmark_mgnet_tiny(tmp_path, capsys):
