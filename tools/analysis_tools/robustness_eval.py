@@ -86,9 +86,8 @@ def DictAction_():  # noqa: N802  (mmengine's DictAction, imported lazily)
 def build(args: argparse.Namespace):
     """The model with the checkpoint loaded, and a function building test loaders."""
     from mmengine.config import Config
-    from mmengine.runner import load_checkpoint
 
-    from mmdynamic.utils.run_config import check_framework
+    from mmdynamic.utils.run_config import build_model, check_framework
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}')
     if not osp.isfile(args.checkpoint):
@@ -101,10 +100,7 @@ def build(args: argparse.Namespace):
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    from mmpretrain.registry import MODELS
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.eval()
+    model = build_model(cfg, args.checkpoint)
 
     def loader(pipeline=None):
         loader_cfg = cfg.test_dataloader.copy()
