@@ -9,10 +9,10 @@ from .policy import GFPatchPolicy
 from mmdynamic.visualization.gfnet_patches import (  # noqa: I001
     GFNetPatchVisHook, draw_gfnet_patches)
 from .ppo import (PPOConfig, RolloutBuffer, contrastive_reward, discounted_returns,
-                  increment_reward, ppo_loss)
+                  increment_reward, normalize_returns, ppo_loss)
 
 __all__ = [
     'GFNet', 'GFRollout', 'GFEncoder', 'GFRecurrentClassifier', 'GFCascadeClassifier',
     'GFPatchPolicy', 'PPOConfig', 'RolloutBuffer', 'increment_reward', 'contrastive_reward',
-    'discounted_returns', 'ppo_loss', 'GFNetPatchVisHook', 'draw_gfnet_patches', 'DemoObjectCrop'
+    'discounted_returns', 'normalize_returns', 'ppo_loss', 'GFNetPatchVisHook', 'draw_gfnet_patches', 'DemoObjectCrop'
 ]

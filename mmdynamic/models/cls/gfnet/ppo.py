@@ -83,13 +83,44 @@ class RolloutBuffer:
     rewards: torch.Tensor
 
 
+def normalize_returns(returns: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``(R - mean) / (std + eps)`` with the mean and the (unbiased) std of the returns of every rank.
+
+    In a distributed run each rank holds a shard of the batch; the statistics are all-reduced (sum,
+    sum of squares, count), so 2 processes with batch B normalise as 1 process with batch 2B would.
+    In a single process this is the plain batch normalisation.
+
+    Args:
+        returns (Tensor): (B, N) returns of this rank.
+        eps (float): Added to the std.
+
+    Returns:
+        Tensor: (B, N) normalised returns (no gradient flows through the statistics).
+    """
+    from mmengine.dist import all_reduce, get_world_size
+    if get_world_size() == 1:
+        if returns.numel() > 1:
+            return (returns - returns.mean()) / (returns.std(unbiased=True) + eps)
+        return returns - returns.mean()
+    flat = returns.detach().double().flatten()
+    stats = torch.stack([flat.sum(), (flat * flat).sum(), flat.new_tensor(flat.numel())])
+    all_reduce(stats, op='sum')
+    total, total_sq, count = stats.tolist()
+    mean = total / count
+    if count <= 1:
+        return returns - mean
+    var = max(total_sq - count * mean * mean, 0.0) / (count - 1)
+    return (returns - mean) / (var**0.5 + eps)
+
+
 def ppo_loss(logps: torch.Tensor, old_logps: torch.Tensor, values: torch.Tensor,
              entropies: torch.Tensor, returns: torch.Tensor,
              cfg: PPOConfig) -> Dict[str, torch.Tensor]:
     """The clipped surrogate with value and entropy terms (Eq. 14), as a loss to minimise.
 
     ``A = R - V.detach()``; ``loss = -min(rho A, clip(rho) A) + c1 (V - R)^2 - c2 H``, averaged over
-    all (sample, step) pairs. ``returns`` are normalised first when ``cfg.normalize_returns``.
+    all (sample, step) pairs. ``returns`` are normalised first when ``cfg.normalize_returns``, with
+    the statistics of every rank (:func:`normalize_returns`).
 
     Args:
         logps, old_logps, values, entropies, returns (Tensor): (B, N) each.
@@ -99,8 +130,7 @@ def ppo_loss(logps: torch.Tensor, old_logps: torch.Tensor, values: torch.Tensor,
         dict: ``loss_policy``, ``loss_value``, ``loss_entropy`` (their sum is the objective).
     """
     if cfg.normalize_returns:
-        returns = (returns - returns.mean()) / (returns.std(unbiased=True) + 1e-5) \
-            if returns.numel() > 1 else returns - returns.mean()
+        returns = normalize_returns(returns)
     advantages = returns - values.detach()
     ratio = torch.exp(logps - old_logps.detach())
     surrogate = torch.min(ratio * advantages,
