@@ -84,15 +84,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from mmengine.runner import Runner, load_checkpoint
 
     import mmdynamic.models  # noqa: F401
-    from mmpretrain.registry import MODELS
+    from mmdynamic.utils.run_config import build_model
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    cfg.model.backbone.pop('init_cfg', None)  # the checkpoint holds every weight
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)  # no init_cfg is applied: the checkpoint holds every weight
     if not hasattr(model, 'forward_glimpses'):
         raise TypeError(f'{type(model).__name__} has no forward_glimpses: not an MGNet')
     load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.eval()
     loader_cfg = cfg.test_dataloader.copy()
     if args.batch_size:
         loader_cfg['batch_size'] = args.batch_size

@@ -102,21 +102,18 @@ def _meta_path(cfg: Config, split_file: Optional[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> Dict:
-    from mmengine.model.utils import revert_sync_batchnorm
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.runner import Runner, load_checkpoint
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
 
     import mmdynamic.models  # noqa: F401
     from mmdynamic.models.action.frame_sampling import quantile_frame_indices
-    from mmdynamic.utils.run_config import check_framework
+    from mmdynamic.utils.run_config import build_model, check_framework
     cfg = Config.fromfile(args.config)
     check_framework(cfg)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.eval()
+    model = build_model(cfg, args.checkpoint)
     if not hasattr(model, 'plan_focus'):
         raise TypeError(f'{type(model).__name__} is not a Uni-AdaFocus recognizer')
     with open(_meta_path(cfg, args.meta), encoding='utf-8') as f:
