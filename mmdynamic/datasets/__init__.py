@@ -1,5 +1,5 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-from .demo_data import (TASKS, CanvasConfig, class_names, make_classification, make_demo_data,
+from .demo_data import (TASKS, CanvasConfig, DemoBoxes, class_names, make_classification, make_demo_data,
                         make_detection, make_segmentation, make_video, seg_palette)
 from .input_errors import UndecodableInputError, install_clear_decode_errors
 from .transforms import *  # noqa: F401,F403
@@ -7,7 +7,7 @@ from .transforms import *  # noqa: F401,F403
 install_clear_decode_errors()
 
 __all__ = [
-    'TASKS', 'CanvasConfig', 'class_names', 'make_classification', 'make_demo_data',
+    'TASKS', 'CanvasConfig', 'DemoBoxes', 'class_names', 'make_classification', 'make_demo_data',
     'make_detection', 'make_segmentation', 'make_video', 'seg_palette', 'UndecodableInputError',
     'install_clear_decode_errors'
 ]

@@ -324,6 +324,27 @@ def make_segmentation(root: str, num_classes: int = 10, num_train: int = 40, num
     return out
 
 
+class DemoBoxes:
+    """The object box of a classification demo image, from the ``<split>_boxes.json`` that the
+    generator writes beside the split folder (read once per split).
+
+    Call it with an image path ``<root>/<split>/<class>/<name>.png``; returns [x1, y1, x2, y2].
+    """
+
+    def __init__(self) -> None:
+        self._tables: Dict[str, Dict[str, List[int]]] = {}
+
+    def __call__(self, img_path: str) -> List[int]:
+        split_dir = osp.dirname(osp.dirname(img_path))
+        if split_dir not in self._tables:
+            path = osp.join(osp.dirname(split_dir), f'{osp.basename(split_dir)}_boxes.json')
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'no object boxes for {img_path}: {path} is missing')
+            with open(path, encoding='utf-8') as f:
+                self._tables[split_dir] = json.load(f)
+        return self._tables[split_dir][osp.relpath(img_path, split_dir).replace(osp.sep, '/')]
+
+
 def seg_palette(num_classes: int) -> List[List[int]]:
     """A fixed palette for ``num_classes`` digit classes plus background (RGB)."""
     rng = np.random.default_rng(1234)

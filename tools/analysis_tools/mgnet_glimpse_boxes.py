@@ -19,11 +19,12 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import mmdynamic  # noqa: E402,F401
+from mmdynamic.datasets.demo_data import DemoBoxes  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -59,23 +60,6 @@ def glimpse_holds_box(params, boxes, size: int):
     return low & high
 
 
-class BoxLookup:
-    """Object box of a demo image from the ``<split>_boxes.json`` next to its split folder."""
-
-    def __init__(self) -> None:
-        self._boxes: Dict[str, Dict[str, List[float]]] = {}
-
-    def __call__(self, img_path: str) -> List[float]:
-        split_dir = osp.dirname(osp.dirname(img_path))
-        if split_dir not in self._boxes:
-            path = osp.join(osp.dirname(split_dir), f'{osp.basename(split_dir)}_boxes.json')
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'no object boxes for {img_path}: {path} is missing')
-            with open(path, encoding='utf-8') as f:
-                self._boxes[split_dir] = json.load(f)
-        return self._boxes[split_dir][osp.relpath(img_path, split_dir).replace(osp.sep, '/')]
-
-
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     import torch
@@ -96,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         loader_cfg['batch_size'] = args.batch_size
     loader = Runner.build_dataloader(loader_cfg, seed=0)
 
-    lookup = BoxLookup()
+    lookup = DemoBoxes()
     params, logits, labels, boxes = [], [], [], []
     size = None
     with torch.no_grad():

@@ -1,13 +1,12 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """A crop around the object of a demo classification image: the data of the demos' shared stand-in for
 ImageNet pre-training (configs/demo/resnet18w16_card-crops_1xb32-20e_demo-cls.py)."""
-import json
-import os.path as osp
 from typing import Dict
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mmdynamic.datasets.demo_data import DemoBoxes
 from mmdynamic.registry import TRANSFORMS, register_dual
 
 
@@ -27,18 +26,7 @@ class DemoObjectCrop(BaseTransform):
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._boxes: Dict[str, Dict[str, list]] = {}
-
-    def _box(self, img_path: str):
-        split_dir = osp.dirname(osp.dirname(img_path))
-        if split_dir not in self._boxes:
-            path = osp.join(osp.dirname(split_dir), f'{osp.basename(split_dir)}_boxes.json')
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'no object boxes for {img_path}: {path} is missing')
-            with open(path, encoding='utf-8') as f:
-                self._boxes[split_dir] = json.load(f)
-        key = osp.relpath(img_path, split_dir).replace(osp.sep, '/')
-        return self._boxes[split_dir][key]
+        self._box = DemoBoxes()
 
     def transform(self, results: Dict) -> Dict:
         img = results['img']
