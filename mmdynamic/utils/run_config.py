@@ -36,6 +36,31 @@ def check_framework(cfg: Config) -> None:
         require_framework(scope, f'This config (default_scope={scope!r})')
 
 
+def load_tool_config(path: str, cfg_options: Optional[dict] = None,
+                     default_scope: str = 'mmengine') -> Config:
+    """Read a config for an analysis tool: the file must exist, its framework must be installed,
+    ``cfg_options`` are merged and the config's default scope (or ``default_scope``) is initialised.
+
+    Args:
+        path (str): Config file.
+        cfg_options (dict, optional): ``--cfg-options`` to merge.
+        default_scope (str): Scope when the config names none.
+
+    Returns:
+        Config: The config.
+    """
+    from mmengine.registry import init_default_scope
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    check_framework(cfg)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    import mmdynamic.models  # noqa: F401  (plain type names of mmdynamic in every scope)
+    init_default_scope(cfg.get('default_scope', default_scope))
+    return cfg
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """Read the config and apply the common flags (work dir, options, launcher, AMP, imports)."""
     if 'LOCAL_RANK' not in os.environ:

@@ -15,13 +15,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 import mmdynamic.models  # noqa: E402,F401
 from mmdynamic.utils.flops import (count_macs, count_model_macs_on_batch,  # noqa: E402
                                    count_params, format_macs)
-from mmdynamic.utils.run_config import build_model, check_framework  # noqa: E402
+from mmdynamic.utils.run_config import build_model, load_tool_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,11 +34,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    check_framework(cfg)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    cfg = load_tool_config(args.config, args.cfg_options)
     model = build_model(cfg)
     print(f'config: {args.config}')
     print(f'params: {count_params(model) / 1e6:.3f} M')

@@ -63,14 +63,10 @@ def glimpse_holds_box(params, boxes, size: int):
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner, load_checkpoint
 
-    import mmdynamic.models  # noqa: F401
-    from mmdynamic.utils.run_config import build_model
-    cfg = Config.fromfile(args.config)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    from mmdynamic.utils.run_config import build_model, load_tool_config
+    cfg = load_tool_config(args.config, default_scope='mmpretrain')
     model = build_model(cfg)  # no init_cfg is applied: the checkpoint holds every weight
     if not hasattr(model, 'forward_glimpses'):
         raise TypeError(f'{type(model).__name__} has no forward_glimpses: not an MGNet')

@@ -85,21 +85,12 @@ def DictAction_():  # noqa: N802  (mmengine's DictAction, imported lazily)
 
 def build(args: argparse.Namespace):
     """The model with the checkpoint loaded, and a function building test loaders."""
-    from mmengine.config import Config
+    from mmengine.runner import Runner
 
-    from mmdynamic.utils.run_config import build_model, check_framework
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
+    from mmdynamic.utils.run_config import build_model, load_tool_config
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    cfg = Config.fromfile(args.config)
-    check_framework(cfg)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    import mmdynamic.models  # noqa: F401
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    cfg = load_tool_config(args.config, args.cfg_options, default_scope='mmpretrain')
     model = build_model(cfg, args.checkpoint)
 
     def loader(pipeline=None):

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from mmdynamic.evaluation.functional.mask_selectivity import (  # noqa: E402
     MaskSelectivity, mask_selectivity, merge_selectivity)
@@ -80,16 +80,10 @@ def _boxes_of(samples, table: Optional[Dict[str, List[float]]], root: Optional[s
 
 
 def run(args: argparse.Namespace) -> Dict:
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
-    import mmdynamic.models  # noqa: F401
-    from mmdynamic.utils.run_config import build_model, check_framework
-    cfg = Config.fromfile(args.config)
-    check_framework(cfg)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    from mmdynamic.utils.run_config import build_model, load_tool_config
+    cfg = load_tool_config(args.config, args.cfg_options)
     model = build_model(cfg, args.checkpoint)
     backbone = model.backbone
     if not hasattr(backbone, 'stages') or not hasattr(backbone, 'last_masks'):

@@ -102,17 +102,11 @@ def _meta_path(cfg: Config, split_file: Optional[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> Dict:
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
-    import mmdynamic.models  # noqa: F401
+    from mmdynamic.utils.run_config import build_model, load_tool_config
+    cfg = load_tool_config(args.config, args.cfg_options, default_scope='mmaction')
     from mmdynamic.models.action.frame_sampling import quantile_frame_indices
-    from mmdynamic.utils.run_config import build_model, check_framework
-    cfg = Config.fromfile(args.config)
-    check_framework(cfg)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmaction'))
     model = build_model(cfg, args.checkpoint)
     if not hasattr(model, 'plan_focus'):
         raise TypeError(f'{type(model).__name__} is not a Uni-AdaFocus recognizer')
