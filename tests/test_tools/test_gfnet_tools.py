@@ -321,8 +321,7 @@ def _pycls_regnety_forward(state, x):
     import torch.nn.functional as F
 
     def bn(name, t):
-        return F.batch_norm(t, state[f'{name}.running_mean'], state[f'{name}.running_var'],
-                            state[f'{name}.weight'], state[f'{name}.bias'], False, 0.0, 1e-5)
+        return _eval_bn(state, name, t)
 
     x = F.relu(bn('stem.bn', F.conv2d(x, state['stem.conv.weight'], stride=2, padding=1)))
     for i in range(1, 5):
@@ -438,26 +437,54 @@ def _round_channels(channels, multiplier):
     return rounded + 8 if rounded < 0.9 * channels else rounded
 
 
+class _OfficialState:
+    """Random weights and BN statistics written under official key names (``state``), seeded."""
+
+    def __init__(self, seed: int, batches_tracked: int) -> None:
+        import torch
+        self.gen = torch.Generator().manual_seed(seed)
+        self.state = {}
+        self.batches_tracked = batches_tracked
+
+    def conv(self, name, out_c, in_c, k, bias=False):
+        import torch
+        self.state[f'{name}.weight'] = torch.randn(out_c, in_c, k, k, generator=self.gen) * (
+            2 / (in_c * k * k)) ** 0.5
+        if bias:
+            self.state[f'{name}.bias'] = torch.randn(out_c, generator=self.gen) * 0.1
+
+    def bn(self, name, c):
+        import torch
+        self.state[f'{name}.weight'] = 1 + 0.2 * torch.randn(c, generator=self.gen)
+        self.state[f'{name}.bias'] = 0.1 * torch.randn(c, generator=self.gen)
+        self.state[f'{name}.running_mean'] = 0.1 * torch.randn(c, generator=self.gen)
+        self.state[f'{name}.running_var'] = 0.5 + torch.rand(c, generator=self.gen)
+        self.state[f'{name}.num_batches_tracked'] = torch.tensor(self.batches_tracked)
+
+    def classifier(self, num_classes, channels):
+        import torch
+        self.state['classifier.weight'] = torch.randn(num_classes, channels, generator=self.gen) * 0.05
+        self.state['classifier.bias'] = torch.randn(num_classes, generator=self.gen) * 0.05
+
+
+def _eval_bn(state, name, t):
+    """BatchNorm in eval mode (eps 1e-5) with the parameters ``name.*`` of ``state``."""
+    import torch.nn.functional as F
+    return F.batch_norm(t, state[f'{name}.running_mean'], state[f'{name}.running_var'],
+                        state[f'{name}.weight'], state[f'{name}.bias'], False, 0.0, 1e-5)
+
+
+def _depthwise(state, name, t, k, stride):
+    """Depthwise k x k convolution with 'same' padding and the weight ``name.weight``."""
+    import torch.nn.functional as F
+    return F.conv2d(t, state[f'{name}.weight'], stride=stride, padding=k // 2, groups=t.shape[1])
+
+
 def _gen_efficientnet(width, depth, num_classes=1000, seed=0):
     """Random weights (and BN statistics) in the official key layout, and the block plan."""
     import math
-
-    import torch
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-
-    def conv(name, out_c, in_c, k, bias=False):
-        state[f'{name}.weight'] = torch.randn(out_c, in_c, k, k, generator=gen) * (
-            2 / (in_c * k * k)) ** 0.5
-        if bias:
-            state[f'{name}.bias'] = torch.randn(out_c, generator=gen) * 0.1
-
-    def bn(name, c):
-        state[f'{name}.weight'] = 1 + 0.2 * torch.randn(c, generator=gen)
-        state[f'{name}.bias'] = 0.1 * torch.randn(c, generator=gen)
-        state[f'{name}.running_mean'] = 0.1 * torch.randn(c, generator=gen)
-        state[f'{name}.running_var'] = 0.5 + torch.rand(c, generator=gen)
-        state[f'{name}.num_batches_tracked'] = torch.tensor(7)
+    writer = _OfficialState(seed, batches_tracked=7)
+    conv, bn, state = writer.conv, writer.bn, writer.state
 
     stem = _round_channels(32, width)
     conv('conv_stem', stem, 3, 3)
@@ -488,8 +515,7 @@ def _gen_efficientnet(width, depth, num_classes=1000, seed=0):
     head = _round_channels(1280, width)
     conv('conv_head', head, in_c, 1)
     bn('bn2', head)
-    state['classifier.weight'] = torch.randn(num_classes, head, generator=gen) * 0.05
-    state['classifier.bias'] = torch.randn(num_classes, generator=gen) * 0.05
+    writer.classifier(num_classes, head)
     return state, plan
 
 
@@ -498,12 +524,10 @@ def _gen_efficientnet_forward(state, plan, x):
     import torch.nn.functional as F
 
     def bn(name, t):
-        return F.batch_norm(t, state[f'{name}.running_mean'], state[f'{name}.running_var'],
-                            state[f'{name}.weight'], state[f'{name}.bias'], False, 0.0, 1e-5)
+        return _eval_bn(state, name, t)
 
     def dw(name, t, k, stride):
-        return F.conv2d(t, state[f'{name}.weight'], stride=stride, padding=k // 2,
-                        groups=t.shape[1])
+        return _depthwise(state, name, t, k, stride)
 
     x = F.silu(bn('bn1', F.conv2d(x, state['conv_stem.weight'], stride=2, padding=1)))
     for p, kind, k, stride, in_c, out_c in plan:
@@ -589,22 +613,8 @@ _MBV3_LARGE = [
 
 
 def _gen_mobilenetv3_large(num_classes=1000, seed=0):
-    import torch
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-
-    def conv(name, out_c, in_c, k, bias=False):
-        state[f'{name}.weight'] = torch.randn(out_c, in_c, k, k, generator=gen) * (
-            2 / (in_c * k * k)) ** 0.5
-        if bias:
-            state[f'{name}.bias'] = torch.randn(out_c, generator=gen) * 0.1
-
-    def bn(name, c):
-        state[f'{name}.weight'] = 1 + 0.2 * torch.randn(c, generator=gen)
-        state[f'{name}.bias'] = 0.1 * torch.randn(c, generator=gen)
-        state[f'{name}.running_mean'] = 0.1 * torch.randn(c, generator=gen)
-        state[f'{name}.running_var'] = 0.5 + torch.rand(c, generator=gen)
-        state[f'{name}.num_batches_tracked'] = torch.tensor(3)
+    writer = _OfficialState(seed, batches_tracked=3)
+    conv, bn, state = writer.conv, writer.bn, writer.state
 
     conv('conv_stem', 16, 3, 3)
     bn('bn1', 16)
@@ -632,8 +642,7 @@ def _gen_mobilenetv3_large(num_classes=1000, seed=0):
     conv('blocks.6.0.conv', 960, in_c, 1)
     bn('blocks.6.0.bn1', 960)
     conv('conv_head', 1280, 960, 1, bias=True)
-    state['classifier.weight'] = torch.randn(num_classes, 1280, generator=gen) * 0.05
-    state['classifier.bias'] = torch.randn(num_classes, generator=gen) * 0.05
+    writer.classifier(num_classes, 1280)
     return state, plan
 
 
@@ -642,12 +651,10 @@ def _gen_mobilenetv3_forward(state, plan, x):
     acts = dict(relu=F.relu, hswish=F.hardswish)
 
     def bn(name, t):
-        return F.batch_norm(t, state[f'{name}.running_mean'], state[f'{name}.running_var'],
-                            state[f'{name}.weight'], state[f'{name}.bias'], False, 0.0, 1e-5)
+        return _eval_bn(state, name, t)
 
     def dw(name, t, k, stride):
-        return F.conv2d(t, state[f'{name}.weight'], stride=stride, padding=k // 2,
-                        groups=t.shape[1])
+        return _depthwise(state, name, t, k, stride)
 
     x = F.hardswish(bn('bn1', F.conv2d(x, state['conv_stem.weight'], stride=2, padding=1)))
     for p, kind, k, stride, in_c, out_c, se, act in plan:
