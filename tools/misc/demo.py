@@ -1,5 +1,6 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""The README's demo job: demo data (if missing) -> tools/train.py -> tools/test.py -> where things are.
+"""The README's demo job: demo detection data (if missing) -> tools/train.py -> tools/test.py -> where
+things are.
 
 The default config is Faster R-CNN with a SAR-ResNet-50 backbone on the demo detection set (any demo
 detection config works; a ``--data-root`` other than data/demo is passed on to the config).
@@ -43,7 +44,10 @@ def main() -> None:
     from mmdynamic.datasets import make_demo_data
     start = time.time()
     data_root = osp.join(ROOT, args.data_root)
-    folders = make_demo_data(data_root)
+    if osp.isfile(osp.join(data_root, 'det', '.complete')):
+        folders = dict(det=osp.join(data_root, 'det'))  # a demo detection set that is there is used
+    else:
+        folders = make_demo_data(data_root, tasks=('det', ))  # only what the demo trains on
     print('demo data: ' + ', '.join(f'{k}={v}' for k, v in folders.items()), flush=True)
     work_dir = osp.join(ROOT, args.work_dir)
     options = list(args.cfg_options)
