@@ -10,6 +10,8 @@ _base_ = ['./demo_video.py']
 data_root = 'data/demo_uaf64/video'
 frame_size = 64
 
+# The pipelines of demo_video.py with 64 px frames: MMEngine substitutes a base file's variables when it
+# reads that file, so overriding frame_size here does not reach the pipelines defined there.
 train_pipeline = [
     dict(type='DecordInit'),
     dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips={{_base_.num_candidates}}),
