@@ -67,14 +67,16 @@ def test_train_then_budgeted_test_then_early_exit(demo_root, tmp_path):
 
 def test_benchmark_tool_reports_every_model(tmp_path):
     out = str(tmp_path / 'bench.md')
-    proc = run_tool(['tools/analysis_tools/benchmark_uniadafocus.py', '--image-size', '64',
+    proc = run_tool(['tools/analysis_tools/benchmark_adafocus.py', '--image-size', '64',
                      '--patch-size', '32', '--min-box-size', '32', '--batch-sizes', '2',
                      '--runs', '1', '--warmup', '0', '--fit-videos', '4', '--out', out])
     with open(out, encoding='utf-8') as f:
         report = f.read()
     assert report.strip() in proc.stdout
     rows = [line for line in report.splitlines() if line.startswith('| ') and '| 2 |' in line]
-    assert len(rows) == 3  # static pair, Uni-AdaFocus, Uni-AdaFocus with early exit
+    # static pair, Uni-AdaFocus, Uni-AdaFocus with early exit (f_L on 1 and on 4 patches per call)
+    assert len(rows) == 4 and 'f_L on 4 patches per call' in rows[3]
+    assert 'MALLOC_MMAP_MAX_=0' in report  # restarted with the tuned allocator
     static, uni = rows[0].split('|'), rows[1].split('|')
     assert static[-2].strip() == '1.00'  # the reference
     assert float(uni[5]) < float(static[5])  # Uni-AdaFocus counts fewer GMACs per video

@@ -2,7 +2,7 @@
 """One speed report: the benchmarks of SAR, GFNet, MGNet and Uni-AdaFocus in one process.
 
 Each family's own tool (``benchmark_sar.py``, ``benchmark_gfnet.py``, ``benchmark_mgnet.py``,
-``benchmark_uniadafocus.py``) measures its dynamic model against its static baseline in the same run;
+``benchmark_adafocus.py``) measures its dynamic model against its static baseline in the same run;
 this tool runs them one after the other on the same machine and threads and writes one markdown table:
 
     model | baseline | speed-up | MACs ratio | quotient | batch | threads | device
@@ -30,6 +30,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
+
+from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note, cpu_name,  # noqa: E402
+                                       reexec_with_tuned_malloc)
 
 HERE = osp.dirname(osp.abspath(__file__))
 FAMILIES = ('sar', 'gfnet', 'mgnet', 'uniadafocus')
@@ -81,6 +84,7 @@ def run_sar(argv: List[str], threads: int) -> List[Dict]:
     entries, _ = tool.prepare_models(args, x)
     x = x.contiguous(memory_format=torch.channels_last)
     tool.time_entries(entries, x, threads, args.runs, args.warmup)
+    print('\n'.join(tool.make_table(entries, [threads])))
     base = entries[0]
     base_ms = statistics.median(base.times[threads])
     return [_row(f'{e.name} (density {e.density:.2f})', base.name,
@@ -107,7 +111,7 @@ def run_mgnet(argv: List[str], threads: int) -> List[Dict]:
 
 
 def run_uniadafocus(argv: List[str], threads: int) -> List[Dict]:
-    tool = load_tool('benchmark_uniadafocus')
+    tool = load_tool('benchmark_adafocus')
     args = tool.parse_args(argv + ['--threads', str(threads)])
     rows = tool.run(args)
     print(tool.format_table(rows, args))
@@ -121,8 +125,8 @@ RUNNERS: Dict[str, Callable[[List[str], int], List[Dict]]] = dict(
 
 
 def device_name() -> str:
-    """The CPU model (``benchmark_sar.cpu_name``) and its logical cores."""
-    return f"CPU: {load_tool('benchmark_sar').cpu_name()} ({os.cpu_count()} logical cores)"
+    """The CPU model and its logical cores."""
+    return f'CPU: {cpu_name()} ({os.cpu_count()} logical cores)'
 
 
 def summary_table(rows: List[Dict], device: str) -> str:
@@ -141,6 +145,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', help='also write the report (markdown) to this file')
+    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
+                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
     return parser.parse_args(argv)
 
 
@@ -162,6 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     report = '\n'.join([
         f'# mmdynamic speed report ({args.preset} preset)', '',
         f'- {device_name()}; torch {torch.__version__}; {args.threads} thread(s)',
+        f'- {allocator_note()}',
         f'- load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f}; '
         f'{time.time() - start:.0f} s in all', '',
         summary_table(rows, device), '', '## Details of each benchmark', '',
@@ -175,4 +182,5 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
 
 
 if __name__ == '__main__':
+    reexec_with_tuned_malloc()
     main()

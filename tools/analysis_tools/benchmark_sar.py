@@ -28,10 +28,8 @@ Example:
     python tools/analysis_tools/benchmark_sar.py --runs 100 --warmup 20 --out sar_latency.md
 """
 import argparse
-import copy
 import os
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
@@ -41,10 +39,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-from mmcv.cnn import fuse_conv_bn  # noqa: E402
 
 from mmdynamic.models.backbones.sar_resnet import SARResNet  # noqa: E402
 from mmdynamic.models.layers.sar_layers import MaskGenerator  # noqa: E402
+from mmdynamic.utils.benchmark import (allocator_note, cpu_name, prepare_for_inference,  # noqa: E402
+                                       reexec_with_tuned_malloc)
 from mmdynamic.utils.flops import count_macs  # noqa: E402
 
 
@@ -62,6 +61,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-check', action='store_true',
                         help='skip the output checks (fused vs unfused, sparse vs dense)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--system-malloc', action='store_true',
+                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
     parser.add_argument('--breakdown', action='store_true',
                         help='also time the parts of the models (first thread count, density 0.5 '
                         'or the first density) with forward hooks')
@@ -166,7 +167,8 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
         entries.append(Entry(f'SAR-R50 {tag} dense-masked', sar, False))
         entries.append(Entry(f'SAR-R50 {tag} sparse', sar, True))
     with torch.inference_mode():
-        entries[0].macs = float(count_macs(fuse_conv_bn(copy.deepcopy(entries[0].model)), x))
+        entries[0].macs = float(count_macs(
+            prepare_for_inference(entries[0].model, channels_last=False, copy_model=True), x))
         checked = set()
         for entry in entries:
             model = entry.model
@@ -175,9 +177,8 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
             checked.add(id(model))
             entry.prepare()
             reference = _last(model(x)).clone() if not args.no_check else None
-            if not args.no_fuse_bn:
-                fuse_conv_bn(model)
-            model.to(memory_format=fmt)
+            prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
+                                  channels_last=fmt == torch.channels_last)
             out = _last(model(x.contiguous(memory_format=fmt)))
             if not torch.isfinite(out).all():
                 raise RuntimeError(f'{entry.name}: non-finite outputs')
@@ -298,18 +299,6 @@ def breakdown_table(entries: List[Entry], x: torch.Tensor, threads: int, runs: i
     return lines
 
 
-def cpu_name() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def make_table(entries: List[Entry], threads: Sequence[int]) -> List[str]:
     """Markdown rows: latency, speed-up, MACs, MACs ratio and their quotient vs ResNet-50."""
     base = entries[0]
@@ -352,6 +341,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         '- masks forced to a fixed random pattern per mask generator (seed '
         f'{args.seed}); density = realised mean over the masks; MACs = realised per image '
         '(ResNet-50 counted with mmdynamic.utils.flops.count_macs)',
+        f'- {allocator_note()}',
         f'- load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f}',
     ] + [f'- check: {n}' for n in notes] + [''] + make_table(entries, args.threads)
     if args.breakdown:
@@ -366,4 +356,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
+    reexec_with_tuned_malloc()
     main()

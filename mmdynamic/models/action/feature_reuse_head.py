@@ -9,7 +9,8 @@ One linear head per step gives a prediction after every step:
 - T_L *focus exits*: ``logits_{T_G + k} = head^L_k(dropout([max(z^L_1..z^L_k), max(z^G_1..z^G_{T_G})]))``
   (the global summary is reused by every focus exit).
 
-The step-wise methods (:meth:`glance`, :meth:`focus_step`) compute exactly what the batched
+The step-wise methods (:meth:`glance`, :meth:`focus_step` = :meth:`embed_local` + :meth:`focus_exit`)
+compute exactly what the batched
 :meth:`forward` computes, one step at a time, with the running maxima as explicit state.
 """
 from typing import Optional, Tuple
@@ -87,9 +88,37 @@ class FeatureReuseHead(BaseModule):
         summary = self._embed(self.global_mlp, global_feats).amax(dim=1)
         return self.glance_heads[-1](self.dropout(summary)), summary
 
+    def embed_local(self, local_feats: torch.Tensor) -> torch.Tensor:
+        """The local MLP on focus features (one matrix product for all of them).
+
+        Args:
+            local_feats (Tensor): (B, n, C_L) local features of n focus frames.
+
+        Returns:
+            Tensor: (B, n, hidden) their embeddings, the input of :meth:`focus_exit`.
+        """
+        return self._embed(self.local_mlp, local_feats)
+
+    def focus_exit(self, index: int, embedding: torch.Tensor, running: Optional[torch.Tensor],
+                   summary: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Focus exit ``index`` (0-based) from the embedding of its focus frame.
+
+        Args:
+            embedding (Tensor): (B, hidden) :meth:`embed_local` of focus frame ``index``.
+            running (Tensor, optional): (B, hidden) running max of the previous local embeddings.
+            summary (Tensor): (B, hidden) global summary from :meth:`glance`.
+
+        Returns:
+            tuple: logits (B, num_classes) and the new running max (B, hidden).
+        """
+        running = embedding if running is None else torch.maximum(running, embedding)
+        fused = torch.cat([running, summary], dim=-1)
+        return self.focus_heads[index](self.dropout(fused)), running
+
     def focus_step(self, index: int, local_feat: torch.Tensor, running: Optional[torch.Tensor],
                    summary: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Focus exit ``index`` (0-based).
+        """Focus exit ``index`` (0-based) from the local features of its frame: :meth:`embed_local`
+        then :meth:`focus_exit`.
 
         Args:
             local_feat (Tensor): (B, C_L) local features of focus frame ``index``.
@@ -99,10 +128,7 @@ class FeatureReuseHead(BaseModule):
         Returns:
             tuple: logits (B, num_classes) and the new running max (B, hidden).
         """
-        z = self.local_mlp(local_feat)
-        running = z if running is None else torch.maximum(running, z)
-        fused = torch.cat([running, summary], dim=-1)
-        return self.focus_heads[index](self.dropout(fused)), running
+        return self.focus_exit(index, self.local_mlp(local_feat), running, summary)
 
 
 class ConcatMaxPoolHead(BaseModule):

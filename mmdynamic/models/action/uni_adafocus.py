@@ -307,6 +307,14 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             'random' (P x P patches at random places) and 'centre' (central P x P patches).
         temporal_mode (str): 'learned' (the temporal policy) or 'uniform' (uniformly spread frames).
         exit_policy (str | dict | ExitPolicy, optional): Early-exit thresholds for prediction.
+        focus_chunk (int): Focus patches f_L encodes per call in the step-wise (early-exit) path.
+            1 (default): every step encodes its own patch, so a video pays exactly for the exits it
+            takes. c > 1: a focus step without a ready feature encodes the next c patches at once
+            (a small batch uses the CPU/GPU far better than c batches of one: ResNet-50 on 16
+            patches of 128 px took 0.38 s in one call and 0.66 s in 16 on the development CPU); a
+            video that exits within a chunk has paid for the rest of it, and its cost
+            (:meth:`exit_macs`, the data samples' ``exit_macs``, the thresholds fitted for a budget)
+            includes that work. Predictions do not depend on it.
         data_preprocessor (dict, optional): Defaults to ``ActionDataPreprocessor``.
     """
 
@@ -320,7 +328,7 @@ class UniAdaFocus(AdaFocusRecognizerBase):
                  num_mc_draws: Optional[int] = None, random_patch_branch: bool = True,
                  temporal_grad_to_global: bool = False, spatial_mode: str = 'learned',
                  temporal_mode: str = 'learned', exit_policy: PolicyLike = None,
-                 data_preprocessor: Optional[dict] = None) -> None:
+                 focus_chunk: int = 1, data_preprocessor: Optional[dict] = None) -> None:
         if spatial_mode not in SPATIAL_MODES:
             raise ValueError(f'spatial_mode must be one of {SPATIAL_MODES}, got {spatial_mode!r}')
         if temporal_mode not in TEMPORAL_MODES:
@@ -354,7 +362,7 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         self.temporal_mode = temporal_mode
         self.exit_offset = num_glance - 1
         self.num_exits = num_focus + 1
-        self.repeated_steps_from = 2  # every focus step after the first: one patch, one head
+        self.set_focus_chunk(focus_chunk)
         self.last_input_step = 1  # the glance (0) and the focus plan with its patches (1)
 
         # the baselines without a learned branch have no module for it (nothing idle under DDP)
@@ -370,6 +378,16 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         self.fc_aux = nn.Linear(global_channels, num_classes) if spatial_mode == 'learned' else None
 
     per_video_box = False  # one box per glance frame, interpolated in time (the MN2 + R50 setting)
+
+    def set_focus_chunk(self, chunk: int) -> None:
+        """Encode ``chunk`` focus patches per f_L call in the step-wise path from now on (see the
+        ``focus_chunk`` argument)."""
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f'focus_chunk must be a positive int, got {chunk!r}')
+        self.focus_chunk = chunk
+        # every focus step after the first runs one patch and one head; with chunks steps differ
+        self.repeated_steps_from = 2 if chunk == 1 else None
+        self._exit_macs_cache.clear()
 
     @property
     def clip_length(self) -> int:
@@ -593,7 +611,13 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             patches = crop_boxes(frames, boxes.reshape(-1, 4), self.patch_size)
             state['patches'] = patches.view(*focus_index.shape, *patches.shape[1:])
         k = index - 1
-        feat = encode(self.local_backbone, state['patches'][:, k]).mean(dim=(-2, -1))
-        logits, state['running'] = self.fusion_head.focus_step(k, feat, state.get('running'),
+        ready = state.pop('ready', None)  # (B, m, hidden) embeddings of patches k.. done ahead
+        if ready is None or ready.shape[1] == 0:
+            chunk = state['patches'][:, k:k + self.focus_chunk]
+            maps = encode(self.local_backbone, chunk.flatten(0, 1))
+            ready = self.fusion_head.embed_local(maps.mean(dim=(-2, -1)).view(*chunk.shape[:2], -1))
+        if ready.shape[1] > 1:
+            state['ready'] = ready[:, 1:]
+        logits, state['running'] = self.fusion_head.focus_exit(k, ready[:, 0], state.get('running'),
                                                                state['summary'])
         return logits, state

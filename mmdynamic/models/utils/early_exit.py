@@ -134,6 +134,8 @@ class EarlyExitExecutor:
             stay = (~leave).nonzero(as_tuple=True)[0]
             if stay.numel() == 0:
                 break
+            if stay.numel() == alive.numel():  # nobody left: the state stays as it is
+                continue
             alive = alive[stay]
             inputs = inputs.index_select(0, stay)
             state = gather_batch(state, stay)

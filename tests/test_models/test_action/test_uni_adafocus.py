@@ -266,3 +266,46 @@ def test_early_exit_carries_the_videos_only_while_read():
         assert state['inputs'] is x
         _, state = wrapper.step(1, None, state)
     assert 'inputs' not in state and state['inner']['patches'].shape == (6, TL, 3, 24, 24)
+
+
+@pytest.mark.parametrize('chunk', [2, TL])
+def test_focus_chunks_same_predictions_and_costs_include_the_work_done_ahead(chunk):
+    """With focus_chunk = c the step-wise path encodes c patches per f_L call: exits and logits are
+    those of c = 1, and the cost of exit k counts the ceil(k / c) * c patches encoded by then."""
+    single, chunked = build().eval(), build(focus_chunk=chunk).eval()
+    x = videos(8, seed=3)
+    with torch.no_grad():
+        conf = single.forward_exits(x).softmax(-1).amax(-1)  # (K, B)
+    thresholds = conf.median(dim=1).values.tolist()[:-1] + [-float('inf')]
+    executor = EarlyExitExecutor(thresholds, 'max_softmax')
+    calls = []
+    hook = chunked.local_backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    with torch.no_grad():
+        reference, result = single.early_exit(x, executor), chunked.early_exit(x, executor)
+    hook.remove()
+    assert torch.equal(reference.exits, result.exits) and len(set(result.exits.tolist())) > 1
+    assert torch.allclose(reference.logits, result.logits, atol=1e-5)
+    # f_L runs at the first step of every chunk, on the survivors' next min(c, left) patches
+    first = result.exits
+    expected = []
+    for k in range(1, TL + 1, chunk):
+        alive = int((first >= k).sum())
+        if alive:
+            expected.append(alive * min(chunk, TL - k + 1))
+    assert calls == expected
+    shape = (T0, 3, 64, 64)
+    exact, realised = single.exit_macs(shape), chunked.exit_macs(shape)
+    per_step = exact[2] - exact[1]  # one f_L patch and one focus head
+    head = realised[2] - realised[1]  # a step whose patch is ready: the head only
+    patch = per_step - head
+    assert patch > 0 and realised[0] == exact[0]
+    for k in range(1, TL + 1):
+        encoded = min(-(-k // chunk) * chunk, TL)
+        assert realised[k] == exact[k] + (encoded - k) * patch
+    assert realised[-1] == exact[-1]
+
+
+def test_focus_chunk_must_be_a_positive_int():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match='focus_chunk'):
+            build(focus_chunk=bad)

@@ -1,0 +1,75 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, allocator_note, prepare_for_inference,
+                                       tuned_malloc_active)
+
+SCRIPT = """
+import os, sys
+from mmdynamic.utils.benchmark import reexec_with_tuned_malloc
+print('start', flush=True)
+reexec_with_tuned_malloc()
+print('run', os.environ.get('MALLOC_MMAP_MAX_'), os.environ.get('MALLOC_TRIM_THRESHOLD_'),
+      ' '.join(sys.argv[1:]))
+"""
+
+
+def _run(tmp_path, *args):
+    script = tmp_path / 'bench.py'
+    script.write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in TUNED_MALLOC_ENV}
+    proc = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split('\n')
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc allocator settings')
+def test_reexec_sets_the_allocator_once_and_keeps_the_arguments(tmp_path):
+    lines = _run(tmp_path, '--runs', '3')
+    # started twice (before and after the restart), ran once with the settings and the arguments
+    assert lines.count('start') == 2
+    assert f"run 0 {TUNED_MALLOC_ENV['MALLOC_TRIM_THRESHOLD_']} --runs 3" in lines
+
+
+def test_system_malloc_flag_keeps_the_default(tmp_path):
+    lines = _run(tmp_path, '--system-malloc')
+    assert lines.count('start') == 1 and 'run None None --system-malloc' in lines
+
+
+def test_allocator_note_names_the_setting(monkeypatch):
+    for key in TUNED_MALLOC_ENV:
+        monkeypatch.delenv(key, raising=False)
+    assert not tuned_malloc_active() and 'default' in allocator_note()
+    for key, value in TUNED_MALLOC_ENV.items():
+        monkeypatch.setenv(key, value)
+    assert tuned_malloc_active() and 'MALLOC_MMAP_MAX_=0' in allocator_note()
+
+
+def test_prepare_for_inference_folds_bn_keeps_outputs_and_leaves_3d_convs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Conv2d(8, 4, 1), nn.BatchNorm2d(4))
+    extra = nn.Conv3d(2, 2, 3)  # a 5-d weight (the Uni-AdaFocus policy has such layers)
+    model.add_module('extra', extra)
+    model.train()
+    for _ in range(3):  # running statistics that differ from the initial ones
+        model[:5](torch.randn(4, 3, 16, 16))
+    model.eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        reference = model[:5](x)
+        prepared = prepare_for_inference(model, copy_model=True)
+        out = prepared[:5](x)
+    assert model[1].__class__ is nn.BatchNorm2d  # the argument is untouched with copy_model
+    assert not any(isinstance(m, nn.BatchNorm2d) and m.training for m in prepared.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in prepared.modules())  # folded
+    assert prepared[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert prepared.extra.weight.is_contiguous()
+    assert torch.allclose(out, reference, atol=1e-5)

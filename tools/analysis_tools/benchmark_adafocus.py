@@ -1,0 +1,235 @@
+# Copyright (c) mmdynamic contributors. All rights reserved.
+"""CPU speed of Uni-AdaFocus (MobileNet-V2 + ResNet-50, ActivityNet setting) against the same two
+backbones on full frames.
+
+Models (random weights; the latency does not depend on them), both from mmaction2's backbones:
+
+- static: MobileNet-V2 on 16 full frames + ResNet-50 on 16 full frames (the "TSM+"-style pair of the paper),
+  pooled features summed through two linear heads;
+- Uni-AdaFocus (P = ``--patch-size``): T_0 = 48 candidates, 16 glance frames, 16 focus patches, all exits
+  computed in one batched pass (no early exit);
+- Uni-AdaFocus with early exit, once per ``--focus-chunks`` value c (f_L encodes c focus patches per call,
+  see ``UniAdaFocus(focus_chunk=...)``; c = 1 is exactly the work of the exits taken): thresholds (negative
+  entropy) fitted with the budget solver on ``--fit-videos`` other random videos for a budget of
+  ``--budget-fraction`` of the full cost (0.665 is the paper's operating point A, 18.1 of 27.2 GFLOPs),
+  with the exit costs of that c; the executor then really skips f_L for exited videos. The realised cost
+  of the timed videos (work done ahead within a chunk included) is reported.
+
+All models are prepared alike for CPU inference (:func:`mmdynamic.utils.benchmark.prepare_for_inference`:
+BN folded into the convolutions unless ``--no-fuse-bn``, channels-last unless ``--memory-format
+contiguous``), timed round-robin (one batch of each model per round, so that background load hits all
+alike) under ``torch.inference_mode()``, and the script restarts itself with the tuned glibc allocator
+setting of :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
+
+For each batch size the report gives the per-video latency, videos/s, GMACs per video (counted from the
+modules, BN not counted), the speed-up over the static pair, the GMACs ratio and their quotient (the
+issue's target: speed-up >= 0.8 of the GMACs ratio).
+
+Example:
+    python tools/analysis_tools/benchmark_adafocus.py --batch-sizes 1 8 --runs 3 --out uaf.md
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note, cpu_name,  # noqa: E402
+                                       prepare_for_inference, reexec_with_tuned_malloc)
+
+BN_FOLDED = {'aten::batch_norm': None}
+STATIC_NAME = 'MN2 + R50 on 16 full frames'
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='CPU speed of Uni-AdaFocus vs MN2 + R50')
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
+    parser.add_argument('--runs', type=int, default=3, help='timed batches per model')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed batches per model first')
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--image-size', type=int, default=224)
+    parser.add_argument('--patch-size', type=int, default=128)
+    parser.add_argument('--min-box-size', type=float, default=96)
+    parser.add_argument('--budget-fraction', type=float, default=0.665,
+                        help='early-exit budget as a fraction of the full Uni-AdaFocus cost')
+    parser.add_argument('--focus-chunks', type=int, nargs='+', default=[1, 4],
+                        help='focus patches per f_L call in the early-exit rows (one row each)')
+    parser.add_argument('--fit-videos', type=int, default=16)
+    parser.add_argument('--memory-format', choices=['channels_last', 'contiguous'],
+                        default='channels_last')
+    parser.add_argument('--no-fuse-bn', action='store_true', help='keep the BN layers unfolded')
+    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
+                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', help='also write the report (markdown) to this file')
+    args = parser.parse_args(argv)
+    if any(c < 1 for c in args.focus_chunks):
+        parser.error(f'--focus-chunks must be positive, got {args.focus_chunks}')
+    return args
+
+
+class StaticPair(nn.Module):
+    """MobileNet-V2 and ResNet-50 on every frame, pooled, two linear heads summed.
+
+    Args:
+        global_encoder (nn.Module), local_encoder (nn.Module): 2D backbones returning feature maps.
+        num_classes (int): Number of classes.
+    """
+
+    def __init__(self, global_encoder: nn.Module, local_encoder: nn.Module,
+                 num_classes: int = 200) -> None:
+        super().__init__()
+        self.global_encoder = global_encoder
+        self.local_encoder = local_encoder
+        self.fc_global = nn.Linear(1280, num_classes)
+        self.fc_local = nn.Linear(2048, num_classes)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Args: frames (B, T, C, H, W). Returns: (B, num_classes)."""
+        batch, steps = frames.shape[:2]
+        flat = frames.flatten(0, 1)
+        g = self.global_encoder(flat).mean(dim=(-2, -1)).view(batch, steps, -1).mean(1)
+        l = self.local_encoder(flat).mean(dim=(-2, -1)).view(batch, steps, -1).mean(1)  # noqa: E741
+        return self.fc_global(g) + self.fc_local(l)
+
+
+def build_models(args: argparse.Namespace):
+    import mmdynamic.models  # noqa: F401
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    from mmaction.registry import MODELS
+    torch.manual_seed(args.seed)
+    feature = -(-args.image_size // 32)
+    uni = MODELS.build(dict(type='UniAdaFocus', backbone=dict(type='MobileNetV2'),
+                            local_backbone=dict(type='ResNet', depth=50), num_classes=200,
+                            feature_size=feature, patch_size=args.patch_size,
+                            min_box_size=args.min_box_size)).eval()
+    static = StaticPair(MODELS.build(dict(type='MobileNetV2')),
+                        MODELS.build(dict(type='ResNet', depth=50))).eval()
+    for model in (uni, static):
+        prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
+                              channels_last=args.memory_format == 'channels_last')
+    return uni, static
+
+
+def time_round_robin(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> List[float]:
+    """Median seconds of each ``fn()`` over ``runs`` rounds (every round calls each fn once) after
+    ``warmup`` such rounds."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: List[List[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def fit_policy(exits: torch.Tensor, exit_costs: List[float], fraction: float):
+    """Thresholds for ``fraction`` of the full cost on ``exits`` (K, N, C) of other random videos."""
+    from mmdynamic.evaluation.functional.budget import BudgetSolver
+    solver = BudgetSolver(exits, exit_costs, 'neg_entropy', model='UniAdaFocus')
+    budget = min(max(fraction * exit_costs[-1], exit_costs[0]), exit_costs[-1])
+    return solver.policy_for_budget(budget)
+
+
+def fit_exits(uni, args: argparse.Namespace) -> torch.Tensor:
+    """Exit logits (K, N, C) of ``--fit-videos`` random videos (not the timed ones)."""
+    size = args.image_size
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    videos = torch.randn(args.fit_videos, 48, 3, size, size, generator=gen)
+    with torch.inference_mode():
+        return torch.cat([uni.forward_exits(v[None]) for v in videos], dim=1)
+
+
+def early_exit_variants(uni, args: argparse.Namespace) -> List[Tuple[int, object, object, List[float]]]:
+    """Per focus chunk c: (c, model with that chunk, executor fitted with its costs, its costs)."""
+    from mmdynamic.models.utils import EarlyExitExecutor
+    size = args.image_size
+    exits = fit_exits(uni, args)
+    variants = []
+    for chunk in args.focus_chunks:
+        model = copy.deepcopy(uni)
+        model.set_focus_chunk(chunk)
+        costs = [float(c) for c in model.exit_macs_for((48, 3, size, size))]
+        policy = fit_policy(exits, costs, args.budget_fraction)
+        variants.append((chunk, model, EarlyExitExecutor(policy.thresholds, policy.confidence),
+                         costs))
+    return variants
+
+
+def run(args: argparse.Namespace) -> List[Dict]:
+    from mmdynamic.utils.flops import count_macs
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    uni, static = build_models(args)
+    size = args.image_size
+    fmt = torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
+    full_cost = float(uni.exit_macs_for((48, 3, size, size))[-1])
+    static_macs = count_macs(static, torch.zeros(1, 16, 3, size, size), op_handles=BN_FOLDED)
+    variants = early_exit_variants(uni, args)
+    rows = []
+    gen = torch.Generator().manual_seed(args.seed)
+    for batch in args.batch_sizes:
+        videos = torch.randn(batch, 48, 3, size, size, generator=gen)
+        # the 16 middle frames of the 48 candidates, in the models' memory format
+        frames = videos[:, 1::3].flatten(0, 1).contiguous(memory_format=fmt).view(
+            batch, 16, 3, size, size)
+        names = [STATIC_NAME, f'Uni-AdaFocus P={args.patch_size}']
+        fns = [lambda: static(frames), lambda: uni.forward_steps(videos)]
+        macs = [static_macs, full_cost]
+        for chunk, model, executor, costs in variants:
+            with torch.inference_mode():
+                result = model.early_exit(videos, executor)
+            names.append(f'Uni-AdaFocus P={args.patch_size}, early exit'
+                         + (f', f_L on {chunk} patches per call' if chunk > 1 else ''))
+            fns.append(lambda m=model, e=executor: m.early_exit(videos, e))
+            macs.append(float(torch.tensor(costs, dtype=torch.float64)[result.exits].mean()))
+        with torch.inference_mode():
+            seconds = time_round_robin(fns, args.runs, args.warmup)
+        for name, secs, cost in zip(names, seconds, macs):
+            speedup = seconds[0] / secs
+            ratio = static_macs / cost
+            rows.append(dict(model=name, batch=batch, latency_ms=secs / batch * 1e3,
+                             videos_per_s=batch / secs, gmacs=cost / 1e9, speedup=speedup,
+                             gmacs_ratio=ratio, quotient=speedup / ratio))
+    return rows
+
+
+def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
+    bn = 'unfolded' if args.no_fuse_bn else 'folded into the convs'
+    lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
+             f'{args.threads} thread(s), {args.image_size} px frames, median of {args.runs} '
+             'batches timed round-robin, random weights and inputs; '
+             f'BN {bn} and {args.memory_format} in all models; {allocator_note()}', '',
+             '| model | batch | ms / video | videos / s | GMACs / video | speed-up | GMACs ratio | '
+             'speed-up / GMACs ratio |', '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['batch']} | {r['latency_ms']:.1f} | "
+                     f"{r['videos_per_s']:.2f} | {r['gmacs']:.2f} | {r['speedup']:.2f}x | "
+                     f"{r['gmacs_ratio']:.2f}x | {r['quotient']:.2f} |")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    report = format_table(run(args), args)
+    print(report)
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            f.write(report + '\n')
+
+
+if __name__ == '__main__':
+    reexec_with_tuned_malloc()
+    main()
