@@ -23,7 +23,6 @@ Example:
 """
 import argparse
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+
+from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note, cpu_name,  # noqa: E402
+                                       reexec_with_tuned_malloc)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -53,6 +55,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
+                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
     parser.add_argument('--out', help='also write the table (markdown) to this file')
     return parser.parse_args(argv)
 
@@ -148,9 +152,9 @@ def benchmark(args: argparse.Namespace) -> Dict:
 
 def format_table(args: argparse.Namespace, result: Dict) -> str:
     lines = [
-        f'CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, '
+        f'CPU: {cpu_name()}, torch {torch.__version__}, '
         f'{args.threads} thread(s), batch {args.batch_size}, {args.input_size} px, '
-        f'median of {args.runs} runs',
+        f'median of {args.runs} runs; {allocator_note()}',
         f'GFNet exits (cumulative GMACs): '
         + ', '.join(f'{g:.4g}' for g in result['exit_gmacs']), '',
         '| model | GMACs/img | exit fractions | images/s | speed-up | MACs ratio | quotient |',
@@ -178,4 +182,5 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
 
 if __name__ == '__main__':
+    reexec_with_tuned_malloc()
     main()

@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import mmdynamic  # noqa: E402,F401
+from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
+                                       reexec_with_tuned_malloc)
 
 BACKBONES: Dict[str, dict] = {
     'r18': dict(name='ResNet-18', dim=512, grad_scale=0.02,
@@ -56,6 +58,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--runs', type=int, default=10, help='timed runs (median reported)')
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
+                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
     parser.add_argument('--out', help='also write the table (markdown) to this file')
     return parser.parse_args(argv)
 
@@ -129,7 +133,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     lines = [
         f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net ({args.input_size} px), CPU, '
         f'{args.threads} thread(s), median of {args.runs} interleaved runs (FF-Net and MGNet timed '
-        f'in the same runs), load average at the end {load} on {os.cpu_count()} CPUs', '', header,
+        f'in the same runs), load average at the end {load} on {os.cpu_count()} CPUs; '
+        f'{allocator_note()}', '', header,
         '|' + '---|' * 10
     ]
     for r in rows:
@@ -145,4 +150,5 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
 
 
 if __name__ == '__main__':
+    reexec_with_tuned_malloc()
     main()
