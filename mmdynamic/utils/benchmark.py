@@ -97,6 +97,15 @@ def prepare_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last:
     return model
 
 
+def emit_report(text: str, out: Optional[str] = None) -> None:
+    """Print a markdown report and, with ``out``, also write it there (folders made as needed)."""
+    print(text)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, 'w', encoding='utf-8') as f:
+            f.write(text + '\n')
+
+
 def cpu_name() -> str:
     """CPU model name from /proc/cpuinfo (or the platform)."""
     try:

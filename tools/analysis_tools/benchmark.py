@@ -31,8 +31,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note, cpu_name,  # noqa: E402
-                                       reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
+                                       cpu_name, emit_report, reexec_with_tuned_malloc)
 
 HERE = osp.dirname(osp.abspath(__file__))
 FAMILIES = ('sar', 'gfnet', 'mgnet', 'uniadafocus')
@@ -173,11 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
         f'{time.time() - start:.0f} s in all', '',
         summary_table(rows, device), '', '## Details of each benchmark', '',
         '\n\n'.join(details)])
-    print(report)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w', encoding='utf-8') as f:
-            f.write(report + '\n')
+    emit_report(report, args.out)
     return rows
 
 

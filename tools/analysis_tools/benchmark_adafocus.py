@@ -42,8 +42,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note, cpu_name,  # noqa: E402
-                                       prepare_for_inference, reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
+                                       cpu_name, emit_report, prepare_for_inference,
+                                       reexec_with_tuned_malloc)
 
 BN_FOLDED = {'aten::batch_norm': None}
 STATIC_NAME = 'MN2 + R50 on 16 full frames'
@@ -224,10 +225,7 @@ def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     report = format_table(run(args), args)
-    print(report)
-    if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
-            f.write(report + '\n')
+    emit_report(report, args.out)
 
 
 if __name__ == '__main__':

@@ -33,8 +33,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note, cpu_name,  # noqa: E402
-                                       reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
+                                       cpu_name, emit_report, reexec_with_tuned_malloc)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -155,7 +155,7 @@ def format_table(args: argparse.Namespace, result: Dict) -> str:
         f'CPU: {cpu_name()}, torch {torch.__version__}, '
         f'{args.threads} thread(s), batch {args.batch_size}, {args.input_size} px, '
         f'median of {args.runs} runs; {allocator_note()}',
-        f'GFNet exits (cumulative GMACs): '
+        'GFNet exits (cumulative GMACs): '
         + ', '.join(f'{g:.4g}' for g in result['exit_gmacs']), '',
         '| model | GMACs/img | exit fractions | images/s | speed-up | MACs ratio | quotient |',
         '|---|---|---|---|---|---|---|',
@@ -174,10 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     result = benchmark(args)
     table = format_table(args, result)
-    print(table)
-    if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
-            f.write(table + '\n')
+    emit_report(table, args.out)
     return result
 
 

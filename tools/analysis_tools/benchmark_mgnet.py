@@ -26,7 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import mmdynamic  # noqa: E402,F401
 from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
-                                       reexec_with_tuned_malloc)
+                                       emit_report, reexec_with_tuned_malloc)
 
 BACKBONES: Dict[str, dict] = {
     'r18': dict(name='ResNet-18', dim=512, grad_scale=0.02,
@@ -142,10 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
                      f'{args.threads} | {r["ms"]:.1f} | {r["speedup"]:.2f}x | {r["gmacs"]:.4f} | '
                      f'{r["ratio"]:.3f} | {r["speedup"] * r["ratio"]:.2f} |')
     text = '\n'.join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    emit_report(text, args.out)
     return rows
 
 

@@ -42,8 +42,8 @@ import torch.nn as nn  # noqa: E402
 
 from mmdynamic.models.backbones.sar_resnet import SARResNet  # noqa: E402
 from mmdynamic.models.layers.sar_layers import MaskGenerator  # noqa: E402
-from mmdynamic.utils.benchmark import (allocator_note, cpu_name, prepare_for_inference,  # noqa: E402
-                                       reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (allocator_note, cpu_name, emit_report,  # noqa: E402
+                                       prepare_for_inference, reexec_with_tuned_malloc)
 from mmdynamic.utils.flops import count_macs  # noqa: E402
 
 
@@ -348,11 +348,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         report += [''] + breakdown_table(entries, x, args.threads[0], args.runs, args.warmup,
                                          0.5 if 0.5 in args.densities else args.densities[0])
     text = '\n'.join(report)
-    print(text)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    emit_report(text, args.out)
 
 
 if __name__ == '__main__':
