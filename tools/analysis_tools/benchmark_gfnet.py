@@ -16,7 +16,10 @@ random weights (latency does not depend on them). The realised MACs are the exit
 weighted by the realised exit fractions. Reported per operating point: images/s, speed-up over the
 backbone, MACs ratio (backbone / GFNet) and their quotient (the target: at least 0.85).
 Median of ``--runs`` timed batches after ``--warmup`` ones, models timed round-robin, under
-``torch.inference_mode()``, ``torch.set_num_threads(--threads)``.
+``torch.inference_mode()``, ``torch.set_num_threads(--threads)``. Both models are prepared alike for
+CPU inference (:func:`mmdynamic.utils.benchmark.prepare_for_inference`: BN folded unless
+``--no-fuse-bn``, channels-last unless ``--memory-format contiguous``), and the script restarts itself
+with the tuned allocator setting of :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
 
 Example:
     OMP_NUM_THREADS=1 python tools/analysis_tools/benchmark_gfnet.py --threads 1 --out gfnet.md
@@ -34,7 +37,8 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, reexec_with_tuned_malloc)
+                                       cpu_name, emit_report, prepare_for_inference,
+                                       reexec_with_tuned_malloc)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -55,6 +59,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--memory-format', choices=['channels_last', 'contiguous'],
+                        default='channels_last')
+    parser.add_argument('--no-fuse-bn', action='store_true', help='keep the BN layers unfolded')
     parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
                         help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
     parser.add_argument('--out', help='also write the table (markdown) to this file')
@@ -78,7 +85,10 @@ def build_models(args: argparse.Namespace):
                     hidden_channels=min(1024, channels))))
     static = nn.Sequential(MODELS.build(backbone), _LastMap(), nn.AdaptiveAvgPool2d(1),
                            nn.Flatten(), nn.Linear(channels, args.num_classes))
-    return gfnet.eval(), static.eval()
+    for model in (gfnet, static):
+        prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
+                              channels_last=args.memory_format == 'channels_last')
+    return gfnet, static
 
 
 class _LastMap(nn.Module):
@@ -108,6 +118,8 @@ def benchmark(args: argparse.Namespace) -> Dict:
     size = args.input_size
     inputs = torch.randn(args.batch_size, 3, size, size)
     static_macs = count_macs(static, (inputs[:1], ))
+    if args.memory_format == 'channels_last':
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     exit_costs = gfnet.exit_macs((3, size, size))
     if args.relative_budgets:
         budgets = [r * static_macs for r in args.relative_budgets]
@@ -154,7 +166,8 @@ def format_table(args: argparse.Namespace, result: Dict) -> str:
     lines = [
         f'CPU: {cpu_name()}, torch {torch.__version__}, '
         f'{args.threads} thread(s), batch {args.batch_size}, {args.input_size} px, '
-        f'median of {args.runs} runs; {allocator_note()}',
+        f'median of {args.runs} runs; BN {"unfolded" if args.no_fuse_bn else "folded"} and '
+        f'{args.memory_format} in both models; {allocator_note()}',
         'GFNet exits (cumulative GMACs): '
         + ', '.join(f'{g:.4g}' for g in result['exit_gmacs']), '',
         '| model | GMACs/img | exit fractions | images/s | speed-up | MACs ratio | quotient |',
