@@ -9,9 +9,9 @@ One linear head per step gives a prediction after every step:
 - T_L *focus exits*: ``logits_{T_G + k} = head^L_k(dropout([max(z^L_1..z^L_k), max(z^G_1..z^G_{T_G})]))``
   (the global summary is reused by every focus exit).
 
-The step-wise methods (:meth:`glance`, :meth:`focus_step` = :meth:`embed_local` + :meth:`focus_exit`)
-compute exactly what the batched
-:meth:`forward` computes, one step at a time, with the running maxima as explicit state.
+The step-wise methods (:meth:`glance`, and :meth:`focus_step` = :meth:`embed_local` +
+:meth:`focus_exit`) compute exactly what the batched :meth:`forward` computes, one step at a time, with
+the running maxima as explicit state; :meth:`embed_local` takes several focus frames at once.
 """
 from typing import Optional, Tuple
 
