@@ -13,11 +13,14 @@ and is reused) and a trim threshold that keeps it there; PyTorch's CPU performan
 same point with jemalloc/tcmalloc. All models of a run share the setting, and the report says
 which was used (:func:`allocator_note`). Pass ``--system-malloc`` to a tool to keep the default.
 """
+import argparse
 import copy
 import os
 import platform
+import statistics
 import sys
-from typing import Dict, Optional
+import time
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch.nn as nn
 
@@ -95,6 +98,39 @@ def prepare_for_inference(model: nn.Module, fuse_bn: bool = True, channels_last:
                 if tensor.dim() == 4:
                     tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
     return model
+
+
+def add_inference_args(parser: argparse.ArgumentParser, layout: bool = True) -> None:
+    """The options every benchmark tool shares: ``--system-malloc`` and, with ``layout``,
+    ``--memory-format`` and ``--no-fuse-bn`` (read back by :func:`prepare_from_args`)."""
+    if layout:
+        parser.add_argument('--memory-format', choices=['channels_last', 'contiguous'],
+                            default='channels_last')
+        parser.add_argument('--no-fuse-bn', action='store_true', help='keep the BN layers unfolded')
+    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
+                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
+
+
+def prepare_from_args(args: argparse.Namespace, *models: nn.Module) -> None:
+    """:func:`prepare_for_inference` on each model with the options of :func:`add_inference_args`."""
+    for model in models:
+        prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
+                              channels_last=args.memory_format == 'channels_last')
+
+
+def time_round_robin(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> List[float]:
+    """Median seconds of each ``fn()`` over ``runs`` rounds after ``warmup`` untimed rounds; every
+    round calls each fn once, so a change of machine load hits all of them alike."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: List[List[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def emit_report(text: str, out: Optional[str] = None) -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
+from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
                                        cpu_name, emit_report, reexec_with_tuned_malloc)
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -147,8 +147,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', help='also write the report (markdown) to this file')
-    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
-                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
+    add_inference_args(parser, layout=False)
     return parser.parse_args(argv)
 
 

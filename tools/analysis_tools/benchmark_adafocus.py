@@ -32,19 +32,17 @@ import argparse
 import copy
 import os
 import os.path as osp
-import statistics
 import sys
-import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, prepare_for_inference,
-                                       reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
+                                       cpu_name, emit_report, prepare_from_args,
+                                       reexec_with_tuned_malloc, time_round_robin)
 
 BN_FOLDED = {'aten::batch_norm': None}
 STATIC_NAME = 'MN2 + R50 on 16 full frames'
@@ -64,11 +62,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--focus-chunks', type=int, nargs='+', default=[1, 4],
                         help='focus patches per f_L call in the early-exit rows (one row each)')
     parser.add_argument('--fit-videos', type=int, default=16)
-    parser.add_argument('--memory-format', choices=['channels_last', 'contiguous'],
-                        default='channels_last')
-    parser.add_argument('--no-fuse-bn', action='store_true', help='keep the BN layers unfolded')
-    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
-                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
+    add_inference_args(parser)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the report (markdown) to this file')
     args = parser.parse_args(argv)
@@ -115,25 +109,8 @@ def build_models(args: argparse.Namespace):
                             min_box_size=args.min_box_size)).eval()
     static = StaticPair(MODELS.build(dict(type='MobileNetV2')),
                         MODELS.build(dict(type='ResNet', depth=50))).eval()
-    for model in (uni, static):
-        prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
-                              channels_last=args.memory_format == 'channels_last')
+    prepare_from_args(args, uni, static)
     return uni, static
-
-
-def time_round_robin(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> List[float]:
-    """Median seconds of each ``fn()`` over ``runs`` rounds (every round calls each fn once) after
-    ``warmup`` such rounds."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times: List[List[float]] = [[] for _ in fns]
-    for _ in range(runs):
-        for fn, out in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
 
 
 def fit_policy(exits: torch.Tensor, exit_costs: List[float], fraction: float):

@@ -26,19 +26,17 @@ Example:
 """
 import argparse
 import os.path as osp
-import statistics
 import sys
-import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, prepare_for_inference,
-                                       reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
+                                       cpu_name, emit_report, prepare_from_args,
+                                       reexec_with_tuned_malloc, time_round_robin)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -59,11 +57,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--memory-format', choices=['channels_last', 'contiguous'],
-                        default='channels_last')
-    parser.add_argument('--no-fuse-bn', action='store_true', help='keep the BN layers unfolded')
-    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
-                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
+    add_inference_args(parser)
     parser.add_argument('--out', help='also write the table (markdown) to this file')
     return parser.parse_args(argv)
 
@@ -85,26 +79,13 @@ def build_models(args: argparse.Namespace):
                     hidden_channels=min(1024, channels))))
     static = nn.Sequential(MODELS.build(backbone), _LastMap(), nn.AdaptiveAvgPool2d(1),
                            nn.Flatten(), nn.Linear(channels, args.num_classes))
-    for model in (gfnet, static):
-        prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
-                              channels_last=args.memory_format == 'channels_last')
+    prepare_from_args(args, gfnet, static)
     return gfnet, static
 
 
 class _LastMap(nn.Module):
     def forward(self, outs):
         return outs[-1]
-
-
-def _time(fn, runs: int, warmup: int) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def benchmark(args: argparse.Namespace) -> Dict:
@@ -138,21 +119,13 @@ def benchmark(args: argparse.Namespace) -> Dict:
         realised = float((counts / counts.sum() * torch.tensor(exit_costs).double()).sum())
         points.append(dict(budget=budget, executor=executor, realised=realised,
                            fractions=(counts / counts.sum()).tolist()))
-    times = {'static': []}
-    times.update({i: [] for i in range(len(points))})
+    fns = [lambda: static(inputs)] + [lambda p=p: p['executor'].run(gfnet, inputs) for p in points]
     with torch.inference_mode():
-        for _ in range(args.warmup):
-            static(inputs)
-            for p in points:
-                p['executor'].run(gfnet, inputs)
-        for _ in range(args.runs):  # round-robin: background load hits all models alike
-            times['static'].extend(_time(lambda: static(inputs), 1, 0))
-            for i, p in enumerate(points):
-                times[i].extend(_time(lambda p=p: p['executor'].run(gfnet, inputs), 1, 0))
-    static_ips = args.batch_size / statistics.median(times['static'])
+        static_s, *point_s = time_round_robin(fns, args.runs, args.warmup)
+    static_ips = args.batch_size / static_s
     rows = []
     for i, p in enumerate(points):
-        ips = args.batch_size / statistics.median(times[i])
+        ips = args.batch_size / point_s[i]
         speedup = ips / static_ips
         macs_ratio = static_macs / p['realised']
         rows.append(dict(budget_gmacs=p['budget'] / 1e9, realised_gmacs=p['realised'] / 1e9,

@@ -17,16 +17,14 @@ Example:
 import argparse
 import os
 import os.path as osp
-import statistics
 import sys
-import time
 from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import mmdynamic  # noqa: E402,F401
-from mmdynamic.utils.benchmark import (SYSTEM_MALLOC_FLAG, allocator_note,  # noqa: E402
-                                       emit_report, reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
+                                       emit_report, reexec_with_tuned_malloc, time_round_robin)
 
 BACKBONES: Dict[str, dict] = {
     'r18': dict(name='ResNet-18', dim=512, grad_scale=0.02,
@@ -58,8 +56,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--runs', type=int, default=10, help='timed runs (median reported)')
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument(SYSTEM_MALLOC_FLAG, action='store_true',
-                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
+    add_inference_args(parser, layout=False)
     parser.add_argument('--out', help='also write the table (markdown) to this file')
     return parser.parse_args(argv)
 
@@ -88,17 +85,9 @@ def latency_ms(fns: Sequence, inputs, runs: int, warmup: int) -> List[float]:
     function before run i + 1 of any): a change of machine load during the measurement hits all of
     them alike, so their ratios stay comparable on a shared machine."""
     import torch
-    times: List[List[float]] = [[] for _ in fns]
     with torch.no_grad():
-        for _ in range(warmup):
-            for fn in fns:
-                fn(inputs)
-        for _ in range(runs):
-            for fn, ts in zip(fns, times):
-                start = time.perf_counter()
-                fn(inputs)
-                ts.append((time.perf_counter() - start) * 1000)
-    return [statistics.median(ts) for ts in times]
+        seconds = time_round_robin([lambda fn=fn: fn(inputs) for fn in fns], runs, warmup)
+    return [s * 1000 for s in seconds]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:

@@ -42,8 +42,9 @@ import torch.nn as nn  # noqa: E402
 
 from mmdynamic.models.backbones.sar_resnet import SARResNet  # noqa: E402
 from mmdynamic.models.layers.sar_layers import MaskGenerator  # noqa: E402
-from mmdynamic.utils.benchmark import (allocator_note, cpu_name, emit_report,  # noqa: E402
-                                       prepare_for_inference, reexec_with_tuned_malloc)
+from mmdynamic.utils.benchmark import (add_inference_args, allocator_note, cpu_name,  # noqa: E402
+                                       emit_report, prepare_for_inference, prepare_from_args,
+                                       reexec_with_tuned_malloc)
 from mmdynamic.utils.flops import count_macs  # noqa: E402
 
 
@@ -55,14 +56,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--densities', type=float, nargs='+', default=[0.3, 0.5, 0.7])
     parser.add_argument('--groups', type=int, default=2, help='G of SAR-R50 (s2a2b1 fixed)')
     parser.add_argument('--input-size', type=int, default=224)
-    parser.add_argument('--memory-format', choices=['channels_last', 'contiguous'],
-                        default='channels_last')
-    parser.add_argument('--no-fuse-bn', action='store_true', help='keep the BN layers unfolded')
+    add_inference_args(parser)
     parser.add_argument('--no-check', action='store_true',
                         help='skip the output checks (fused vs unfused, sparse vs dense)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--system-malloc', action='store_true',
-                        help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
     parser.add_argument('--breakdown', action='store_true',
                         help='also time the parts of the models (first thread count, density 0.5 '
                         'or the first density) with forward hooks')
@@ -177,8 +174,7 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
             checked.add(id(model))
             entry.prepare()
             reference = _last(model(x)).clone() if not args.no_check else None
-            prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
-                                  channels_last=fmt == torch.channels_last)
+            prepare_from_args(args, model)
             out = _last(model(x.contiguous(memory_format=fmt)))
             if not torch.isfinite(out).all():
                 raise RuntimeError(f'{entry.name}: non-finite outputs')
