@@ -69,7 +69,8 @@ def test_benchmark_tool_reports_every_model(tmp_path):
     out = str(tmp_path / 'bench.md')
     proc = run_tool(['tools/analysis_tools/benchmark_adafocus.py', '--image-size', '64',
                      '--patch-size', '32', '--min-box-size', '32', '--batch-sizes', '2',
-                     '--runs', '1', '--warmup', '0', '--fit-videos', '4', '--out', out])
+                     '--runs', '1', '--warmup', '0', '--videos', '4', '--focus-chunks', '1', '4',
+                     '--out', out])
     with open(out, encoding='utf-8') as f:
         report = f.read()
     assert report.strip() in proc.stdout
@@ -77,6 +78,7 @@ def test_benchmark_tool_reports_every_model(tmp_path):
     # static pair, Uni-AdaFocus, Uni-AdaFocus with early exit (f_L on 1 and on 4 patches per call)
     assert len(rows) == 4 and 'f_L on 4 patches per call' in rows[3]
     assert 'MALLOC_MMAP_MAX_=0' in report  # restarted with the tuned allocator
+    assert 'TorchScript-frozen encoders' in report  # checked against the eager ones, else it fails
     static, uni = rows[0].split('|'), rows[1].split('|')
     assert static[-2].strip() == '1.00'  # the reference
     assert float(uni[5]) < float(static[5])  # Uni-AdaFocus counts fewer GMACs per video

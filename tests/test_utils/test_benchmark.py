@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, allocator_note, prepare_for_inference,
+from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, allocator_note, freeze_module,
+                                       freeze_submodules, prepare_for_inference,
                                        tuned_malloc_active)
 
 SCRIPT = """
@@ -73,3 +74,58 @@ def test_prepare_for_inference_folds_bn_keeps_outputs_and_leaves_3d_convs():
     assert prepared[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert prepared.extra.weight.is_contiguous()
     assert torch.allclose(out, reference, atol=1e-5)
+
+
+class _TwoMaps(nn.Module):
+    """A small backbone with 1x1 and strided convs that returns two maps (like mmpretrain's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU(), nn.Conv2d(16, 8, 1))
+
+    def forward(self, x):
+        stem = self.stem(x)
+        return stem, torch.relu(stem + self.block(stem))
+
+
+def test_freeze_submodules_keeps_outputs_at_other_batch_sizes():
+    torch.manual_seed(0)
+    model = nn.Sequential(_TwoMaps(), nn.Identity())
+    prepare_for_inference(model)
+    eager = _TwoMaps()
+    eager.load_state_dict(model[0].state_dict())
+    eager.eval()
+    freeze_submodules(model, {'0': torch.randn(4, 3, 16, 16)})
+    assert isinstance(model[0], torch.jit.ScriptModule)
+    with torch.no_grad():
+        for batch in (1, 3, 8):
+            x = torch.randn(batch, 3, 16, 16)
+            for ref, out in zip(eager(x), model[0](x)):
+                assert out.shape == ref.shape
+                assert torch.allclose(out, ref, atol=1e-4)
+    # nested names are replaced where they live
+    outer = nn.Module()
+    outer.body = nn.Sequential(_TwoMaps().eval())
+    freeze_submodules(outer, {'body.0': torch.randn(2, 3, 8, 8)})
+    assert isinstance(outer.body[0], torch.jit.ScriptModule)
+
+
+class _BatchSpecific(nn.Module):
+    """Python control flow on the batch size: a trace keeps only the traced branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        return out * 2 if x.shape[0] == 4 else out
+
+
+def test_freeze_module_refuses_what_it_cannot_reproduce():
+    module = _BatchSpecific().eval()
+    with pytest.raises(RuntimeError, match='does not reproduce the eager one'):
+        freeze_module(module, torch.randn(4, 3, 8, 8), name='batch_specific')
+    with pytest.raises(RuntimeError, match='eval mode'):
+        freeze_module(_TwoMaps().train(), torch.randn(2, 3, 8, 8))

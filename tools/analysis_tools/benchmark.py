@@ -45,7 +45,7 @@ PRESETS: Dict[str, Dict[str, List[str]]] = {
         'mgnet': ['--backbones', 'r18', 'r50', '--batch-sizes', '1', '32', '--runs', '5',
                   '--warmup', '1'],
         'uniadafocus': ['--batch-sizes', '1', '8', '--runs', '3', '--warmup', '1', '--focus-chunks',
-                        '1', '4'],
+                        '1', '4', '8'],
     },
     'quick': {
         'sar': ['--runs', '1', '--warmup', '0', '--densities', '0.5', '--no-check'],
@@ -56,7 +56,7 @@ PRESETS: Dict[str, Dict[str, List[str]]] = {
                   '--glimpse-size', '32', '--num-glimpses', '2', '--width', '8', '--runs', '1',
                   '--warmup', '0'],
         'uniadafocus': ['--image-size', '64', '--patch-size', '32', '--min-box-size', '32',
-                        '--batch-sizes', '2', '--runs', '1', '--warmup', '0', '--fit-videos', '4',
+                        '--batch-sizes', '2', '--runs', '1', '--warmup', '0', '--videos', '4',
                         '--focus-chunks', '1', '2'],
     },
 }

@@ -2,7 +2,11 @@
 """CPU speed of Uni-AdaFocus (MobileNet-V2 + ResNet-50, ActivityNet setting) against the same two
 backbones on full frames.
 
-Models (random weights; the latency does not depend on them), both from mmaction2's backbones:
+All models run on the same ``--videos`` random videos (T_0 = 48 frames each), at every batch size in
+turn (the videos split into consecutive batches; per-video latency = time for all of them / their
+number). Models (random weights, BN statistics calibrated on two other random videos so that the
+activations keep unit scale and the confidences differ between videos, see :func:`calibrate_bn`; the
+latency does not depend on the weights), both from mmaction2's backbones:
 
 - static: MobileNet-V2 on 16 full frames + ResNet-50 on 16 full frames (the "TSM+"-style pair of the paper),
   pooled features summed through two linear heads;
@@ -10,16 +14,19 @@ Models (random weights; the latency does not depend on them), both from mmaction
   computed in one batched pass (no early exit);
 - Uni-AdaFocus with early exit, once per ``--focus-chunks`` value c (f_L encodes c focus patches per call,
   see ``UniAdaFocus(focus_chunk=...)``; c = 1 is exactly the work of the exits taken): thresholds (negative
-  entropy) fitted with the budget solver on ``--fit-videos`` other random videos for a budget of
-  ``--budget-fraction`` of the full cost (0.665 is the paper's operating point A, 18.1 of 27.2 GFLOPs),
-  with the exit costs of that c; the executor then really skips f_L for exited videos. The realised cost
-  of the timed videos (work done ahead within a chunk included) is reported.
+  entropy) fitted with the budget solver, on an untimed pass over the same videos, for a budget of
+  ``--budget-fraction`` of the full cost (0.665 is the paper's operating point A, 18.1 of 27.2 GFLOPs)
+  with the exit costs of that c, so that the timed videos exit as at that operating point (as the GFNet
+  tool does); the executor then really skips f_L for exited videos. The realised cost (work done ahead
+  within a chunk included) and the share of videos that leave before the last exit are reported.
 
 All models are prepared alike for CPU inference (:func:`mmdynamic.utils.benchmark.prepare_for_inference`:
 BN folded into the convolutions unless ``--no-fuse-bn``, channels-last unless ``--memory-format
-contiguous``), timed round-robin (one batch of each model per round, so that background load hits all
-alike) under ``torch.inference_mode()``, and the script restarts itself with the tuned glibc allocator
-setting of :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
+contiguous``; the four encoders TorchScript-frozen by :func:`~mmdynamic.utils.benchmark.freeze_submodules`
+unless ``--no-freeze``, which matters for the few patches per f_L call of early exit), timed
+round-robin (all videos through each model per round, so that background load hits all alike) under
+``torch.inference_mode()``, and the script restarts itself with the tuned glibc allocator setting of
+:mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
 
 For each batch size the report gives the per-video latency, videos/s, GMACs per video (counted from the
 modules, BN not counted), the speed-up over the static pair, the GMACs ratio and their quotient (the
@@ -41,8 +48,9 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, prepare_from_args,
-                                       reexec_with_tuned_malloc, time_round_robin)
+                                       cpu_name, emit_report, freeze_submodules,
+                                       prepare_from_args, reexec_with_tuned_malloc,
+                                       time_round_robin)
 
 BN_FOLDED = {'aten::batch_norm': None}
 STATIC_NAME = 'MN2 + R50 on 16 full frames'
@@ -59,15 +67,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--min-box-size', type=float, default=96)
     parser.add_argument('--budget-fraction', type=float, default=0.665,
                         help='early-exit budget as a fraction of the full Uni-AdaFocus cost')
-    parser.add_argument('--focus-chunks', type=int, nargs='+', default=[1, 4],
+    parser.add_argument('--focus-chunks', type=int, nargs='+', default=[1, 4, 8],
                         help='focus patches per f_L call in the early-exit rows (one row each)')
-    parser.add_argument('--fit-videos', type=int, default=16)
-    add_inference_args(parser)
+    parser.add_argument('--videos', type=int, default=16,
+                        help='random videos timed (and fitted on); a multiple of every batch size')
+    add_inference_args(parser, freeze=True)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the report (markdown) to this file')
     args = parser.parse_args(argv)
     if any(c < 1 for c in args.focus_chunks):
         parser.error(f'--focus-chunks must be positive, got {args.focus_chunks}')
+    if any(b < 1 or args.videos % b for b in args.batch_sizes):
+        parser.error(f'--videos ({args.videos}) must be a multiple of every batch size, got '
+                     f'{args.batch_sizes}')
     return args
 
 
@@ -96,6 +108,30 @@ class StaticPair(nn.Module):
         return self.fc_global(g) + self.fc_local(l)
 
 
+def random_videos(num: int, size: int, seed: int) -> torch.Tensor:
+    """(num, 48, 3, size, size) standard-normal videos from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(num, 48, 3, size, size, generator=gen)
+
+
+@torch.no_grad()
+def calibrate_bn(model: nn.Module, forward) -> None:
+    """Set every BN's running statistics to those of ``forward()`` (training mode), then eval.
+
+    With random weights and the initial statistics (mean 0, variance 1), MobileNet-V2's features
+    shrink to about 1e-8: every video then gets the same glance-exit confidence and no budget can be
+    fitted. Calibrated statistics keep the activations at unit scale, as trained ones roughly do; the
+    latency does not change.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the calibration batches
+    model.train()
+    forward()
+    model.eval()
+
+
 def build_models(args: argparse.Namespace):
     import mmdynamic.models  # noqa: F401
     from mmengine.registry import init_default_scope
@@ -109,41 +145,64 @@ def build_models(args: argparse.Namespace):
                             min_box_size=args.min_box_size)).eval()
     static = StaticPair(MODELS.build(dict(type='MobileNetV2')),
                         MODELS.build(dict(type='ResNet', depth=50))).eval()
+    calibration = random_videos(2, args.image_size, args.seed + 1)
+    calibrate_bn(uni, lambda: uni.forward_steps(calibration))
+    calibrate_bn(static, lambda: static(calibration[:, 1::3]))
     prepare_from_args(args, uni, static)
     return uni, static
 
 
 def fit_policy(exits: torch.Tensor, exit_costs: List[float], fraction: float):
-    """Thresholds for ``fraction`` of the full cost on ``exits`` (K, N, C) of other random videos."""
+    """Thresholds for ``fraction`` of the full cost on ``exits`` (K, N, C) of the videos."""
     from mmdynamic.evaluation.functional.budget import BudgetSolver
     solver = BudgetSolver(exits, exit_costs, 'neg_entropy', model='UniAdaFocus')
     budget = min(max(fraction * exit_costs[-1], exit_costs[0]), exit_costs[-1])
     return solver.policy_for_budget(budget)
 
 
-def fit_exits(uni, args: argparse.Namespace) -> torch.Tensor:
-    """Exit logits (K, N, C) of ``--fit-videos`` random videos (not the timed ones)."""
-    size = args.image_size
-    gen = torch.Generator().manual_seed(args.seed + 1)
-    videos = torch.randn(args.fit_videos, 48, 3, size, size, generator=gen)
-    with torch.inference_mode():
-        return torch.cat([uni.forward_exits(v[None]) for v in videos], dim=1)
-
-
-def early_exit_variants(uni, args: argparse.Namespace) -> List[Tuple[int, object, object, List[float]]]:
-    """Per focus chunk c: (c, model with that chunk, executor fitted with its costs, its costs)."""
-    from mmdynamic.models.utils import EarlyExitExecutor
-    size = args.image_size
-    exits = fit_exits(uni, args)
+def early_exit_variants(uni, videos: torch.Tensor, args: argparse.Namespace
+                        ) -> List[Tuple[int, object, List[float]]]:
+    """Per focus chunk c: (c, a copy of ``uni`` with that chunk, its exit costs on ``videos``)."""
     variants = []
     for chunk in args.focus_chunks:
         model = copy.deepcopy(uni)
         model.set_focus_chunk(chunk)
-        costs = [float(c) for c in model.exit_macs_for((48, 3, size, size))]
-        policy = fit_policy(exits, costs, args.budget_fraction)
-        variants.append((chunk, model, EarlyExitExecutor(policy.thresholds, policy.confidence),
-                         costs))
+        variants.append((chunk, model, [float(c) for c in model.exit_macs_for(videos.shape[1:])]))
     return variants
+
+
+def fit_executors(uni, videos: torch.Tensor, variants, args: argparse.Namespace) -> list:
+    """One :class:`EarlyExitExecutor` per variant, fitted with its costs on the exit logits of
+    ``videos`` (N, T_0, C, H, W) (computed by ``uni`` as prepared for timing)."""
+    from mmdynamic.models.utils import EarlyExitExecutor
+    with torch.inference_mode():
+        exits = torch.cat([uni.forward_exits(v[None]) for v in videos], dim=1)
+    executors = []
+    for _, _, costs in variants:
+        policy = fit_policy(exits, costs, args.budget_fraction)
+        executors.append(EarlyExitExecutor(policy.thresholds, policy.confidence))
+    return executors
+
+
+def freeze_encoders(args: argparse.Namespace, uni, static, variants) -> None:
+    """TorchScript-freeze f_G and f_L of Uni-AdaFocus (shared by its early-exit variants) and both
+    encoders of the static pair, after their MACs are counted (unless ``--no-freeze``)."""
+    if args.no_freeze:
+        return
+    fmt = torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
+    frames = torch.randn(16, 3, args.image_size, args.image_size)
+    patches = torch.randn(4, 3, args.patch_size, args.patch_size)
+    freeze_submodules(static, dict(global_encoder=frames.contiguous(memory_format=fmt),
+                                   local_encoder=frames.contiguous(memory_format=fmt)))
+    # the glance frames and the patches reach the encoders in the contiguous format
+    freeze_submodules(uni, dict(backbone=frames, local_backbone=patches))
+    for _, model, _ in variants:
+        model.backbone, model.local_backbone = uni.backbone, uni.local_backbone
+
+
+def in_batches(fn, data: torch.Tensor, batch: int) -> list:
+    """``fn`` on consecutive batches of ``data`` (N, ...)."""
+    return [fn(data[i:i + batch]) for i in range(0, data.shape[0], batch)]
 
 
 def run(args: argparse.Namespace) -> List[Dict]:
@@ -155,47 +214,58 @@ def run(args: argparse.Namespace) -> List[Dict]:
     fmt = torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
     full_cost = float(uni.exit_macs_for((48, 3, size, size))[-1])
     static_macs = count_macs(static, torch.zeros(1, 16, 3, size, size), op_handles=BN_FOLDED)
-    variants = early_exit_variants(uni, args)
+    videos = random_videos(args.videos, size, args.seed)
+    # the 16 middle frames of the 48 candidates, in the models' memory format
+    frames = videos[:, 1::3].flatten(0, 1).contiguous(memory_format=fmt).view(
+        args.videos, 16, 3, size, size)
+    variants = early_exit_variants(uni, videos, args)  # MACs counted before freezing
+    freeze_encoders(args, uni, static, variants)
+    executors = fit_executors(uni, videos, variants, args)
     rows = []
-    gen = torch.Generator().manual_seed(args.seed)
     for batch in args.batch_sizes:
-        videos = torch.randn(batch, 48, 3, size, size, generator=gen)
-        # the 16 middle frames of the 48 candidates, in the models' memory format
-        frames = videos[:, 1::3].flatten(0, 1).contiguous(memory_format=fmt).view(
-            batch, 16, 3, size, size)
         names = [STATIC_NAME, f'Uni-AdaFocus P={args.patch_size}']
-        fns = [lambda: static(frames), lambda: uni.forward_steps(videos)]
-        macs = [static_macs, full_cost]
-        for chunk, model, executor, costs in variants:
+        fns = [lambda b=batch: in_batches(static, frames, b),
+               lambda b=batch: in_batches(uni.forward_steps, videos, b)]
+        macs, early = [static_macs, full_cost], [None, None]
+        for (chunk, model, costs), executor in zip(variants, executors):
+            def early_exit(x, m=model, e=executor):
+                return m.early_exit(x, e)
+
             with torch.inference_mode():
-                result = model.early_exit(videos, executor)
+                exits = torch.cat([r.exits for r in in_batches(early_exit, videos, batch)])
             names.append(f'Uni-AdaFocus P={args.patch_size}, early exit'
                          + (f', f_L on {chunk} patches per call' if chunk > 1 else ''))
-            fns.append(lambda m=model, e=executor: m.early_exit(videos, e))
-            macs.append(float(torch.tensor(costs, dtype=torch.float64)[result.exits].mean()))
+            fns.append(lambda b=batch, f=early_exit: in_batches(f, videos, b))
+            macs.append(float(torch.tensor(costs, dtype=torch.float64)[exits].mean()))
+            early.append(float((exits < len(costs) - 1).double().mean()))
         with torch.inference_mode():
             seconds = time_round_robin(fns, args.runs, args.warmup)
-        for name, secs, cost in zip(names, seconds, macs):
+        for name, secs, cost, left in zip(names, seconds, macs, early):
             speedup = seconds[0] / secs
             ratio = static_macs / cost
-            rows.append(dict(model=name, batch=batch, latency_ms=secs / batch * 1e3,
-                             videos_per_s=batch / secs, gmacs=cost / 1e9, speedup=speedup,
-                             gmacs_ratio=ratio, quotient=speedup / ratio))
+            rows.append(dict(model=name, batch=batch, latency_ms=secs / args.videos * 1e3,
+                             videos_per_s=args.videos / secs, gmacs=cost / 1e9,
+                             exited_early=left, speedup=speedup, gmacs_ratio=ratio,
+                             quotient=speedup / ratio))
     return rows
 
 
 def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
     bn = 'unfolded' if args.no_fuse_bn else 'folded into the convs'
+    encoders = 'eager' if args.no_freeze else 'TorchScript-frozen'
     lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
              f'{args.threads} thread(s), {args.image_size} px frames, median of {args.runs} '
-             'batches timed round-robin, random weights and inputs; '
-             f'BN {bn} and {args.memory_format} in all models; {allocator_note()}', '',
-             '| model | batch | ms / video | videos / s | GMACs / video | speed-up | GMACs ratio | '
-             'speed-up / GMACs ratio |', '|---|---|---|---|---|---|---|---|']
+             f'rounds timed round-robin over {args.videos} random videos, random weights; early-exit '
+             f'thresholds fitted on these videos for {args.budget_fraction:g} of the full cost; '
+             f'BN {bn}, {args.memory_format} and {encoders} encoders in all models; '
+             f'{allocator_note()}', '',
+             '| model | batch | ms / video | videos / s | GMACs / video | exited early | speed-up | '
+             'GMACs ratio | speed-up / GMACs ratio |', '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
+        exited = '-' if r['exited_early'] is None else f"{r['exited_early']:.0%}"
         lines.append(f"| {r['model']} | {r['batch']} | {r['latency_ms']:.1f} | "
-                     f"{r['videos_per_s']:.2f} | {r['gmacs']:.2f} | {r['speedup']:.2f}x | "
-                     f"{r['gmacs_ratio']:.2f}x | {r['quotient']:.2f} |")
+                     f"{r['videos_per_s']:.2f} | {r['gmacs']:.2f} | {exited} | "
+                     f"{r['speedup']:.2f}x | {r['gmacs_ratio']:.2f}x | {r['quotient']:.2f} |")
     return '\n'.join(lines)
 
 

@@ -18,7 +18,9 @@ backbone, MACs ratio (backbone / GFNet) and their quotient (the target: at least
 Median of ``--runs`` timed batches after ``--warmup`` ones, models timed round-robin, under
 ``torch.inference_mode()``, ``torch.set_num_threads(--threads)``. Both models are prepared alike for
 CPU inference (:func:`mmdynamic.utils.benchmark.prepare_for_inference`: BN folded unless
-``--no-fuse-bn``, channels-last unless ``--memory-format contiguous``), and the script restarts itself
+``--no-fuse-bn``, channels-last unless ``--memory-format contiguous``; the ResNets, GFNet's two encoders
+and the baseline's one, TorchScript-frozen by :func:`~mmdynamic.utils.benchmark.freeze_submodules` unless
+``--no-freeze``), and the script restarts itself
 with the tuned allocator setting of :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
 
 Example:
@@ -35,8 +37,9 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, prepare_from_args,
-                                       reexec_with_tuned_malloc, time_round_robin)
+                                       cpu_name, emit_report, freeze_submodules,
+                                       prepare_from_args, reexec_with_tuned_malloc,
+                                       time_round_robin)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -57,7 +60,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
-    add_inference_args(parser)
+    add_inference_args(parser, freeze=True)
     parser.add_argument('--out', help='also write the table (markdown) to this file')
     return parser.parse_args(argv)
 
@@ -83,6 +86,19 @@ def build_models(args: argparse.Namespace):
     return gfnet, static
 
 
+def freeze_backbones(args: argparse.Namespace, gfnet: nn.Module, static: nn.Module,
+                     inputs: torch.Tensor) -> None:
+    """TorchScript-freeze the ResNets of both models (after their MACs are counted), traced on a
+    batch of the benchmark's ``inputs`` (B, 3, H, W) and of patches (unless ``--no-freeze``)."""
+    if args.no_freeze:
+        return
+    sample = inputs[:min(4, inputs.shape[0])]
+    patches = sample[..., :args.patch_size, :args.patch_size].contiguous()
+    freeze_submodules(static, {'0': sample})
+    freeze_submodules(gfnet, {'global_encoder.backbone': patches,
+                              'local_encoder.backbone': patches})
+
+
 class _LastMap(nn.Module):
     def forward(self, outs):
         return outs[-1]
@@ -102,6 +118,7 @@ def benchmark(args: argparse.Namespace) -> Dict:
     if args.memory_format == 'channels_last':
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     exit_costs = gfnet.exit_macs((3, size, size))
+    freeze_backbones(args, gfnet, static, inputs)
     if args.relative_budgets:
         budgets = [r * static_macs for r in args.relative_budgets]
     else:
@@ -139,8 +156,9 @@ def format_table(args: argparse.Namespace, result: Dict) -> str:
     lines = [
         f'CPU: {cpu_name()}, torch {torch.__version__}, '
         f'{args.threads} thread(s), batch {args.batch_size}, {args.input_size} px, '
-        f'median of {args.runs} runs; BN {"unfolded" if args.no_fuse_bn else "folded"} and '
-        f'{args.memory_format} in both models; {allocator_note()}',
+        f'median of {args.runs} runs; BN {"unfolded" if args.no_fuse_bn else "folded"}, '
+        f'{args.memory_format} and {"eager" if args.no_freeze else "TorchScript-frozen"} '
+        f'ResNets in both models; {allocator_note()}',
         'GFNet exits (cumulative GMACs): '
         + ', '.join(f'{g:.4g}' for g in result['exit_gmacs']), '',
         '| model | GMACs/img | exit fractions | images/s | speed-up | MACs ratio | quotient |',
