@@ -1,7 +1,5 @@
 # Uni-AdaFocus (160²) on ActivityNet v1.3, paper mAP 81.5 (Table 3).
 # Budgeted early exit (thresholds fitted on the training set): tools/test.py CONFIG CKPT --budget 9.1 18.1 27.2
-_base_ = ['mmaction::_base_/default_runtime.py', './_base_/rawframes_t48.py',
-          './_base_/uniadafocus_mn2-r50.py']
-model = dict(patch_size=160, num_classes=200, size_reg=1.0)
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1,
-                                     save_best='auto'))
+# Everything but the patch size as in uniadafocus_mn2-r50-p128_4xb8-50e_activitynet-rgb.py.
+_base_ = ['./uniadafocus_mn2-r50-p128_4xb8-50e_activitynet-rgb.py']
+model = dict(patch_size=160)
