@@ -192,11 +192,17 @@ def add_inference_args(parser: argparse.ArgumentParser, layout: bool = True,
                         help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
 
 
+def memory_format_from_args(args: argparse.Namespace) -> torch.memory_format:
+    """The ``torch.memory_format`` chosen by ``--memory-format`` (:func:`add_inference_args`)."""
+    return torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
+
+
 def prepare_from_args(args: argparse.Namespace, *models: nn.Module) -> None:
     """:func:`prepare_for_inference` on each model with the options of :func:`add_inference_args`."""
     for model in models:
-        prepare_for_inference(model, fuse_bn=not args.no_fuse_bn,
-                              channels_last=args.memory_format == 'channels_last')
+        prepare_for_inference(
+            model, fuse_bn=not args.no_fuse_bn,
+            channels_last=memory_format_from_args(args) == torch.channels_last)
 
 
 def time_round_robin(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> List[float]:

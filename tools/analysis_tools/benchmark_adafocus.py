@@ -49,8 +49,8 @@ import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
                                        cpu_name, emit_report, freeze_submodules,
-                                       prepare_from_args, reexec_with_tuned_malloc,
-                                       time_round_robin)
+                                       memory_format_from_args, prepare_from_args,
+                                       reexec_with_tuned_malloc, time_round_robin)
 
 BN_FOLDED = {'aten::batch_norm': None}
 STATIC_NAME = 'MN2 + R50 on 16 full frames'
@@ -189,11 +189,10 @@ def freeze_encoders(args: argparse.Namespace, uni, static, variants) -> None:
     encoders of the static pair, after their MACs are counted (unless ``--no-freeze``)."""
     if args.no_freeze:
         return
-    fmt = torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
     frames = torch.randn(16, 3, args.image_size, args.image_size)
     patches = torch.randn(4, 3, args.patch_size, args.patch_size)
-    freeze_submodules(static, dict(global_encoder=frames.contiguous(memory_format=fmt),
-                                   local_encoder=frames.contiguous(memory_format=fmt)))
+    static_frames = frames.contiguous(memory_format=memory_format_from_args(args))
+    freeze_submodules(static, dict(global_encoder=static_frames, local_encoder=static_frames))
     # the glance frames and the patches reach the encoders in the contiguous format
     freeze_submodules(uni, dict(backbone=frames, local_backbone=patches))
     for _, model, _ in variants:
@@ -211,7 +210,7 @@ def run(args: argparse.Namespace) -> List[Dict]:
     torch.set_flush_denormal(True)
     uni, static = build_models(args)
     size = args.image_size
-    fmt = torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
+    fmt = memory_format_from_args(args)
     full_cost = float(uni.exit_macs_for((48, 3, size, size))[-1])
     static_macs = count_macs(static, torch.zeros(1, 16, 3, size, size), op_handles=BN_FOLDED)
     videos = random_videos(args.videos, size, args.seed)

@@ -38,8 +38,8 @@ import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
                                        cpu_name, emit_report, freeze_submodules,
-                                       prepare_from_args, reexec_with_tuned_malloc,
-                                       time_round_robin)
+                                       memory_format_from_args, prepare_from_args,
+                                       reexec_with_tuned_malloc, time_round_robin)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -115,8 +115,7 @@ def benchmark(args: argparse.Namespace) -> Dict:
     size = args.input_size
     inputs = torch.randn(args.batch_size, 3, size, size)
     static_macs = count_macs(static, (inputs[:1], ))
-    if args.memory_format == 'channels_last':
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    inputs = inputs.contiguous(memory_format=memory_format_from_args(args))
     exit_costs = gfnet.exit_macs((3, size, size))
     freeze_backbones(args, gfnet, static, inputs)
     if args.relative_budgets:

@@ -43,7 +43,8 @@ import torch.nn as nn  # noqa: E402
 from mmdynamic.models.backbones.sar_resnet import SARResNet  # noqa: E402
 from mmdynamic.models.layers.sar_layers import MaskGenerator  # noqa: E402
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note, cpu_name,  # noqa: E402
-                                       emit_report, prepare_for_inference, prepare_from_args,
+                                       emit_report, memory_format_from_args,
+                                       prepare_for_inference, prepare_from_args,
                                        reexec_with_tuned_malloc)
 from mmdynamic.utils.flops import count_macs  # noqa: E402
 
@@ -156,7 +157,7 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
         notes of the output checks.
     """
     notes = []
-    fmt = torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
+    fmt = memory_format_from_args(args)
     tag = f'G{args.groups}s2a2b1'
     entries = [Entry('ResNet-50', build_resnet50())]
     for density in args.densities:
@@ -318,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)
     load_before = os.getloadavg()
-    fmt = torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format
+    fmt = memory_format_from_args(args)
     x = torch.randn(1, 3, args.input_size, args.input_size)
     entries, notes = prepare_models(args, x)
     x = x.contiguous(memory_format=fmt)
