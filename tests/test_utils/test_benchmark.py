@@ -1,4 +1,6 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
+import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -7,9 +9,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, allocator_note, freeze_module,
-                                       freeze_submodules, prepare_for_inference,
-                                       tuned_malloc_active)
+from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, allocator_note, encoder_note,
+                                       freeze_from_args, freeze_module, freeze_submodules,
+                                       prepare_for_inference, tuned_malloc_active)
 
 SCRIPT = """
 import os, sys
@@ -129,3 +131,32 @@ def test_freeze_module_refuses_what_it_cannot_reproduce():
         freeze_module(module, torch.randn(4, 3, 8, 8), name='batch_specific')
     with pytest.raises(RuntimeError, match='eval mode'):
         freeze_module(_TwoMaps().train(), torch.randn(2, 3, 8, 8))
+
+
+@pytest.fixture
+def restore_onednn_fusion():
+    enabled = torch.jit.onednn_fusion_enabled()
+    yield
+    torch.jit.enable_onednn_fusion(enabled)
+
+
+def test_freeze_with_onednn_graph_keeps_outputs(restore_onednn_fusion):
+    torch.manual_seed(0)
+    torch.jit.enable_onednn_fusion(False)
+    model = nn.Sequential(_TwoMaps())
+    prepare_for_inference(model)
+    eager = copy.deepcopy(model[0])
+    args = argparse.Namespace(no_freeze=False, onednn_graph=True)
+    freeze_from_args(args, model, {'0': torch.randn(4, 3, 16, 16)})
+    assert torch.jit.onednn_fusion_enabled()  # stays on while the fused graphs run
+    assert encoder_note(args) == 'TorchScript-frozen (oneDNN Graph)'
+    with torch.no_grad():
+        for batch in (1, 4, 4, 4, 6):  # new shapes are profiled and fused on their first calls
+            x = torch.randn(batch, 3, 16, 16)
+            for ref, out in zip(eager(x), model[0](x)):
+                assert torch.allclose(out, ref, atol=1e-4)
+    # --no-freeze leaves the module as it is
+    kept = nn.Sequential(_TwoMaps().eval())
+    args = argparse.Namespace(no_freeze=True, onednn_graph=True)
+    freeze_from_args(args, kept, {'0': torch.randn(2, 3, 8, 8)})
+    assert not isinstance(kept[0], torch.jit.ScriptModule) and encoder_note(args) == 'eager'

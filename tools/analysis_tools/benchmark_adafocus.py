@@ -23,7 +23,8 @@ latency does not depend on the weights), both from mmaction2's backbones:
 All models are prepared alike for CPU inference (:func:`mmdynamic.utils.benchmark.prepare_for_inference`:
 BN folded into the convolutions unless ``--no-fuse-bn``, channels-last unless ``--memory-format
 contiguous``; the four encoders TorchScript-frozen by :func:`~mmdynamic.utils.benchmark.freeze_submodules`
-unless ``--no-freeze``, which matters for the few patches per f_L call of early exit), timed
+unless ``--no-freeze``, which matters for the few patches per f_L call of early exit; fused by oneDNN
+Graph with ``--onednn-graph``), timed
 round-robin (all videos through each model per round, so that background load hits all alike) under
 ``torch.inference_mode()``, and the script restarts itself with the tuned glibc allocator setting of
 :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
@@ -48,7 +49,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, freeze_submodules,
+                                       cpu_name, emit_report, encoder_note, freeze_from_args,
                                        memory_format_from_args, prepare_from_args,
                                        reexec_with_tuned_malloc, time_round_robin)
 
@@ -187,14 +188,12 @@ def fit_executors(uni, videos: torch.Tensor, variants, args: argparse.Namespace)
 def freeze_encoders(args: argparse.Namespace, uni, static, variants) -> None:
     """TorchScript-freeze f_G and f_L of Uni-AdaFocus (shared by its early-exit variants) and both
     encoders of the static pair, after their MACs are counted (unless ``--no-freeze``)."""
-    if args.no_freeze:
-        return
     frames = torch.randn(16, 3, args.image_size, args.image_size)
     patches = torch.randn(4, 3, args.patch_size, args.patch_size)
     static_frames = frames.contiguous(memory_format=memory_format_from_args(args))
-    freeze_submodules(static, dict(global_encoder=static_frames, local_encoder=static_frames))
+    freeze_from_args(args, static, dict(global_encoder=static_frames, local_encoder=static_frames))
     # the glance frames and the patches reach the encoders in the contiguous format
-    freeze_submodules(uni, dict(backbone=frames, local_backbone=patches))
+    freeze_from_args(args, uni, dict(backbone=frames, local_backbone=patches))
     for _, model, _ in variants:
         model.backbone, model.local_backbone = uni.backbone, uni.local_backbone
 
@@ -251,7 +250,7 @@ def run(args: argparse.Namespace) -> List[Dict]:
 
 def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
     bn = 'unfolded' if args.no_fuse_bn else 'folded into the convs'
-    encoders = 'eager' if args.no_freeze else 'TorchScript-frozen'
+    encoders = encoder_note(args)
     lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
              f'{args.threads} thread(s), {args.image_size} px frames, median of {args.runs} '
              f'rounds timed round-robin over {args.videos} random videos, random weights; early-exit '

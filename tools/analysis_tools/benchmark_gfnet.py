@@ -20,7 +20,7 @@ Median of ``--runs`` timed batches after ``--warmup`` ones, models timed round-r
 CPU inference (:func:`mmdynamic.utils.benchmark.prepare_for_inference`: BN folded unless
 ``--no-fuse-bn``, channels-last unless ``--memory-format contiguous``; the ResNets, GFNet's two encoders
 and the baseline's one, TorchScript-frozen by :func:`~mmdynamic.utils.benchmark.freeze_submodules` unless
-``--no-freeze``), and the script restarts itself
+``--no-freeze``, fused by oneDNN Graph with ``--onednn-graph``), and the script restarts itself
 with the tuned allocator setting of :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
 
 Example:
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, freeze_submodules,
+                                       cpu_name, emit_report, freeze_from_args, encoder_note,
                                        memory_format_from_args, prepare_from_args,
                                        reexec_with_tuned_malloc, time_round_robin)
 
@@ -90,13 +90,11 @@ def freeze_backbones(args: argparse.Namespace, gfnet: nn.Module, static: nn.Modu
                      inputs: torch.Tensor) -> None:
     """TorchScript-freeze the ResNets of both models (after their MACs are counted), traced on a
     batch of the benchmark's ``inputs`` (B, 3, H, W) and of patches (unless ``--no-freeze``)."""
-    if args.no_freeze:
-        return
     sample = inputs[:min(4, inputs.shape[0])]
     patches = sample[..., :args.patch_size, :args.patch_size].contiguous()
-    freeze_submodules(static, {'0': sample})
-    freeze_submodules(gfnet, {'global_encoder.backbone': patches,
-                              'local_encoder.backbone': patches})
+    freeze_from_args(args, static, {'0': sample})
+    freeze_from_args(args, gfnet, {'global_encoder.backbone': patches,
+                                   'local_encoder.backbone': patches})
 
 
 class _LastMap(nn.Module):
@@ -156,7 +154,7 @@ def format_table(args: argparse.Namespace, result: Dict) -> str:
         f'CPU: {cpu_name()}, torch {torch.__version__}, '
         f'{args.threads} thread(s), batch {args.batch_size}, {args.input_size} px, '
         f'median of {args.runs} runs; BN {"unfolded" if args.no_fuse_bn else "folded"}, '
-        f'{args.memory_format} and {"eager" if args.no_freeze else "TorchScript-frozen"} '
+        f'{args.memory_format} and {encoder_note(args)} '
         f'ResNets in both models; {allocator_note()}',
         'GFNet exits (cumulative GMACs): '
         + ', '.join(f'{g:.4g}' for g in result['exit_gmacs']), '',

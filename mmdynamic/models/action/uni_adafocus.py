@@ -64,10 +64,19 @@ def encode(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def gather_frames(inputs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Frames ``index`` (B, n) of each video of ``inputs`` (B, T, C, H, W). Returns (B, n, C, H, W)."""
-    expand = index.view(index.shape + (1, ) * (inputs.dim() - 2)).expand(
-        -1, -1, *inputs.shape[2:])
-    return inputs.gather(1, expand.to(inputs.device))
+    """Frames ``index`` (B, n) of each video of ``inputs`` (B, T, C, H, W). Returns (B, n, C, H, W).
+
+    Whole frames are copied as blocks: one ``index_select`` over the B * T frames of a contiguous
+    ``inputs``, advanced indexing otherwise (``gather`` with the index expanded over every pixel
+    computes an offset per element: 3-4x slower on CPU for 224 px frames).
+    """
+    index = index.to(inputs.device)
+    batch, steps = inputs.shape[:2]
+    if inputs.is_contiguous():
+        rows = index + torch.arange(batch, device=inputs.device)[:, None] * steps
+        frames = inputs.flatten(0, 1).index_select(0, rows.flatten())
+        return frames.view(*index.shape, *inputs.shape[2:])
+    return inputs[torch.arange(batch, device=inputs.device)[:, None], index]
 
 
 def first_labels(data_samples, device) -> torch.Tensor:

@@ -309,3 +309,19 @@ def test_focus_chunk_must_be_a_positive_int():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match='focus_chunk'):
             build(focus_chunk=bad)
+
+
+def test_gather_frames_picks_each_videos_frames_contiguous_or_not():
+    from mmdynamic.models.action.uni_adafocus import gather_frames
+    videos = torch.randn(3, 7, 2, 4, 5)
+    index = torch.tensor([[0, 6], [3, 3], [5, 1]])
+    expected = torch.stack([videos[b, index[b]] for b in range(3)])
+    assert torch.equal(gather_frames(videos, index), expected)
+    tail = videos[:, 2:]  # a non-contiguous view (the X3D model's focus clip)
+    assert not tail.is_contiguous()
+    assert torch.equal(gather_frames(tail, index.clamp(max=4)),
+                       torch.stack([tail[b, index[b].clamp(max=4)] for b in range(3)]))
+    # gradients reach the selected frames only
+    leaf = videos.clone().requires_grad_()
+    gather_frames(leaf, index).sum().backward()
+    assert leaf.grad[0, 0].eq(1).all() and leaf.grad[0, 1].eq(0).all() and leaf.grad[1, 3].eq(2).all()
