@@ -247,15 +247,40 @@ def prepare_from_args(args: argparse.Namespace, *models: nn.Module) -> None:
 def time_round_robin(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> List[float]:
     """Median seconds of each ``fn()`` over ``runs`` rounds after ``warmup`` untimed rounds; every
     round calls each fn once, so a change of machine load hits all of them alike."""
+    return time_interleaved([[fn] for fn in fns], runs, warmup)
+
+
+def time_interleaved(parts: Sequence[Sequence[Callable[[], object]]], runs: int,
+                     warmup: int) -> List[float]:
+    """:func:`time_round_robin` for work split into parts (e.g. the batches of a dataset).
+
+    A round runs part j of every model before part j + 1 of any, so that the load of a shared machine,
+    which drifts over seconds, hits the models alike even when one pass over all parts takes a minute.
+
+    Args:
+        parts (Sequence[Sequence[Callable]]): ``parts[m][j]`` runs part j of model m; every model has
+            the same number of parts.
+        runs (int): Timed rounds. warmup (int): Untimed rounds first.
+
+    Returns:
+        list[float]: Per model, the median over rounds of the seconds of all its parts.
+    """
+    if len({len(p) for p in parts}) > 1:
+        raise ValueError(f'every model needs the same number of parts, got {[len(p) for p in parts]}')
     for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times: List[List[float]] = [[] for _ in fns]
+        for step in zip(*parts):
+            for fn in step:
+                fn()
+    times: List[List[float]] = [[] for _ in parts]
     for _ in range(runs):
-        for fn, out in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
+        spent = [0.0] * len(parts)
+        for step in zip(*parts):
+            for m, fn in enumerate(step):
+                start = time.perf_counter()
+                fn()
+                spent[m] += time.perf_counter() - start
+        for out, secs in zip(times, spent):
+            out.append(secs)
     return [statistics.median(t) for t in times]
 
 

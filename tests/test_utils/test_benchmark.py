@@ -11,7 +11,8 @@ import torch.nn as nn
 
 from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, allocator_note, encoder_note,
                                        freeze_from_args, freeze_module, freeze_submodules,
-                                       prepare_for_inference, tuned_malloc_active)
+                                       prepare_for_inference, time_interleaved,
+                                       tuned_malloc_active)
 
 SCRIPT = """
 import os, sys
@@ -160,3 +161,14 @@ def test_freeze_with_onednn_graph_keeps_outputs(restore_onednn_fusion):
     args = argparse.Namespace(no_freeze=True, onednn_graph=True)
     freeze_from_args(args, kept, {'0': torch.randn(2, 3, 8, 8)})
     assert not isinstance(kept[0], torch.jit.ScriptModule) and encoder_note(args) == 'eager'
+
+
+def test_time_interleaved_runs_part_j_of_every_model_before_part_j_plus_1():
+    calls = []
+    parts = [[lambda m=m, j=j: calls.append((m, j)) for j in range(3)] for m in range(2)]
+    seconds = time_interleaved(parts, runs=2, warmup=1)
+    assert len(seconds) == 2 and all(s >= 0 for s in seconds)
+    one_round = [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
+    assert calls == one_round * 3  # warm-up + 2 timed rounds
+    with pytest.raises(ValueError, match='same number of parts'):
+        time_interleaved([parts[0], parts[1][:2]], runs=1, warmup=0)

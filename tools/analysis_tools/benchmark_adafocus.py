@@ -24,10 +24,10 @@ All models are prepared alike for CPU inference (:func:`mmdynamic.utils.benchmar
 BN folded into the convolutions unless ``--no-fuse-bn``, channels-last unless ``--memory-format
 contiguous``; the four encoders TorchScript-frozen by :func:`~mmdynamic.utils.benchmark.freeze_submodules`
 unless ``--no-freeze``, which matters for the few patches per f_L call of early exit; fused by oneDNN
-Graph with ``--onednn-graph``), timed
-round-robin (all videos through each model per round, so that background load hits all alike) under
-``torch.inference_mode()``, and the script restarts itself with the tuned glibc allocator setting of
-:mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
+Graph with ``--onednn-graph``), timed interleaved (:func:`~mmdynamic.utils.benchmark.time_interleaved`:
+each batch of videos through every model in turn, then the next batch, so that the drifting load of a
+shared machine hits all alike) under ``torch.inference_mode()``, and the script restarts itself with the
+tuned glibc allocator setting of :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
 
 For each batch size the report gives the per-video latency, videos/s, GMACs per video (counted from the
 modules, BN not counted), the speed-up over the static pair, the GMACs ratio and their quotient (the
@@ -51,7 +51,7 @@ import torch.nn as nn  # noqa: E402
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
                                        cpu_name, emit_report, encoder_note, freeze_from_args,
                                        memory_format_from_args, prepare_from_args,
-                                       reexec_with_tuned_malloc, time_round_robin)
+                                       reexec_with_tuned_malloc, time_interleaved)
 
 BN_FOLDED = {'aten::batch_norm': None}
 STATIC_NAME = 'MN2 + R50 on 16 full frames'
@@ -203,6 +203,11 @@ def in_batches(fn, data: torch.Tensor, batch: int) -> list:
     return [fn(data[i:i + batch]) for i in range(0, data.shape[0], batch)]
 
 
+def batch_calls(fn, data: torch.Tensor, batch: int) -> list:
+    """One call of ``fn`` per consecutive batch of ``data`` (N, ...), to time interleaved."""
+    return [lambda i=i: fn(data[i:i + batch]) for i in range(0, data.shape[0], batch)]
+
+
 def run(args: argparse.Namespace) -> List[Dict]:
     from mmdynamic.utils.flops import count_macs
     torch.set_num_threads(args.threads)
@@ -222,8 +227,7 @@ def run(args: argparse.Namespace) -> List[Dict]:
     rows = []
     for batch in args.batch_sizes:
         names = [STATIC_NAME, f'Uni-AdaFocus P={args.patch_size}']
-        fns = [lambda b=batch: in_batches(static, frames, b),
-               lambda b=batch: in_batches(uni.forward_steps, videos, b)]
+        parts = [batch_calls(static, frames, batch), batch_calls(uni.forward_steps, videos, batch)]
         macs, early = [static_macs, full_cost], [None, None]
         for (chunk, model, costs), executor in zip(variants, executors):
             def early_exit(x, m=model, e=executor):
@@ -233,11 +237,11 @@ def run(args: argparse.Namespace) -> List[Dict]:
                 exits = torch.cat([r.exits for r in in_batches(early_exit, videos, batch)])
             names.append(f'Uni-AdaFocus P={args.patch_size}, early exit'
                          + (f', f_L on {chunk} patches per call' if chunk > 1 else ''))
-            fns.append(lambda b=batch, f=early_exit: in_batches(f, videos, b))
+            parts.append(batch_calls(early_exit, videos, batch))
             macs.append(float(torch.tensor(costs, dtype=torch.float64)[exits].mean()))
             early.append(float((exits < len(costs) - 1).double().mean()))
         with torch.inference_mode():
-            seconds = time_round_robin(fns, args.runs, args.warmup)
+            seconds = time_interleaved(parts, args.runs, args.warmup)
         for name, secs, cost, left in zip(names, seconds, macs, early):
             speedup = seconds[0] / secs
             ratio = static_macs / cost
@@ -253,7 +257,7 @@ def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
     encoders = encoder_note(args)
     lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
              f'{args.threads} thread(s), {args.image_size} px frames, median of {args.runs} '
-             f'rounds timed round-robin over {args.videos} random videos, random weights; early-exit '
+             f'rounds over {args.videos} random videos (batches interleaved across models), random weights; early-exit '
              f'thresholds fitted on these videos for {args.budget_fraction:g} of the full cost; '
              f'BN {bn}, {args.memory_format} and {encoders} encoders in all models; '
              f'{allocator_note()}', '',
