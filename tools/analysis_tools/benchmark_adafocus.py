@@ -257,9 +257,9 @@ def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
     encoders = encoder_note(args)
     lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
              f'{args.threads} thread(s), {args.image_size} px frames, median of {args.runs} '
-             f'rounds over {args.videos} random videos (batches interleaved across models), random weights; early-exit '
-             f'thresholds fitted on these videos for {args.budget_fraction:g} of the full cost; '
-             f'BN {bn}, {args.memory_format} and {encoders} encoders in all models; '
+             f'rounds over {args.videos} random videos (batches interleaved across models), '
+             f'random weights; early-exit thresholds fitted on these videos for '
+             f'{args.budget_fraction:g} of the full cost; BN {bn}, {args.memory_format} and {encoders} encoders in all models; '
              f'{allocator_note()}', '',
              '| model | batch | ms / video | videos / s | GMACs / video | exited early | speed-up | '
              'GMACs ratio | speed-up / GMACs ratio |', '|---|---|---|---|---|---|---|---|---|']
