@@ -231,6 +231,15 @@ def add_inference_args(parser: argparse.ArgumentParser, layout: bool = True,
                         help="keep glibc's default allocator (see mmdynamic.utils.benchmark)")
 
 
+def check_inference_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse option combinations of :func:`add_inference_args` that would time the wrong thing:
+    ``--onednn-graph`` with fewer than :data:`ONEDNN_GRAPH_PROFILING_CALLS` ``--warmup`` rounds would
+    time TorchScript profiling and fusing each new input shape."""
+    if getattr(args, 'onednn_graph', False) and args.warmup < ONEDNN_GRAPH_PROFILING_CALLS:
+        parser.error(f'--onednn-graph needs --warmup {ONEDNN_GRAPH_PROFILING_CALLS} or more (new '
+                     f'input shapes are fused on later calls), got --warmup {args.warmup}')
+
+
 def memory_format_from_args(args: argparse.Namespace) -> torch.memory_format:
     """The ``torch.memory_format`` chosen by ``--memory-format`` (:func:`add_inference_args`)."""
     return torch.channels_last if args.memory_format == 'channels_last' else torch.contiguous_format

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, allocator_note, encoder_note,
+from mmdynamic.utils.benchmark import (TUNED_MALLOC_ENV, add_inference_args, allocator_note,
+                                       check_inference_args, encoder_note,
                                        freeze_from_args, freeze_module, freeze_submodules,
                                        prepare_for_inference, time_interleaved,
                                        tuned_malloc_active)
@@ -172,3 +173,13 @@ def test_time_interleaved_runs_part_j_of_every_model_before_part_j_plus_1():
     assert calls == one_round * 3  # warm-up + 2 timed rounds
     with pytest.raises(ValueError, match='same number of parts'):
         time_interleaved([parts[0], parts[1][:2]], runs=1, warmup=0)
+
+
+def test_onednn_graph_needs_warm_up_rounds():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--warmup', type=int, default=1)
+    add_inference_args(parser, freeze=True)
+    check_inference_args(parser, parser.parse_args(['--warmup', '0']))  # fine without the fuser
+    check_inference_args(parser, parser.parse_args(['--onednn-graph', '--warmup', '2']))
+    with pytest.raises(SystemExit):
+        check_inference_args(parser, parser.parse_args(['--onednn-graph', '--warmup', '1']))

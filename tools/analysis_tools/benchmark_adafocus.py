@@ -49,9 +49,10 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, encoder_note, freeze_from_args,
-                                       memory_format_from_args, prepare_from_args,
-                                       reexec_with_tuned_malloc, time_interleaved)
+                                       check_inference_args, cpu_name, emit_report,
+                                       encoder_note, freeze_from_args, memory_format_from_args,
+                                       prepare_from_args, reexec_with_tuned_malloc,
+                                       time_interleaved)
 
 BN_FOLDED = {'aten::batch_norm': None}
 STATIC_NAME = 'MN2 + R50 on 16 full frames'
@@ -76,6 +77,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the report (markdown) to this file')
     args = parser.parse_args(argv)
+    check_inference_args(parser, args)
     if any(c < 1 for c in args.focus_chunks):
         parser.error(f'--focus-chunks must be positive, got {args.focus_chunks}')
     if any(b < 1 or args.videos % b for b in args.batch_sizes):

@@ -37,9 +37,10 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       cpu_name, emit_report, freeze_from_args, encoder_note,
-                                       memory_format_from_args, prepare_from_args,
-                                       reexec_with_tuned_malloc, time_round_robin)
+                                       check_inference_args, cpu_name, emit_report,
+                                       encoder_note, freeze_from_args, memory_format_from_args,
+                                       prepare_from_args, reexec_with_tuned_malloc,
+                                       time_round_robin)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -62,7 +63,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     add_inference_args(parser, freeze=True)
     parser.add_argument('--out', help='also write the table (markdown) to this file')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_inference_args(parser, args)
+    return args
 
 
 def build_models(args: argparse.Namespace):
