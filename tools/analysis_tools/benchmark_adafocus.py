@@ -200,14 +200,14 @@ def freeze_encoders(args: argparse.Namespace, uni, static, variants) -> None:
         model.backbone, model.local_backbone = uni.backbone, uni.local_backbone
 
 
-def in_batches(fn, data: torch.Tensor, batch: int) -> list:
-    """``fn`` on consecutive batches of ``data`` (N, ...)."""
-    return [fn(data[i:i + batch]) for i in range(0, data.shape[0], batch)]
-
-
 def batch_calls(fn, data: torch.Tensor, batch: int) -> list:
     """One call of ``fn`` per consecutive batch of ``data`` (N, ...), to time interleaved."""
     return [lambda i=i: fn(data[i:i + batch]) for i in range(0, data.shape[0], batch)]
+
+
+def in_batches(fn, data: torch.Tensor, batch: int) -> list:
+    """``fn`` on consecutive batches of ``data`` (N, ...): the results of :func:`batch_calls`."""
+    return [call() for call in batch_calls(fn, data, batch)]
 
 
 def run(args: argparse.Namespace) -> List[Dict]:
@@ -261,7 +261,8 @@ def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
              f'{args.threads} thread(s), {args.image_size} px frames, median of {args.runs} '
              f'rounds over {args.videos} random videos (batches interleaved across models), '
              f'random weights; early-exit thresholds fitted on these videos for '
-             f'{args.budget_fraction:g} of the full cost; BN {bn}, {args.memory_format} and {encoders} encoders in all models; '
+             f'{args.budget_fraction:g} of the full cost; BN {bn}, {args.memory_format} and '
+             f'{encoders} encoders in all models; '
              f'{allocator_note()}', '',
              '| model | batch | ms / video | videos / s | GMACs / video | exited early | speed-up | '
              'GMACs ratio | speed-up / GMACs ratio |', '|---|---|---|---|---|---|---|---|---|']
