@@ -3,7 +3,9 @@
 # 160 px, X3D-L 32 of 96 focus candidates as 128 px crops of one box per video; heads summed.
 # Initialise both encoders from the official X3D-S / X3D-L Kinetics weights (converted to mmaction2's X3D
 # keys), e.g. backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')).
-# Single-crop test; the 3-crop test (three views, softmax averaged) is the _3crop config.
+# Input as the official code: RGB, ImageNet mean/std (main.py normalises with X3D.input_mean/std, set to
+# ImageNet's in archs/x3d_video_model_builder.py). Single-crop test; the official 3-crop test (three
+# views, raw logits averaged) is the _3crop config.
 _base_ = ['mmaction::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
 model = dict(
@@ -14,8 +16,9 @@ model = dict(
     num_glance=16, num_candidates=96, num_focus=32, patch_size=128, min_box_size=96,
     head_channels=2048, spatial_hidden=128, temporal_hidden=64, dropout=0.5, size_reg=0.5,
     temporal_loss='expected_ce', num_mc_samples=128,
-    data_preprocessor=dict(type='ActionDataPreprocessor', mean=[114.75, 114.75, 114.75],
-                           std=[57.38, 57.38, 57.38], format_shape='NCHW'))
+    view_average='logits',  # multi-view (3-crop) tests average the raw logits, as the official code
+    data_preprocessor=dict(type='ActionDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                           std=[58.395, 57.12, 57.375], format_shape='NCHW'))
 
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
@@ -35,8 +38,10 @@ test_pipeline = [
     dict(type='DecordInit'),
     dict(type='SampleGlanceAndFocusFrames', num_glance=16, num_candidates=96, test_mode=True),
     dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='CenterCrop', crop_size=224),
+    # as the official test: short side 256 with PIL's bilinear filter (mmaction2's Resize uses
+    # OpenCV), torchvision's centre crop (mmaction2's CenterCrop rounds the offset down)
+    dict(type='PillowResize', scale=(-1, 256), interpolation='bilinear'),
+    dict(type='TSNCenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs'),
 ]

@@ -16,7 +16,8 @@ FRAMEWORK_MODULES = {
     'mmdet': [('mmdynamic.models.det', ['SARFasterRCNN', 'SARRetinaNet'])],
     'mmseg': [('mmdynamic.models.seg', ['SAREncoderDecoder'])],
     'mmaction': [('mmdynamic.models.action',
-                  ['UniAdaFocus', 'UniAdaFocusTSM', 'UniAdaFocusX3D', 'AdaFocusV2'])],
+                  ['UniAdaFocus', 'UniAdaFocusTSM', 'UniAdaFocusX3D', 'AdaFocusV2',
+                   'AdaFocusV2TSM'])],
 }
 
 

@@ -3,10 +3,17 @@
 
 MACs follow MMEngine's (fvcore-compatible) :class:`~mmengine.analysis.FlopAnalyzer`: one per
 multiply-add, counted by tracing the module at the real input size. Step-wise models compose these
-counts into per-exit cumulative costs (see :mod:`mmdynamic.models.utils.exits`); nothing is typed in.
+counts into per-exit cumulative costs (see :mod:`mmdynamic.models.utils.early_exit`); nothing is
+typed in.
+
+What is counted is what runs. The tracer behind the counter eliminates dead code: an op whose result
+does not reach the returned value (a head whose logits are thrown away, a recurrent update that only
+feeds a state nobody reads within the call) would silently cost nothing. :func:`count_macs`
+therefore also returns the tensor outputs of every submodule call made during the call
+(``count_all_modules=True``, the default), so every module that executes is counted.
 """
 from functools import partial
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -51,38 +58,91 @@ def _uncounted(inputs, outputs) -> int:
     return 0
 
 
-class _CallWith(nn.Module):
-    """Trace ``fn(*inputs, **kwargs)`` as the forward of a module that owns ``module``'s parameters."""
+def flatten_tensors(tree: Any) -> List[torch.Tensor]:
+    """Every tensor of a nested dict / list / tuple (other leaves are skipped), in order."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in flatten_tensors(v)]
+    if isinstance(tree, (list, tuple)):
+        return [t for v in tree for t in flatten_tensors(v)]
+    return []
 
-    def __init__(self, module: nn.Module, fn, kwargs: Optional[Dict] = None) -> None:
+
+def _computed_in_trace(tensor: torch.Tensor) -> bool:
+    """Whether the running trace computed ``tensor`` (False for a constant it only reads, e.g. a
+    state tensor passed in and returned unchanged: the tracer refuses such an output)."""
+    if torch._C._get_tracing_state() is None:
+        return True
+    try:
+        return torch._C._get_value_trace(tensor).node().kind() != 'prim::Constant'
+    except RuntimeError:
+        return False
+
+
+class _CallWith(nn.Module):
+    """Trace ``fn(*inputs, **kwargs)`` as the forward of a module that owns ``module``'s parameters.
+
+    With ``tap_modules`` the traced call returns, flattened, the tensors of ``fn``'s output and the
+    tensor outputs of every call of a submodule of ``module`` (collected by forward hooks that live
+    only during the call), so that the tracer keeps, and the counter counts, work whose result does
+    not reach ``fn``'s output.
+    """
+
+    def __init__(self, module: nn.Module, fn, kwargs: Optional[Dict] = None,
+                 tap_modules: bool = True) -> None:
         super().__init__()
         self.module = module
         self._fn = fn
         self._kwargs = kwargs or {}
+        self._tap = tap_modules
 
     def forward(self, *inputs):
-        return self._fn(*inputs, **self._kwargs)
+        if not self._tap:
+            return self._fn(*inputs, **self._kwargs)
+        tapped: List[torch.Tensor] = []
+
+        def record(mod, args, output) -> None:
+            tapped.extend(flatten_tensors(output))
+
+        handles = [m.register_forward_hook(record) for m in self.module.modules()]
+        try:
+            result = self._fn(*inputs, **self._kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        outputs = tuple(t for t in flatten_tensors(result) + tapped if _computed_in_trace(t))
+        return outputs if outputs else result
 
 
 @torch.no_grad()
 def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None, *,
-               op_handles: Optional[Dict[str, Optional[Callable]]] = None, **kwargs) -> int:
+               op_handles: Optional[Dict[str, Optional[Callable]]] = None,
+               count_all_modules: bool = True, **kwargs) -> int:
     """MACs of one call of ``module`` (or of ``fn``, which uses it) on ``inputs``.
+
+    Every submodule of ``module`` that executes during the call is counted, also when its output
+    does not reach the returned value (see the module docstring); ops outside any submodule count
+    when their results reach the returned value.
 
     Args:
         module (nn.Module): The module; it is put in eval mode for the count and restored.
         inputs (Tensor | tuple): Positional inputs, at the real sizes (a batch of 1 gives per-sample
             MACs).
         fn (Callable, optional): What to call instead of ``module.forward``, e.g. a method of
-            ``module`` or a ``functools.partial`` of its forward.
+            ``module`` or a ``functools.partial`` of its forward. Its output may be a (nested)
+            tuple / list / dict of tensors: e.g. the logits and the next state of a step.
         op_handles (dict, optional): Extra or replaced counter handles, ``{aten op: handle}``; a
             None handle stops counting that op (e.g. ``'aten::batch_norm'``).
+        count_all_modules (bool): Count the modules whose outputs do not reach the returned value
+            (True, what runs); False counts only the work the returned value depends on (what the
+            tracer keeps). Defaults to True.
         **kwargs: Keyword arguments passed to the call (constants for the trace).
 
     Returns:
         int: Multiply-accumulate operations.
     """
-    target = _CallWith(module, fn or module.forward, kwargs)
+    target = _CallWith(module, fn or module.forward, kwargs, tap_modules=count_all_modules)
     was_training = module.training
     module.eval()
     try:

@@ -9,7 +9,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmdynamic.datasets  # noqa: F401
-from mmdynamic.datasets.transforms import SampleGlanceAndFocusFrames
+from mmdynamic.datasets.transforms import (PillowResize, SampleGlanceAndFocusFrames,
+                                           TSNCenterCrop, TSNThreeCrop)
 from tests.conftest import REPO
 
 
@@ -86,3 +87,100 @@ def test_two_clip_pipeline_on_a_real_video(demo_root):
     ])
     out = pipeline(dict(filename=video, label=3, start_index=0, modality='RGB'))
     assert tuple(out['inputs'].shape) == (16, 3, 64, 64)  # 4 glance + 12 candidates
+
+
+def _frames(height, width, num=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(num)]
+
+
+@pytest.mark.parametrize('height, width, y, xs', [
+    # s_x = (55 - 21) // 4 = 8, s_y = (39 - 21) // 4 = 4: the right crop ends at 53, not 55, and
+    # y = 8, not the centred 9 (mmaction2's ThreeCrop needs crop_h == 39 or crop_w == 55)
+    (39, 55, 8, (0, 32, 16)),
+    # portrait: still along the width; s_x = (25 - 21) // 4 = 1, s_y = (60 - 21) // 4 = 9
+    (60, 25, 18, (0, 4, 2)),
+])
+def test_tsn_three_crop_official_offsets_and_order(height, width, y, xs):
+    """TSN's GroupFullResSample offsets (the official X3D 3-crop test), by hand: left, right, centre."""
+    frames = _frames(height, width)
+    out = _compose([dict(type='TSNThreeCrop', crop_size=21)])(
+        dict(imgs=list(frames), img_shape=(height, width), modality='RGB'))
+    assert len(out['imgs']) == 9 and out['img_shape'] == (21, 21)
+    for view, x in enumerate(xs):  # all frames of a crop, then the next crop
+        for t, frame in enumerate(frames):
+            assert np.array_equal(out['imgs'][3 * view + t], frame[y:y + 21, x:x + 21])
+    boxes = [[x, y, x + 21, y + 21] for x in xs for _ in frames]
+    assert out['crop_bbox'].tolist() == boxes
+    assert TSNThreeCrop((21, 21)).offsets(width, height) == [(x, y) for x in xs]
+
+
+@pytest.mark.parametrize('height, width, x, y', [
+    (25, 31, 6, 2),  # (31 - 20) / 2 = 5.5 -> 6 and 2.5 -> 2 (halves to even); mmaction2: 5 and 2
+    (29, 29, 4, 4),  # 4.5 -> 4 both ways
+])
+def test_tsn_center_crop_rounds_as_torchvision(height, width, x, y):
+    frames = _frames(height, width)
+    out = _compose([dict(type='TSNCenterCrop', crop_size=20)])(
+        dict(imgs=list(frames), img_shape=(height, width), modality='RGB'))
+    assert out['img_shape'] == (20, 20) and out['crop_bbox'].tolist() == [x, y, x + 20, y + 20]
+    for frame, img in zip(frames, out['imgs']):
+        assert np.array_equal(img, frame[y:y + 20, x:x + 20])
+    assert TSNCenterCrop(224).offset(455, 256) == (116, 16)  # 16:9 at short side 256
+    ref = _compose([dict(type='CenterCrop', crop_size=20)])(
+        dict(imgs=list(frames), img_shape=(height, width), modality='RGB'))
+    assert (ref['crop_bbox'][0] == x) == (width != 31)
+    with pytest.raises(ValueError, match='does not fit'):
+        TSNCenterCrop(32).transform(dict(imgs=frames, img_shape=(height, width)))
+
+
+def test_tsn_three_crop_rejects_bad_sizes():
+    with pytest.raises(ValueError, match='do not fit'):
+        TSNThreeCrop(224).transform(dict(imgs=_frames(200, 300), img_shape=(200, 300)))
+    with pytest.raises(ValueError, match='crop_size'):
+        TSNThreeCrop(0)
+    with pytest.raises(ValueError, match='crop_size'):
+        TSNThreeCrop((224, 224, 3))
+
+
+@pytest.mark.parametrize('height, width, size', [
+    (61, 97, (63, 40)),  # 40 * 97 / 61 = 63.6: truncated as torchvision does (mmcv rounds: 64)
+    (97, 61, (40, 63)),  # portrait
+    (30, 45, (60, 40)),  # enlarged
+])
+def test_pillow_resize_matches_pil_and_torchvision_sizes(height, width, size):
+    """PIL's bilinear filter and torchvision's size rule, as the official test's GroupScale."""
+    from PIL import Image
+    frames = _frames(height, width)
+    out = _compose([dict(type='PillowResize', scale=(-1, 40))])(
+        dict(imgs=list(frames), img_shape=(height, width), modality='RGB'))
+    assert out['img_shape'] == size[::-1]
+    for frame, img in zip(frames, out['imgs']):
+        expected = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+        assert np.array_equal(img, expected)
+    assert np.allclose(out['scale_factor'], [size[0] / width, size[1] / height])
+    # mmaction2's Resize: OpenCV (no antialiasing when shrinking) and mmcv's rounded long side
+    ref = _compose([dict(type='Resize', scale=(-1, 40))])(
+        dict(imgs=list(frames), img_shape=(height, width), modality='RGB'))
+    if ref['img_shape'] == out['img_shape']:
+        assert not np.array_equal(ref['imgs'][0], out['imgs'][0])
+    rounded = PillowResize((-1, 40), size_rounding='round').output_size(width, height)
+    assert rounded == ref['img_shape'][::-1]
+
+
+def test_pillow_resize_keeps_frames_at_size_and_rejects_bad_args():
+    frames = _frames(40, 71)
+    out = PillowResize((-1, 40)).transform(dict(imgs=list(frames), img_shape=(40, 71)))
+    assert all(a is b for a, b in zip(out['imgs'], frames)) and out['img_shape'] == (40, 71)
+    fixed = PillowResize((32, 24), keep_ratio=False).transform(
+        dict(imgs=list(frames), img_shape=(40, 71)))
+    assert fixed['imgs'][0].shape == (24, 32, 3)
+    with pytest.raises(ValueError, match='scale'):
+        PillowResize((64, 64))  # keep_ratio needs (-1, S)
+    with pytest.raises(ValueError, match='interpolation'):
+        PillowResize((-1, 64), interpolation='area')
+    with pytest.raises(ValueError, match='size_rounding'):
+        PillowResize((-1, 64), size_rounding='ceil')
+    with pytest.raises(ValueError, match='uint8'):
+        PillowResize((-1, 20)).transform(dict(imgs=[np.zeros((40, 71, 3), np.float32)],
+                                              img_shape=(40, 71)))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmdynamic.evaluation.functional.budget import (GFNET_RATIOS, BudgetSolver, ExitPolicy,
-                                                    assign_exits, evaluate_thresholds,
+                                                    anytime_metric, assign_exits,
+                                                    evaluate_thresholds, get_metric_fn,
                                                     exit_fractions, expected_cost,
                                                     fit_thresholds, geometric_exit_priors,
                                                     mean_average_precision)
@@ -128,3 +129,54 @@ def test_mean_average_precision_by_hand():
     expected = ((1 + 2 / 3) / 2 + 1) / 2 * 100
     assert mean_average_precision(scores, labels) == pytest.approx(expected)
     assert mean_average_precision(scores, torch.tensor([0, 1, 1])) == pytest.approx(100.0)
+
+
+# Logits whose ranking across samples differs from that of their softmax probabilities
+# (issue #16, item 6). Softmax: s0 (0.881, 0.119), s1 (0.622, 0.378), s2 (0.269, 0.731).
+RANKING_LOGITS = torch.tensor([[2.0, 0.0], [3.0, 2.5], [0.0, 1.0]])
+RANKING_LABELS = torch.tensor([[1, 0], [0, 0], [0, 1]])
+
+
+def _hand_map(scores, labels):
+    """AP per class with a positive: mean precision at the ranks of the positives (float64)."""
+    aps = []
+    for c in range(len(labels[0])):
+        order = sorted(range(len(scores)), key=lambda i: -scores[i][c])
+        hits = [int(labels[i][c]) for i in order]
+        if sum(hits):
+            aps.append(sum(sum(hits[:r + 1]) / (r + 1) for r, h in enumerate(hits) if h)
+                       / sum(hits))
+    return 100 * sum(aps) / len(aps)
+
+
+def test_map_ranks_by_softmax_probabilities_not_logits():
+    """By logits class 0 ranks s1 > s0 > s2 (AP 1/2) and class 1 s1 > s2 > s0 (AP 1/2); by
+    probabilities s0 first for class 0 and s2 first for class 1 (AP 1 each)."""
+    from mmdynamic.evaluation.functional import mean_average_precision_from_logits
+    logits, labels = RANKING_LOGITS, RANKING_LABELS
+    probs = torch.softmax(logits.double(), dim=-1).tolist()
+    assert _hand_map(probs, labels.tolist()) == pytest.approx(100.0)
+    assert _hand_map(logits.tolist(), labels.tolist()) == pytest.approx(50.0)  # the old ranking
+    for values in (logits, logits.double()):
+        assert mean_average_precision_from_logits(values, labels) == pytest.approx(100.0)
+        assert get_metric_fn('mAP')(values, labels) == pytest.approx(100.0)
+    # the probability-level function is unchanged: it ranks what it is given
+    assert mean_average_precision(logits, labels) == pytest.approx(50.0)
+    # anytime (every exit) and budgeted (the exit each sample takes) go through the same ranking
+    exit_logits = torch.stack([logits.flip(0), logits])  # (K=2, N=3, C=2)
+    flipped_labels = labels.flip(0)
+    assert anytime_metric(exit_logits, labels, 'mAP')[1] == pytest.approx(100.0)
+    assert anytime_metric(exit_logits, flipped_labels, 'mAP')[0] == pytest.approx(100.0)
+    scores = torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # everybody takes exit 1
+    value, cost, _ = evaluate_thresholds(exit_logits, labels, scores, torch.tensor([0.5, -1e9]),
+                                         [1.0, 2.0], metric='mAP')
+    assert value == pytest.approx(100.0) and cost == pytest.approx(2.0)
+    # a random multi-label set: the metric equals a hand computation on the probabilities
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 5, generator=gen) * 3
+    labels = (torch.rand(40, 5, generator=gen) < 0.3).long()
+    labels[torch.arange(5), torch.arange(5)] = 1
+    probs = torch.softmax(logits.double(), dim=-1).tolist()
+    expected = _hand_map(probs, labels.tolist())
+    assert get_metric_fn('mAP')(logits, labels) == pytest.approx(expected, abs=1e-9)
+    assert abs(_hand_map(logits.tolist(), labels.tolist()) - expected) > 0.5

@@ -68,3 +68,36 @@ def test_missing_exit_outputs_is_a_clear_error():
     metric = AnytimeAccuracy()
     with pytest.raises(KeyError, match='no exit_logits'):
         metric.process({}, [dict(gt_label=torch.tensor([1]), pred_score=torch.rand(3))])
+
+
+def _hand_map(scores, labels):
+    """Mean over classes with a positive of the mean precision at the positives' ranks."""
+    aps = []
+    for c in range(labels.shape[1]):
+        order = sorted(range(len(scores)), key=lambda i: -float(scores[i][c]))
+        hits = [int(labels[i][c]) for i in order]
+        if sum(hits):
+            aps.append(sum(sum(hits[:r + 1]) / (r + 1) for r, h in enumerate(hits) if h)
+                       / sum(hits))
+    return 100 * sum(aps) / len(aps)
+
+
+def test_map_metrics_rank_by_softmax_probabilities():
+    """AnytimeMAP / BudgetedMAP rank the samples by softmax probabilities (ActivityNet / FCVID
+    protocol), not by raw logits (issue #16, item 6)."""
+    samples = _samples(multilabel=True, seed=1)
+    for i, s in enumerate(samples):  # per-sample logit offsets: change the logit ranking only
+        s['exit_logits'] = s['exit_logits'] * 2 + (i % 7)
+    logits = torch.stack([s['exit_logits'] for s in samples], dim=1)  # (K, N, C)
+    labels = torch.zeros(len(samples), 4, dtype=torch.long)
+    for i, s in enumerate(samples):
+        labels[i, s['gt_label']] = 1
+    anytime = _run(AnytimeMAP(), samples)
+    for k in range(3):
+        probs = logits[k].double().softmax(-1)
+        expected = _hand_map(probs, labels)
+        assert anytime[f'anytime/mAP_exit{k + 1}'] == pytest.approx(expected, abs=1e-6)
+        assert abs(_hand_map(logits[k], labels) - expected) > 1  # the old ranking differs
+    # a budget at the last exit's cost: every sample runs every step, the last exit's mAP
+    budget = _run(BudgetedMAP(budgets=[3.0], ratios=[1e6]), samples)
+    assert budget['budget/mAP@3G'] == pytest.approx(anytime['anytime/mAP_exit3'], abs=1e-6)

@@ -41,6 +41,31 @@ def test_count_restores_train_mode_and_calls_fn():
     assert model.training
 
 
+def test_modules_whose_outputs_are_unused_are_counted():
+    """The tracer drops dead code; count_macs still counts every module that runs (issue #16)."""
+    used, unused = nn.Linear(4, 3), nn.Linear(4, 5)
+    model = nn.ModuleDict(dict(used=used, unused=unused))
+
+    def fn(x):
+        unused(x)  # runs, its output is thrown away
+        torch.tanh(unused(x))  # feeds nothing returned
+        return used(x)
+
+    x = torch.rand(2, 4)
+    assert count_macs(model, (x, ), fn=fn) == 2 * (4 * 3 + 2 * 4 * 5)
+    assert count_macs(model, (x, ), fn=fn, count_all_modules=False) == 2 * 4 * 3
+    # nested modules and tuple / dict outputs
+    gru = nn.GRUCell(4, 6)
+    nested = nn.ModuleDict(dict(block=nn.Sequential(nn.Linear(4, 4), nn.ReLU()), gru=gru))
+
+    def fn2(x):
+        nested['gru'](nested['block'](x))
+        return x.sum()
+
+    assert count_macs(nested, (x, ), fn=fn2) == 2 * (4 * 4 + 3 * (4 * 6 + 6 * 6))
+    assert not any(m._forward_hooks for m in nested.modules())  # the hooks are removed
+
+
 def test_format():
     assert format_macs(4089184256) == '4.089 G'
     assert format_macs(46_100_000) == '46.100 M'

@@ -18,19 +18,46 @@ EfficientNet names go to mmpretrain's EfficientNet (blocks in order, conv_head/b
 ``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
 The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
 point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and
-costs are kept in ``meta['gfnet_official']``.
+costs are kept in ``meta['gfnet_official']``, with the number of steps T and the ``glance_head`` the
+official inference uses for this architecture.
+
+Unused heads: the official cascade classifier always has ``fc_2`` .. ``fc_5``; the heads of steps
+beyond T (``fc_4``/``fc_5`` of a T = 3 model) are dropped, with a note, so that the converted state
+dict loads strictly. T comes from ``--num-steps``, the ``--config`` or the checkpoint
+(``len(flops)``, how the official inference gets it).
+
+Checks against a config (``--config``): the official inference predicts step 1 with fG's own head
+for RegNet-Y (and, as the cascade has no step-1 layer, for MobileNetV3 / EfficientNet) and with fC
+for ResNet / DenseNet. A config whose ``model.glance_head`` (or ``num_steps``) disagrees with the
+checkpoint would not give the authors' predictions: the converter refuses it
+(``--allow-mismatch`` turns the refusal into a warning).
+
+The official file is read with ``torch.load(..., weights_only=True)``: tensors and plain containers
+only, nothing that unpickling could execute. A file that needs more is refused.
 
 Example:
     python tools/model_converters/gfnet_official_to_mmdynamic.py \
-        resnet50_patch_size_96_T_5.pth.tar gfnet_r50_p96_t5.pth
+        resnet50_patch_size_96_T_5.pth.tar gfnet_r50_p96_t5.pth \
+        --config configs/gfnet/gfnet-r50-p96-t5_stage3_4xb64-60e_in1k.py
 """
 import argparse
 import math
+import pickle
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+
+# ``--model_arch`` names of the official code (configs.py) that have a converter here
+OFFICIAL_ARCHS = ('resnet50', 'densenet121', 'densenet169', 'densenet201', 'regnety_600m',
+                  'regnety_800m', 'regnety_1.6g', 'mobilenetv3_large_100', 'mobilenetv3_large_125',
+                  'efficientnet_b2', 'efficientnet_b3')
+# what predicts step 1 in the official inference, per architecture family
+OFFICIAL_GLANCE_HEADS = {'resnet': 'classifier', 'densenet': 'classifier', 'regnety': 'encoder',
+                         'mobilenetv': 'encoder', 'efficientnet': 'encoder'}
+# the official cascade classifier has the heads of steps 2..5 whatever T is
+CASCADE_HEAD = re.compile(r'fc_(\d+)\.(.*)')
 
 ENCODER_HEADS = ('fc.', 'classifier.')
 _DENSENET_RULES = [  # torchvision DenseNet -> mmpretrain DenseNet (4 dense blocks)
@@ -182,8 +209,22 @@ def strip_module(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
                        for k, v in state.items())
 
 
+def arch_family(arch: str) -> str:
+    """``'regnety_600m'`` -> ``'regnety'``, ``'mobilenetv3_large_100'`` -> ``'mobilenetv'``."""
+    return re.match(r'[a-z]+', arch).group(0)
+
+
+def official_glance_head(arch: str) -> str:
+    """The ``glance_head`` of :class:`GFNet` that reproduces the official inference of ``arch``."""
+    family = arch_family(arch)
+    if family not in OFFICIAL_GLANCE_HEADS:
+        raise NotImplementedError(
+            f'no converter for {arch!r} (supported: {", ".join(OFFICIAL_ARCHS)})')
+    return OFFICIAL_GLANCE_HEADS[family]
+
+
 def convert_encoder(state: Dict[str, torch.Tensor], prefix: str, arch: str) -> Dict:
-    family = re.match(r'[a-z]+', arch).group(0)
+    family = arch_family(arch)
     whole = {'mobilenetv': convert_mobilenetv3, 'efficientnet': convert_efficientnet}
     if family in whole:
         return OrderedDict((f'{prefix}.{k}', v)
@@ -201,10 +242,35 @@ def convert_encoder(state: Dict[str, torch.Tensor], prefix: str, arch: str) -> D
     return out
 
 
+def drop_unused_heads(state: Dict[str, torch.Tensor], num_steps: Optional[int]
+                      ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+    """Remove the cascade heads ``fc_k`` of steps k > T from an official ``fc`` state dict.
+
+    Args:
+        state (dict): The official classifier state (``fc_2`` .. ``fc_5`` or ``rnn``/``fc``).
+        num_steps (int, optional): T. None keeps every head.
+
+    Returns:
+        tuple: the state without the unused heads, and the names of the heads dropped.
+    """
+    if num_steps is None:
+        return state, []
+    kept, dropped = OrderedDict(), []
+    for key, value in state.items():
+        cascade = CASCADE_HEAD.fullmatch(key)
+        if cascade and int(cascade.group(1)) > num_steps:
+            name = f'fc_{cascade.group(1)}'
+            if name not in dropped:
+                dropped.append(name)
+        else:
+            kept[key] = value
+    return kept, dropped
+
+
 def convert_classifier(state: Dict[str, torch.Tensor]) -> Dict:
     out = OrderedDict()
     for key, value in strip_module(state).items():
-        cascade = re.match(r'fc_(\d+)\.(.*)', key)
+        cascade = CASCADE_HEAD.fullmatch(key)
         if cascade:
             out[f'classifier.fcs.{int(cascade.group(1)) - 2}.{cascade.group(2)}'] = value
         elif key.startswith(('rnn.', 'fc.')):
@@ -259,18 +325,88 @@ def exit_policies(official: Dict) -> List[Dict]:
     return policies
 
 
-def convert(official: Dict, arch: Optional[str] = None) -> Dict:
-    """Official checkpoint dict -> ``dict(state_dict=..., meta=...)``."""
+def checkpoint_num_steps(official: Dict) -> Optional[int]:
+    """T as the official inference gets it (``len(flops)``), else from the stored results; None
+    for a ``train.py`` checkpoint, which stores none of them."""
+    if official.get('flops') is not None:
+        return len(official['flops'])
+    if official.get('anytime_classification') is not None:
+        return len(official['anytime_classification'])
+    if official.get('dynamic_threshold') is not None:
+        return int(torch.as_tensor(official['dynamic_threshold']).shape[-1])
+    return None
+
+
+def check_model_config(model_cfg: Dict, arch: str, num_steps: Optional[int],
+                       allow_mismatch: bool = False, notes: Optional[List[str]] = None) -> None:
+    """Refuse (or, with ``allow_mismatch``, note) a GFNet model config that would not reproduce the
+    official inference of the checkpoint: another ``glance_head``, another number of steps.
+
+    Args:
+        model_cfg (dict): The ``model`` of an mmdynamic config.
+        arch (str): The official architecture name.
+        num_steps (int, optional): T of the checkpoint (None: unknown, not checked).
+        allow_mismatch (bool): Note the disagreement instead of raising.
+        notes (list, optional): Where notes go.
+
+    Raises:
+        ValueError: When they disagree and ``allow_mismatch`` is False.
+    """
+    problems = []
+    expected = official_glance_head(arch)
+    glance_head = model_cfg.get('glance_head', 'classifier')
+    if glance_head != expected:
+        who = "fG's own head" if expected == 'encoder' else "fC (GRU + linear layer)"
+        problems.append(
+            f"the config sets glance_head={glance_head!r} but the official {arch} inference "
+            f"predicts step 1 with {who}: set model.glance_head={expected!r} to get the authors' "
+            'step-1 predictions')
+    cfg_steps = model_cfg.get('num_steps', 5)
+    if num_steps is not None and cfg_steps != num_steps:
+        problems.append(f'the config has num_steps={cfg_steps} but the checkpoint T={num_steps}')
+    for problem in problems:
+        if not allow_mismatch:
+            raise ValueError(f'config and checkpoint disagree: {problem} (--allow-mismatch to '
+                             'convert anyway)')
+        if notes is not None:
+            notes.append(f'WARNING: config and checkpoint disagree: {problem}')
+
+
+def convert(official: Dict, arch: Optional[str] = None, num_steps: Optional[int] = None,
+            notes: Optional[List[str]] = None) -> Dict:
+    """Official checkpoint dict -> ``dict(state_dict=..., meta=...)``.
+
+    Args:
+        official (dict): The loaded official checkpoint.
+        arch (str, optional): The official ``model_name`` when the checkpoint lacks it.
+        num_steps (int, optional): T; defaults to the checkpoint's (:func:`checkpoint_num_steps`).
+            Cascade heads of later steps are dropped.
+        notes (list, optional): Receives human-readable notes (dropped heads, unknown T).
+    """
+    notes = [] if notes is None else notes
     arch = arch or official.get('model_name')
     if arch is None:
-        raise ValueError('the checkpoint has no model_name: pass --arch (e.g. resnet50)')
+        raise ValueError('the checkpoint has no model_name: pass --arch (one of '
+                         f'{", ".join(OFFICIAL_ARCHS)})')
     for key in ('model_prime_state_dict', 'model_state_dict', 'fc'):
         if key not in official:
             raise KeyError(f'not an official GFNet checkpoint: {key!r} is missing')
+    stored_steps = checkpoint_num_steps(official)
+    if num_steps is not None and stored_steps is not None and num_steps != stored_steps:
+        raise ValueError(f'num_steps={num_steps} but the checkpoint was evaluated with '
+                         f'T={stored_steps} (len(flops))')
+    num_steps = num_steps or stored_steps
     state = OrderedDict()
     state.update(convert_encoder(official['model_prime_state_dict'], 'global_encoder', arch))
     state.update(convert_encoder(official['model_state_dict'], 'local_encoder', arch))
-    state.update(convert_classifier(official['fc']))
+    classifier, dropped = drop_unused_heads(strip_module(official['fc']), num_steps)
+    if dropped:
+        notes.append(f'dropped the unused classifier heads {", ".join(dropped)} (the official '
+                     f'cascade always has fc_2..fc_5; this model has T={num_steps} steps)')
+    elif num_steps is None and any(CASCADE_HEAD.fullmatch(k) for k in classifier):
+        notes.append('T is unknown (no flops in the checkpoint): every cascade head is kept; pass '
+                     '--num-steps or --config to drop the unused ones for a strict load')
+    state.update(convert_classifier(classifier))
     if official.get('policy') is not None:
         state.update(convert_policy(official['policy']))
     kept = {k: official[k] for k in ('model_name', 'patch_size', 'model_flops', 'policy_flops',
@@ -278,6 +414,7 @@ def convert(official: Dict, arch: Optional[str] = None) -> Dict:
                                      'budgeted_batch_classification', 'epoch', 'best_acc')
             if k in official}
     kept = {k: (v.tolist() if torch.is_tensor(v) else v) for k, v in kept.items()}
+    kept.update(num_steps=num_steps, glance_head=official_glance_head(arch))
     meta = dict(gfnet_official=kept)
     policies = exit_policies(official)
     if policies:
@@ -285,18 +422,68 @@ def convert(official: Dict, arch: Optional[str] = None) -> Dict:
     return dict(state_dict=state, meta=meta)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description='Convert an official GFNet checkpoint')
+def load_official(path: str) -> Dict:
+    """Read an official checkpoint with ``weights_only=True`` (tensors and plain containers).
+
+    Raises:
+        ValueError: The file needs pickled Python objects beyond those.
+    """
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f'{path} cannot be read with torch.load(weights_only=True): it holds pickled Python '
+            'objects other than tensors and plain containers. The converter does not unpickle '
+            'them, since unpickling can run arbitrary code; the official GFNet checkpoints need '
+            f'no such objects, so this file is not one as released. ({err})') from err
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Convert an official GFNet checkpoint (GFNet-Pytorch) into an mmdynamic one')
     parser.add_argument('src', help='official checkpoint (.pth.tar)')
     parser.add_argument('dst', help='output mmdynamic checkpoint (.pth)')
-    parser.add_argument('--arch', help='model_name when the checkpoint lacks it (train.py)')
-    args = parser.parse_args()
-    official = torch.load(args.src, map_location='cpu', weights_only=False)  # trusted file
-    out = convert(official, args.arch)
+    parser.add_argument('--arch', choices=OFFICIAL_ARCHS, metavar='ARCH',
+                        help='model_name when the checkpoint lacks it (train.py), one of: '
+                        + ', '.join(OFFICIAL_ARCHS))
+    parser.add_argument('--num-steps', type=int, help='T when the checkpoint lacks it (train.py): '
+                        'cascade heads of later steps are dropped')
+    parser.add_argument('--config', help='the mmdynamic config the checkpoint will be used with: '
+                        'its model.glance_head and num_steps are checked against the checkpoint')
+    parser.add_argument('--allow-mismatch', action='store_true',
+                        help='warn instead of refusing when --config disagrees with the checkpoint')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    official = load_official(args.src)
+    arch = args.arch or official.get('model_name')
+    notes: List[str] = []
+    num_steps = args.num_steps
+    if args.config:
+        from mmengine.config import Config
+        model_cfg = Config.fromfile(args.config).model
+        if arch is None:
+            raise ValueError('the checkpoint has no model_name: pass --arch')
+        check_model_config(model_cfg, arch, num_steps or checkpoint_num_steps(official),
+                           args.allow_mismatch, notes)
+        if num_steps is None and checkpoint_num_steps(official) is None:
+            num_steps = model_cfg.get('num_steps', 5)
+    out = convert(official, arch, num_steps, notes)
+    if not args.config:
+        glance_head = out['meta']['gfnet_official']['glance_head']
+        notes.append(f'evaluate with model.glance_head={glance_head!r} (the official inference of '
+                     'this architecture)')
+    for note in notes:
+        print(f'note: {note}')
     torch.save(out, args.dst)
     print(f'converted {len(out["state_dict"])} tensors, '
           f'{len(out["meta"].get("exit_policies", []))} exit policies -> {args.dst}')
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except ValueError as err:  # bad input: the message, not a traceback
+        raise SystemExit(f'error: {err}')

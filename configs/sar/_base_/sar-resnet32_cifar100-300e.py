@@ -10,8 +10,10 @@ custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
 model = dict(
     type='SARImageClassifier',
     sparsity=dict(target=0.5, weight=1.0, loss_type='batch'),
+    # fusion='add': the authors' CIFAR model (sar_resnet_cifar3stage_alphaBase) sums the branches and
+    # has no attention weights. fusion='att' (paper Eq. 5): sar-resnet32-g2a2b1-t0.5-att-fusion_*.py.
     backbone=dict(type='SARResNetCifar', depth=32, width=1, groups=2, alpha=2, beta=1,
-                  mask_grid=(4, 4, 2)),
+                  mask_grid=(4, 4, 2), fusion='add'),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=100, in_channels=64,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),

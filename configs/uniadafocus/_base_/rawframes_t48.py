@@ -28,8 +28,9 @@ test_pipeline = [
     dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=num_candidates,
          test_mode=True),
     dict(type='RawFrameDecode', **file_client_args),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='CenterCrop', crop_size=224),
+    # the official test frames: short side 256 with PIL's bilinear filter, torchvision's centre crop
+    dict(type='PillowResize', scale=(-1, 256), interpolation='bilinear'),
+    dict(type='TSNCenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs'),
 ]

@@ -7,7 +7,15 @@ independently and concatenated into one frame list, so that the rest of an ordin
 (T_G + T_0, C, H, W) per video: the recognizer splits them. The MN2 + R50 setting needs no special
 sampler: ``SampleFrames(clip_len=1, num_clips=T_0)`` already gives the T_0 candidates, and mmaction2's
 crop and flip transforms apply one set of parameters to every frame of a video.
+
+The official tests of Uni-AdaFocus-X3D (Kinetics-400) need three more transforms: :class:`PillowResize`
+(the short side to 256 with PIL's bilinear filter, as torchvision's ``Resize`` on PIL images),
+:class:`TSNCenterCrop` (torchvision's centre crop) and, for the 3-crop test, :class:`TSNThreeCrop` (three
+crops along the width at TSN's offsets).
 """
+from typing import List, Sequence, Tuple, Union
+
+import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmdynamic.registry import TRANSFORMS, register_dual
@@ -63,3 +71,195 @@ class SampleGlanceAndFocusFrames(BaseTransform):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(num_glance={self.num_glance}, '
                 f'num_candidates={self.num_candidates}, test_mode={self.test_mode})')
+
+
+PIL_FILTERS = ('nearest', 'bilinear', 'bicubic', 'box', 'lanczos', 'hamming')
+SIZE_ROUNDINGS = ('floor', 'round')
+
+
+@register_dual(TRANSFORMS)
+class PillowResize(BaseTransform):
+    """Resize every frame with PIL (mmcv's ``pillow`` backend), as torchvision's ``Resize`` does on
+    PIL images (the official AdaFocus pipelines: ``GroupScale(256)``).
+
+    mmaction2's ``Resize`` always resizes with OpenCV. Its 'bilinear' (``cv2.INTER_LINEAR``) reads the
+    2 x 2 nearest pixels also when it shrinks, while PIL's bilinear filter widens its support with the
+    scale factor (it antialiases), and mmcv rounds the scaled long side where torchvision truncates it
+    (455 x 342 -> 341 x 256 instead of 340 x 256). Frames that already have the target short side are
+    unchanged by both; an enlarged frame differs by about one grey level, a shrunk one by several.
+    This transform gives PIL's pixels (the same library call as the official code) from mmaction2's
+    decoded frames.
+
+    Required keys: ``imgs`` (uint8 H x W x C frames), ``img_shape``. Added/modified keys: ``imgs``,
+    ``img_shape``, ``keep_ratio``, ``scale_factor``.
+
+    Args:
+        scale (tuple[int]): ``(-1, S)`` or ``(S, -1)``: the short side to S, the long side scaled by the
+            same factor (``keep_ratio`` must be True); or ``(w, h)`` with ``keep_ratio=False``: that
+            size.
+        keep_ratio (bool): See ``scale``. Defaults to True.
+        interpolation (str): A PIL filter: 'nearest', 'bilinear', 'bicubic', 'box', 'lanczos' or
+            'hamming'. Defaults to 'bilinear'.
+        size_rounding (str): How the scaled long side is made an integer: 'floor' (torchvision's
+            ``int(S * long / short)``, the official pipelines) or 'round' (mmcv's, as mmaction2's
+            ``Resize``). Defaults to 'floor'.
+    """
+
+    def __init__(self, scale: Tuple[int, int], keep_ratio: bool = True,
+                 interpolation: str = 'bilinear', size_rounding: str = 'floor') -> None:
+        scale = tuple(scale) if isinstance(scale, (tuple, list)) else scale
+        if not (isinstance(scale, tuple) and len(scale) == 2
+                and all(isinstance(s, int) for s in scale)):
+            raise ValueError(f'scale must be a pair of ints, got {scale!r}')
+        if keep_ratio and (sorted(scale)[0] != -1 or sorted(scale)[1] < 1):
+            raise ValueError(f'with keep_ratio=True scale must be (-1, S) or (S, -1), got {scale}')
+        if not keep_ratio and min(scale) < 1:
+            raise ValueError(f'with keep_ratio=False scale must be a positive (w, h), got {scale}')
+        if interpolation not in PIL_FILTERS:
+            raise ValueError(f'interpolation must be one of {PIL_FILTERS}, got {interpolation!r}')
+        if size_rounding not in SIZE_ROUNDINGS:
+            raise ValueError(f'size_rounding must be one of {SIZE_ROUNDINGS}, '
+                             f'got {size_rounding!r}')
+        self.scale = scale
+        self.keep_ratio = keep_ratio
+        self.interpolation = interpolation
+        self.size_rounding = size_rounding
+
+    def output_size(self, width: int, height: int) -> Tuple[int, int]:
+        """(w, h) of a resized ``width`` x ``height`` frame."""
+        if not self.keep_ratio:
+            return self.scale
+        side = max(self.scale)
+        short, long = min(width, height), max(width, height)
+        if self.size_rounding == 'floor':
+            new_long = int(side * long / short)
+        else:
+            new_long = int(long * (side / short) + 0.5)
+        return (side, new_long) if width <= height else (new_long, side)
+
+    def transform(self, results: dict) -> dict:
+        import mmcv
+        if results.get('lazy') or 'keypoint' in results:
+            raise ValueError(f'{type(self).__name__} supports neither lazy mode nor keypoints')
+        height, width = results['img_shape']
+        new_w, new_h = self.output_size(width, height)
+        imgs = results['imgs']
+        if any(np.asarray(img).dtype != np.uint8 for img in imgs):
+            raise ValueError(f'{type(self).__name__} resizes uint8 frames (PIL)')
+        if (new_w, new_h) != (width, height):
+            results['imgs'] = [
+                mmcv.imresize(img, (new_w, new_h), interpolation=self.interpolation,
+                              backend='pillow') for img in imgs
+            ]
+        factor = np.array([new_w / width, new_h / height], dtype=np.float32)
+        results['scale_factor'] = results.get('scale_factor', np.ones(2, np.float32)) * factor
+        results['img_shape'] = (new_h, new_w)
+        results['keep_ratio'] = self.keep_ratio
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(scale={self.scale}, keep_ratio={self.keep_ratio}, '
+                f'interpolation={self.interpolation!r}, size_rounding={self.size_rounding!r})')
+
+
+def _crop_size(crop_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """(w, h) of an int or (w, h) crop size; ValueError if it is not positive."""
+    size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise ValueError(f'crop_size must be a positive int or (w, h), got {crop_size!r}')
+    return size
+
+
+@register_dual(TRANSFORMS)
+class TSNCenterCrop(BaseTransform):
+    """The centre crop of every frame as torchvision's ``CenterCrop`` (the official tests'
+    ``GroupCenterCrop``): top-left corner ``round((W - w) / 2)``, ``round((H - h) / 2)`` with Python's
+    rounding of halves to even.
+
+    mmaction2's ``CenterCrop`` takes ``floor``: the two differ by one pixel when W - w (or H - h) is
+    3 mod 4, e.g. 455 x 256 frames (16:9 at short side 256): x = 116 here, 115 there.
+
+    Required keys: ``imgs``, ``img_shape``. Added/modified keys: ``imgs``, ``img_shape``,
+    ``crop_bbox`` (x1, y1, x2, y2).
+
+    Args:
+        crop_size (int | tuple[int]): Side, or (w, h), of the crop. Defaults to 224.
+    """
+
+    def __init__(self, crop_size: Union[int, Sequence[int]] = 224) -> None:
+        self.crop_size = _crop_size(crop_size)
+
+    def offset(self, width: int, height: int) -> Tuple[int, int]:
+        """(x, y) top-left corner of the crop of a ``width`` x ``height`` frame."""
+        crop_w, crop_h = self.crop_size
+        if crop_w > width or crop_h > height:
+            raise ValueError(f'a {crop_w} x {crop_h} crop does not fit a {width} x {height} frame')
+        return int(round((width - crop_w) / 2.0)), int(round((height - crop_h) / 2.0))
+
+    def transform(self, results: dict) -> dict:
+        if results.get('lazy'):
+            raise ValueError(f'{type(self).__name__} does not support lazy mode')
+        imgs = results['imgs']
+        height, width = imgs[0].shape[:2]
+        crop_w, crop_h = self.crop_size
+        x, y = self.offset(width, height)
+        results['imgs'] = [img[y:y + crop_h, x:x + crop_w] for img in imgs]
+        results['crop_bbox'] = np.array([x, y, x + crop_w, y + crop_h])
+        results['img_shape'] = (crop_h, crop_w)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(crop_size={self.crop_size})'
+
+
+@register_dual(TRANSFORMS)
+class TSNThreeCrop(BaseTransform):
+    """Three crops of every frame at TSN's offsets, as the official Uni-AdaFocus-X3D 3-crop test
+    (TSN's ``GroupFullResSample`` without flips, ``ops/transforms.py``).
+
+    With s_x = floor((W - w) / 4) and s_y = floor((H - h) / 4), the crops' top-left corners are
+    (0, 2 s_y), (4 s_x, 2 s_y) and (2 s_x, 2 s_y): left, right and centre, in this order, along the
+    width whatever the frame's orientation. The right crop ends at W - ((W - w) mod 4), not always at
+    the frame's edge, and the centre is rounded down to a multiple of 2; mmaction2's ``ThreeCrop``
+    instead needs w = W or h = H and crops along the long side at (0, floor((W-w)/2), 2 floor(..)).
+
+    The crops' frames follow each other (all frames of the left crop, then of the right, then of the
+    centre), as with ``ThreeCrop``: ``FormatShape('NCHW')`` gives 3 x T frames, which the AdaFocus
+    recognizers split into three views (:meth:`AdaFocusRecognizerBase.num_views`).
+
+    Required keys: ``imgs``, ``img_shape``. Added/modified keys: ``imgs``, ``img_shape``,
+    ``crop_bbox`` (3 T, 4) boxes (x1, y1, x2, y2) of the frames.
+
+    Args:
+        crop_size (int | tuple[int]): Side, or (w, h), of the crops. Defaults to 224.
+    """
+
+    def __init__(self, crop_size: Union[int, Sequence[int]] = 224) -> None:
+        self.crop_size = _crop_size(crop_size)
+
+    def offsets(self, width: int, height: int) -> List[Tuple[int, int]]:
+        """(x, y) top-left corners of the left, right and centre crops of a ``width`` x ``height``
+        frame."""
+        crop_w, crop_h = self.crop_size
+        if crop_w > width or crop_h > height:
+            raise ValueError(f'{crop_w} x {crop_h} crops do not fit a {width} x {height} frame')
+        step_x, step_y = (width - crop_w) // 4, (height - crop_h) // 4
+        return [(0, 2 * step_y), (4 * step_x, 2 * step_y), (2 * step_x, 2 * step_y)]
+
+    def transform(self, results: dict) -> dict:
+        if results.get('lazy'):
+            raise ValueError(f'{type(self).__name__} does not support lazy mode')
+        imgs = results['imgs']
+        height, width = imgs[0].shape[:2]
+        crop_w, crop_h = self.crop_size
+        cropped, boxes = [], []
+        for x, y in self.offsets(width, height):
+            cropped.extend(img[y:y + crop_h, x:x + crop_w] for img in imgs)
+            boxes.extend([[x, y, x + crop_w, y + crop_h]] * len(imgs))
+        results['imgs'] = cropped
+        results['crop_bbox'] = np.array(boxes)
+        results['img_shape'] = (crop_h, crop_w)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(crop_size={self.crop_size})'

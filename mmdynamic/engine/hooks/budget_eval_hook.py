@@ -57,7 +57,8 @@ class BudgetEvalHook(Hook):
             (the validation set: optimistic, flagged in the report).
         confidence (str): 'max_softmax' (GFNet), 'max_logit' or 'neg_entropy' (Uni-AdaFocus).
         ratios (str | Sequence[float]): Operating points: 'gfnet' (39), 'uniadafocus' (19) or a list.
-        metric (str): 'top1' or 'mAP'.
+        metric (str): 'top1' or 'mAP' (multi-label; samples ranked by the softmax probabilities of
+            their exit logits, the ActivityNet / FCVID protocol).
         fit_num_samples (int, optional): Use at most this many fit samples (all ranks together).
         fit_dataloader (dict, optional): Dataloader config of the 'heldout' split.
         exit_policy (str, optional): Evaluate the thresholds in this file instead of fitting.

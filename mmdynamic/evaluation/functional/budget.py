@@ -104,7 +104,8 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
     precision (the mean of the precision at the rank of each positive).
 
     Args:
-        scores (Tensor): (N, C). labels (Tensor): (N, C) multi-hot, or (N, ) class indices.
+        scores (Tensor): (N, C) scores comparable across samples, e.g. softmax probabilities
+            (:func:`mean_average_precision_from_logits` takes logits). labels (Tensor): (N, C) multi-hot, or (N, ) class indices.
     """
     scores = torch.as_tensor(scores, dtype=torch.float64)
     if labels.dim() == 1:
@@ -124,13 +125,28 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(np.mean(aps) * 100)
 
 
+def mean_average_precision_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Multi-label mAP in percent of predictions given as logits: the samples are ranked by their
+    softmax probabilities (the ActivityNet / FCVID protocol of the official evaluation), not by the
+    raw logits, whose ranking across samples differs (a logit is only meaningful relative to the
+    other logits of its sample).
+
+    Args:
+        logits (Tensor): (N, C) logits. labels (Tensor): (N, C) multi-hot, or (N, ) class indices.
+    """
+    probs = torch.as_tensor(logits, dtype=torch.float64).softmax(dim=-1)
+    return mean_average_precision(probs, labels)
+
+
+# metric name -> function of (logits (N, C), labels); what the anytime / budgeted evaluations use
 METRIC_FUNCTIONS: Dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     'top1': top1_accuracy,
-    'mAP': mean_average_precision,
+    'mAP': mean_average_precision_from_logits,
 }
 
 
 def get_metric_fn(metric: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """The metric function of ``metric`` ('top1' or 'mAP'); it takes logits (N, C) and labels."""
     if metric not in METRIC_FUNCTIONS:
         raise ValueError(f'unknown metric {metric!r}; choose one of {sorted(METRIC_FUNCTIONS)}')
     return METRIC_FUNCTIONS[metric]
@@ -138,7 +154,8 @@ def get_metric_fn(metric: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
 
 def anytime_metric(exit_logits: torch.Tensor, labels: torch.Tensor, metric: str = 'top1'
                    ) -> List[float]:
-    """The metric at every exit when every sample runs every step. Args: exit_logits (K, N, C)."""
+    """The metric at every exit when every sample runs every step. Args: exit_logits (K, N, C)
+    (logits: the mAP ranks by their softmax probabilities)."""
     fn = get_metric_fn(metric)
     return [fn(logits, labels) for logits in exit_logits]
 

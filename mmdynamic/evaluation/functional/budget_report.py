@@ -27,7 +27,7 @@ def build_report(test_logits: torch.Tensor, test_labels: torch.Tensor, exit_cost
         solver (BudgetSolver, optional): Fitted on the fit split; gives the curve and the budgets.
         budgets (Sequence[float]): Requested budgets in MACs (needs ``solver``).
         ratios (Sequence[float]): Prior ratios of the curve's operating points.
-        metric (str): 'top1' or 'mAP'.
+        metric (str): 'top1' or 'mAP' (ranked by softmax probabilities).
         policy (ExitPolicy, optional): Fixed thresholds (e.g. loaded from a file) used instead of a
             solver: the report then has this single operating point.
         reference (dict, optional): The static backbone's point: ``name``, ``gmacs``, ``metric``.

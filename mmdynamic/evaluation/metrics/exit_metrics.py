@@ -104,7 +104,8 @@ class BudgetedAccuracy(_ExitMetric):
 
 @register_dual(METRICS)
 class AnytimeMAP(AnytimeAccuracy):
-    """:class:`AnytimeAccuracy` with multi-label mAP (video recognition)."""
+    """:class:`AnytimeAccuracy` with multi-label mAP (video recognition): per class, the samples are
+    ranked by the softmax probabilities of their exit logits (ActivityNet / FCVID protocol)."""
 
     def __init__(self, collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(metric='mAP', collect_device=collect_device, prefix=prefix)
@@ -112,7 +113,9 @@ class AnytimeMAP(AnytimeAccuracy):
 
 @register_dual(METRICS)
 class BudgetedMAP(BudgetedAccuracy):
-    """:class:`BudgetedAccuracy` with multi-label mAP (video recognition)."""
+    """:class:`BudgetedAccuracy` with multi-label mAP (video recognition): per class, the samples are
+    ranked by the softmax probabilities of the logits of the exit each one takes (ActivityNet / FCVID
+    protocol)."""
 
     def __init__(self, budgets: Sequence[float] = (), confidence: str = 'neg_entropy',
                  ratios: Union[str, Sequence[float]] = 'uniadafocus',

@@ -8,21 +8,91 @@ classification loss trains the policy through the pixels (Eq. 8-9); the local en
 (``local_backbone``) reads the patch and :class:`ConcatMaxPoolHead` predicts after every frame.
 
 Training (Eq. 11-12): CE over every exit + FC_G + FC_L per frame, doubled with random patches and halved.
-Sample-wise dynamic computation: exit t follows frame t (f_G, policy, f_L and the classifier all run per
-frame); with an ``exit_policy`` exited videos skip both encoders for the remaining frames.
-"""
-from typing import Dict, Optional, Sequence, Tuple
+Sample-wise dynamic computation: exit k follows the (k+1)-th processed frame (f_G, policy, f_L and the
+classifier all run per frame); with an ``exit_policy`` exited videos skip both encoders for the remaining
+frames.
 
+Official numerics (``official_checkpoints.md``, AdaFocusV2 MN2 + R50):
+
+- ``frame_order='bisection'``: every released command passes ``--sample``, which feeds the T frames in the
+  coarse-to-fine order of :func:`bisection_frame_order` ([7, 0, 15, 3, 11, 1, 5, 9, 13, 2, 4, 6, 8, 10, 12,
+  14] for T = 16) to f_G, the GRU, f_L and the classifier; the exits come in that order. The inputs stay in
+  temporal order (the model permutes them), so pipelines and tools see ordinary clips.
+- ``glance_size=96`` (the ``res50`` glance): f_G reads the frames resized to 96 x 96 by
+  ``F.interpolate(bilinear, align_corners=True)`` (3 x 3 ResNet-50 maps); the patches come from the full
+  frames.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdynamic.models.utils.patch_sampler import crop_patches
+from mmdynamic.models.utils.patch_sampler import crop_patches, glance
 from mmdynamic.registry import MODELS, register_dual
 from .feature_reuse_head import ConcatMaxPoolHead
 from .policies import RecurrentLocationPolicy
 from .uni_adafocus import (AdaFocusRecognizerBase, PolicyLike, build_encoder, encode,
                            first_labels)
+
+FRAME_ORDERS = ('temporal', 'bisection')
+
+
+def bisection_frame_order(num_frames: int) -> List[int]:
+    """The official AdaFocusV2 ``--sample`` frame order (``input_order`` of ``main_v2.py``).
+
+    The middle frame ``floor((T - 1) / 2)``, the first and the last, then, for q = 2, 4, 8, ..., the
+    midpoints ``floor((a + b) / 2)`` of the consecutive bounds ``a, b`` of ``floor(linspace(0, T - 1,
+    q + 1))`` that are not yet taken, left to right, until all T frames are: every prefix covers the
+    video coarsely. T = 16 gives [7, 0, 15, 3, 11, 1, 5, 9, 13, 2, 4, 6, 8, 10, 12, 14].
+
+    Args:
+        num_frames (int): T >= 3 (the official rule repeats frames for T < 3).
+
+    Returns:
+        list[int]: A permutation of ``range(T)``: the k-th processed frame.
+    """
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 3:
+        raise ValueError(f"the 'bisection' frame order needs num_frames >= 3 (the official rule "
+                         f'repeats frames below), got {num_frames!r}')
+    order = [(num_frames - 1) // 2, 0, num_frames - 1]
+    parts = 2
+    while len(order) < num_frames:
+        # float64 bounds, floored, as numpy computes them in the official rule
+        bounds = np.floor(np.linspace(0, num_frames - 1, parts + 1))
+        for lower, upper in zip(bounds[:-1], bounds[1:]):
+            middle = int(np.floor((lower + upper) / 2))
+            if middle not in order:
+                order.append(middle)
+        parts *= 2
+    return order
+
+
+def resolve_frame_order(frame_order: Union[str, Sequence[int]], num_frames: int) -> List[int]:
+    """The processing order of the T input frames.
+
+    Args:
+        frame_order (str | Sequence[int]): 'temporal' (0, 1, ..., T - 1), 'bisection'
+            (:func:`bisection_frame_order`, the official ``--sample``) or a permutation of
+            ``range(T)``.
+        num_frames (int): T.
+
+    Returns:
+        list[int]: The input frame read at each step.
+    """
+    if isinstance(frame_order, str):
+        if frame_order not in FRAME_ORDERS:
+            raise ValueError(f'frame_order must be one of {FRAME_ORDERS} or a permutation of '
+                             f'range({num_frames}), got {frame_order!r}')
+        if frame_order == 'temporal':
+            return list(range(num_frames))
+        return bisection_frame_order(num_frames)
+    order = [int(i) for i in frame_order]
+    if sorted(order) != list(range(num_frames)):
+        raise ValueError(f'frame_order must be a permutation of range({num_frames}) '
+                         f'(num_frames), got {list(frame_order)}')
+    return order
 
 
 @register_dual(MODELS)
@@ -38,6 +108,13 @@ class AdaFocusV2(AdaFocusRecognizerBase):
         feature_size (int): Side of f_G's feature map (7 for 224 frames).
         num_frames (int): T frames per video (the input clip length). Defaults to 16.
         patch_size (int): P. Defaults to 128.
+        frame_order (str | Sequence[int]): Order in which the T input frames (in temporal order) are
+            processed: 'temporal', 'bisection' (the official ``--sample`` order, set by the configs of
+            the released recipes; see :func:`bisection_frame_order`) or a permutation of
+            ``range(T)``. Exit k follows the k-th frame of this order. Defaults to 'temporal'.
+        glance_size (int, optional): Resize the frames to ``glance_size`` x ``glance_size`` for f_G
+            (bilinear, ``align_corners=True``: the official ``res50`` glance uses 96). None (default):
+            f_G reads the frames as they are (the ``mbv2`` glance).
         policy_hidden (int): GRU width of the policy. Defaults to 2048.
         fusion_hidden (int): Width of the classifier MLP. Defaults to 4096.
         dropout (float): Dropout of the classifier and of FC_G / FC_L. Defaults to 0.2.
@@ -48,15 +125,23 @@ class AdaFocusV2(AdaFocusRecognizerBase):
 
     def __init__(self, backbone: dict, local_backbone: dict, num_classes: int,
                  global_channels: int = 1280, local_channels: int = 2048, feature_size: int = 7,
-                 num_frames: int = 16, patch_size: int = 128, policy_hidden: int = 2048,
+                 num_frames: int = 16, patch_size: int = 128,
+                 frame_order: Union[str, Sequence[int]] = 'temporal',
+                 glance_size: Optional[int] = None, policy_hidden: int = 2048,
                  fusion_hidden: int = 4096, dropout: float = 0.2, random_patch_branch: bool = True,
                  exit_policy: PolicyLike = None, data_preprocessor: Optional[dict] = None) -> None:
+        if glance_size is not None and (isinstance(glance_size, bool)
+                                        or not isinstance(glance_size, int) or glance_size < 1):
+            raise ValueError(f'glance_size must be a positive int or None, got {glance_size!r}')
+        order = resolve_frame_order(frame_order, num_frames)
         super().__init__(backbone=backbone, exit_policy=exit_policy,
                          data_preprocessor=data_preprocessor)
         self.local_backbone = build_encoder(local_backbone)
         self.num_classes = num_classes
         self.num_frames = num_frames
         self.patch_size = patch_size
+        self.glance_size = glance_size
+        self.frame_order = order
         self.random_patch_branch = random_patch_branch
         self.num_exits = num_frames
         self.repeated_steps_from = 1  # every frame runs the same modules on the same shapes
@@ -79,10 +164,26 @@ class AdaFocusV2(AdaFocusRecognizerBase):
             raise ValueError(f'patch_size {self.patch_size} exceeds the frames '
                              f'{tuple(inputs.shape[-2:])}')
 
+    def _ordered(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The frames in processing order (:attr:`frame_order`). (B, T, C, H, W) -> same shape."""
+        if self.frame_order == list(range(self.num_frames)):
+            return inputs
+        return inputs[:, self.frame_order]
+
     def glance_features(self, frames: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """f_G. Args: frames (B, n, C, H, W). Returns: maps (B, n, C_G, h, w), feats (B, n, C_G)."""
+        """f_G, on the frames resized to ``glance_size`` if set.
+
+        Args:
+            frames (Tensor): (B, n, C, H, W).
+
+        Returns:
+            tuple: maps (B, n, C_G, h, w) and pooled features (B, n, C_G).
+        """
         batch, num = frames.shape[:2]
-        maps = encode(self.backbone, frames.flatten(0, 1))
+        images = frames.flatten(0, 1)
+        if self.glance_size is not None:
+            images = glance(images, self.glance_size, mode='bilinear', align_corners=True)
+        maps = encode(self.backbone, images)
         maps = maps.view(batch, num, *maps.shape[1:])
         return maps, maps.mean(dim=(-2, -1))
 
@@ -99,16 +200,19 @@ class AdaFocusV2(AdaFocusRecognizerBase):
 
     def forward_steps(self, inputs: torch.Tensor,
                       locations: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Every frame for every video.
+        """Every frame for every video, in :attr:`frame_order`.
 
         Args:
-            inputs (Tensor): (B, T, C, H, W).
-            locations (Tensor, optional): (B, T, 2) patch locations to use instead of the policy's.
+            inputs (Tensor): (B, T, C, H, W) in temporal order.
+            locations (Tensor, optional): (B, T, 2) patch locations to use instead of the policy's
+                (in processing order, as returned).
 
         Returns:
-            dict: ``steps`` (B, T, C) logits of every exit, ``locations``, ``feats``, ``local_feats``.
+            dict: ``steps`` (B, T, C) logits of every exit; ``locations`` (B, T, 2), ``feats`` and
+            ``local_feats`` per processed frame: index k belongs to input frame ``frame_order[k]``.
         """
         self._check_inputs(inputs)
+        inputs = self._ordered(inputs)
         maps, feats = self.glance_features(inputs)
         if locations is None:
             locations, _ = self.policy(maps.detach())
@@ -116,18 +220,29 @@ class AdaFocusV2(AdaFocusRecognizerBase):
         steps = self.fusion_head(torch.cat([feats, local_feats], dim=-1))
         return dict(steps=steps, locations=locations, feats=feats, local_feats=local_feats)
 
-    def loss(self, inputs: torch.Tensor, data_samples: Sequence, **kwargs) -> Dict[str, torch.Tensor]:
-        """Eq. 12: ½ (L' + L'_random), L' = CE over every exit + CE of FC_G and FC_L per frame."""
+    def loss(self, inputs: torch.Tensor, data_samples: Sequence,
+             generator: Optional[torch.Generator] = None, **kwargs) -> Dict[str, torch.Tensor]:
+        """Eq. 12: ½ (L' + L'_random), L' = CE over every exit + CE of FC_G and FC_L per frame.
+
+        Args:
+            inputs (Tensor): (B, T, C, H, W) in temporal order.
+            data_samples (Sequence[ActionDataSample]): With ``gt_label``.
+            generator (torch.Generator, optional): For the random patch locations (None: torch's
+                global generator).
+        """
         labels = first_labels(data_samples, inputs.device)
 
         def step_ce(steps: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(steps.flatten(0, 1), labels.repeat_interleave(steps.shape[1]))
 
         out = self.forward_steps(inputs)
+        inputs = self._ordered(inputs)  # the frames of out's locations
         ce_steps = [step_ce(out['steps'])]
         ce_local = [step_ce(self.fc_local(out['local_feats']))]
         if self.random_patch_branch:
-            random_locations = torch.rand_like(out['locations'])
+            shape = out['locations'].shape
+            random_locations = torch.rand(shape, generator=generator, device=inputs.device,
+                                          dtype=out['locations'].dtype)
             local_feats = self.local_features(inputs, random_locations)
             ce_steps.append(step_ce(self.fusion_head(torch.cat([out['feats'], local_feats], -1))))
             ce_local.append(step_ce(self.fc_local(local_feats)))
@@ -144,8 +259,9 @@ class AdaFocusV2(AdaFocusRecognizerBase):
 
     def step(self, index: int, inputs: torch.Tensor,
              state: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """Frame ``index``: f_G, one policy step, the patch, f_L, exit ``index``."""
-        frame = inputs[:, index:index + 1]
+        """Step ``index`` reads input frame ``frame_order[index]``: f_G, one policy step, the patch,
+        f_L, exit ``index``."""
+        frame = inputs[:, self.frame_order[index]][:, None]
         maps, feats = self.glance_features(frame)
         location, hidden = self.policy(maps.detach(), state['hidden'])
         local = self.local_features(frame, location)

@@ -4,7 +4,8 @@
 Pure-torch functions (no parameters):
 
 - :func:`glance_frame_indices`: the T_G frames of the global encoder among the T_0 candidates (one per
-  group of T_0 / T_G consecutive candidates: a random member in training, the middle one at test).
+  group of T_0 / T_G consecutive candidates: a random member in training; at test the member of index 1,
+  ``arange(T_0)[1::T_0 // T_G]`` as in the official MN2 + R50 code, or optionally the middle one).
 - :func:`quantile_frame_indices`: the T_L frames of the local encoder, read off the inverse CDF of the
   frame weights at stratified levels (spec §3.4): ``(i + U(0, 1)) / T_L`` in training, ``(i + 0.5) / T_L``
   at test; the indices are made strictly increasing and clamped to the video.
@@ -14,23 +15,52 @@ Pure-torch functions (no parameters):
   ((a_y, a_x, a_h, a_w) in (0, 1)^4 -> (centre_y, centre_x, height, width) in pixels, sides in
   [min_size, frame side], always inside the frame) and the fixed-size random boxes of the diversity
   branch, both in the format of :func:`mmdynamic.models.utils.crop_boxes`.
+
+Every random draw takes an optional ``torch.Generator`` (drawn on the generator's device, then moved to
+the requested one), so that a training forward can be reproduced from a seed.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 
+def draw_device(generator: Optional[torch.Generator], device=None):
+    """The device to draw on: the generator's if one is given (torch requires it), else ``device``."""
+    return generator.device if generator is not None else device
+
+
+def glance_test_offset(group: int, test_offset: Union[int, str] = 1) -> int:
+    """Index within its group of T_0 / T_G candidates of the glance frame at test.
+
+    Args:
+        group (int): T_0 / T_G.
+        test_offset (int | str): An index (1 by default: ``arange(T_0)[1::T_0 // T_G]``, the official
+            MN2 + R50 code; capped at ``group - 1``, so a group of one takes its only frame) or
+            ``'middle'`` (``group // 2``).
+
+    Returns:
+        int: The offset in [0, group).
+    """
+    if test_offset == 'middle':
+        return group // 2
+    if isinstance(test_offset, bool) or not isinstance(test_offset, int) or test_offset < 0:
+        raise ValueError(f"test_offset must be a non-negative int or 'middle', got {test_offset!r}")
+    return min(test_offset, group - 1)
+
+
 def glance_frame_indices(batch_size: int, num_candidates: int, num_glance: int, training: bool,
-                         device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                         device=None, generator: Optional[torch.Generator] = None,
+                         test_offset: Union[int, str] = 1) -> torch.Tensor:
     """Indices of the glance frames among the candidates.
 
     Args:
         batch_size (int): B.
         num_candidates (int): T_0, a multiple of ``num_glance``.
         num_glance (int): T_G.
-        training (bool): A random member of each group (True) or its middle one (False).
+        training (bool): A random member of each group (True) or the member ``test_offset`` (False).
         generator (torch.Generator, optional): For the random members.
+        test_offset (int | str): See :func:`glance_test_offset`. Defaults to 1 (official).
 
     Returns:
         Tensor: (B, T_G) int64, increasing.
@@ -39,12 +69,13 @@ def glance_frame_indices(batch_size: int, num_candidates: int, num_glance: int, 
         raise ValueError(f'num_candidates ({num_candidates}) must be a multiple of num_glance '
                          f'({num_glance})')
     group = num_candidates // num_glance
+    offset = glance_test_offset(group, test_offset)
     starts = torch.arange(num_glance, device=device) * group
     if training:
         offsets = torch.randint(0, group, (batch_size, num_glance), generator=generator,
-                                device='cpu' if generator is not None else device).to(starts.device)
+                                device=draw_device(generator, device)).to(starts.device)
     else:
-        offsets = torch.full((batch_size, num_glance), group // 2, device=device)
+        offsets = torch.full((batch_size, num_glance), offset, device=device)
     return starts[None] + offsets
 
 
@@ -54,7 +85,7 @@ def quantile_levels(batch_size: int, num_select: int, training: bool, device=Non
     base = torch.arange(num_select, device=device, dtype=torch.float32)
     if training:
         jitter = torch.rand((batch_size, num_select), generator=generator,
-                            device='cpu' if generator is not None else device).to(base.device)
+                            device=draw_device(generator, device)).to(base.device)
     else:
         jitter = torch.full((batch_size, num_select), 0.5, device=device)
     return (base[None] + jitter) / num_select
@@ -143,12 +174,21 @@ def actions_to_boxes(actions: torch.Tensor, frame_size: Tuple[int, int],
     extent = actions.new_tensor([float(height), float(width)])
     sides = min_size + actions[..., 2:4] * (extent - min_size)
     top_left = actions[..., 0:2] * (extent - sides)
-    return torch.cat([top_left + sides / 2, sides], dim=-1)
+    # centre as (x1 + x2) / 2 with x2 = x1 + s: the crop's translation -1 + 2 c / S is then
+    # bit-identical to the official -1 + (x1 + x2) / S
+    return torch.cat([(top_left + (top_left + sides)) / 2, sides], dim=-1)
 
 
 def random_boxes(shape: Sequence[int], frame_size: Tuple[int, int], side: float, device=None,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Fixed ``side x side`` boxes at uniformly random places inside the frame (diversity branch).
+
+    Args:
+        shape (Sequence[int]): Leading shape of the boxes, e.g. (B, T_L).
+        frame_size (tuple): (H, W) of the frames.
+        side (float): P, the side of every box.
+        device: Device of the boxes.
+        generator (torch.Generator, optional): For the places.
 
     Returns:
         Tensor: (*shape, 4) (centre_y, centre_x, side, side) in pixels.
@@ -157,7 +197,7 @@ def random_boxes(shape: Sequence[int], frame_size: Tuple[int, int], side: float,
     if side > min(height, width):
         raise ValueError(f'random boxes of side {side} do not fit {height} x {width} frames')
     pos = torch.rand(tuple(shape) + (2, ), generator=generator,
-                     device='cpu' if generator is not None else device).to(device)
+                     device=draw_device(generator, device)).to(device)
     extent = pos.new_tensor([float(height), float(width)])
     centres = pos * (extent - side) + side / 2
     return torch.cat([centres, torch.full_like(centres, float(side))], dim=-1)

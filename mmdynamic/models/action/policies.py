@@ -10,7 +10,7 @@ Both read the (stop-gradient) features of the global encoder on the T_G glance f
   sigmoid: four numbers (a_y, a_x, a_h, a_w) in (0, 1) per glance frame, or one 4-tuple per video
   (``per_video=True``, the TSM/X3D settings: the last kernel spans all T_G frames).
 """
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -110,6 +110,26 @@ class SpatialPolicy(BaseModule):
         return x.flatten(3).squeeze(-1).transpose(1, 2).sigmoid()
 
 
+def location_embedding(in_channels: int, feature_size: Tuple[int, int], mid_channels: int,
+                       out_channels: int) -> nn.Sequential:
+    """The state encoder of the AdaFocusV2 policies (official ``PolicySTN.encoder`` and the first
+    layers of the TSM ``policy_stn``): Conv 1x1 (no bias) -> BN -> Tanh -> Flatten (order c, y, x) ->
+    Linear -> BN1d -> Tanh; indices 0, 1, 4, 5 hold the parameters.
+
+    Args:
+        in_channels (int): Channels of the feature maps. feature_size (tuple): Their (h, w).
+        mid_channels (int): Channels after the 1x1 conv (64). out_channels (int): Output width.
+
+    Returns:
+        nn.Sequential: (N, in_channels, h, w) -> (N, out_channels).
+    """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, mid_channels, 1, bias=False), nn.BatchNorm2d(mid_channels),
+        nn.Tanh(), nn.Flatten(), nn.Linear(mid_channels * feature_size[0] * feature_size[1],
+                                           out_channels),
+        nn.BatchNorm1d(out_channels), nn.Tanh())
+
+
 class RecurrentLocationPolicy(BaseModule):
     """AdaFocusV2's policy: a GRU over the glance feature maps -> patch location per frame (§2.8b).
 
@@ -131,10 +151,7 @@ class RecurrentLocationPolicy(BaseModule):
         size = (feature_size, feature_size) if isinstance(feature_size, int) else tuple(feature_size)
         self.feature_size = size
         self.hidden_channels = hidden_channels
-        self.embed = nn.Sequential(
-            nn.Conv2d(in_channels, mid_channels, 1, bias=False), nn.BatchNorm2d(mid_channels),
-            nn.Tanh(), nn.Flatten(), nn.Linear(mid_channels * size[0] * size[1], hidden_channels),
-            nn.BatchNorm1d(hidden_channels), nn.Tanh())
+        self.embed = location_embedding(in_channels, size, mid_channels, hidden_channels)
         self.gru = nn.GRU(hidden_channels, hidden_channels, batch_first=True)
         self.out = nn.Linear(hidden_channels, 2)
 
@@ -158,3 +175,57 @@ class RecurrentLocationPolicy(BaseModule):
             hidden = x.new_zeros(batch, self.hidden_channels)
         out, last = self.gru(x, hidden[None].contiguous())
         return self.out(out).sigmoid(), last[0]
+
+
+class VideoLocationPolicy(BaseModule):
+    """AdaFocusV2-TSM's policy: one patch location per video from the glance maps of all its frames.
+
+    The T_G maps are stacked on the channel axis (channel ``t * C + c``, the official order) ->
+    :func:`location_embedding` (Conv 1x1 T_G C -> ``mid_channels``, ..., Linear -> ``hidden_channels[0]``)
+    -> [Linear -> BN1d -> Tanh] for each further hidden width -> Linear -> Sigmoid: the normalised
+    top-left (a_y, a_x) in (0, 1)^2 of the P x P patch shared by the video's focus frames.
+
+    Args:
+        in_channels (int): Channels of one glance frame's maps (1280 for MobileNet-V2).
+        num_frames (int): T_G glance frames (8).
+        feature_size (int | tuple): (h, w) of the maps (7 for 224 frames).
+        hidden_channels (Sequence[int]): Widths of the hidden layers. Defaults to (1024, 512).
+        mid_channels (int): Channels after the 1x1 conv. Defaults to 64.
+        init_cfg (dict, optional): Initialisation config.
+
+    Example:
+        >>> policy = VideoLocationPolicy(8, num_frames=4, feature_size=3, hidden_channels=(16, 8))
+        >>> tuple(policy(torch.rand(2, 4, 8, 3, 3)).shape)
+        (2, 2)
+    """
+
+    def __init__(self, in_channels: int, num_frames: int, feature_size,
+                 hidden_channels: Sequence[int] = (1024, 512), mid_channels: int = 64,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if len(hidden_channels) < 1:
+            raise ValueError('hidden_channels needs at least one width')
+        size = (feature_size, feature_size) if isinstance(feature_size, int) else tuple(feature_size)
+        self.feature_size = size
+        self.num_frames = num_frames
+        self.in_channels = in_channels
+        self.embed = location_embedding(in_channels * num_frames, size, mid_channels,
+                                        hidden_channels[0])
+        layers = []
+        for width_in, width_out in zip(hidden_channels[:-1], hidden_channels[1:]):
+            layers += [nn.Linear(width_in, width_out), nn.BatchNorm1d(width_out), nn.Tanh()]
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(hidden_channels[-1], 2)
+
+    def forward(self, feat_maps: torch.Tensor) -> torch.Tensor:
+        """Args: feat_maps (Tensor): (B, T_G, C, h, w) glance maps (detach them for stop-gradient).
+
+        Returns:
+            Tensor: (B, 2) normalised top-left (a_y, a_x) in (0, 1).
+        """
+        expected = (self.num_frames, self.in_channels) + self.feature_size
+        if feat_maps.dim() != 5 or tuple(feat_maps.shape[1:]) != expected:
+            raise ValueError(f'the policy was built for maps (B, T_G, C, h, w) = (B, '
+                             f'{", ".join(map(str, expected))}), got {tuple(feat_maps.shape)}; '
+                             'set num_glance, global_channels and feature_size')
+        return self.out(self.hidden(self.embed(feat_maps.flatten(1, 2)))).sigmoid()

@@ -5,7 +5,8 @@ Paper: "Uni-AdaFocus: Spatial-temporal Dynamic Computation for Video Recognition
 spec ``uni_adafocus.md`` §2-4. The MobileNet-V2 + ResNet-50 setting (ActivityNet / FCVID / Mini-Kinetics):
 
 1. the global encoder f_G (``backbone``) sees T_G of the T_0 candidate frames (a random member of each
-   group in training, the middle one at test), optionally resized to ``glance_size``;
+   group in training, the member of index 1 at test as in the official code), optionally resized to
+   ``glance_size``;
 2. the policy reads the stop-gradient global features: frame weights over the glance frames
    (:class:`TemporalPolicy`) and a deformable box per glance frame (:class:`SpatialPolicy`);
 3. T_L frames are chosen by the inverse-CDF quantile rule, their boxes are interpolated in time from the
@@ -20,7 +21,11 @@ Training (spec §3.3): encoder/classifier loss over all T_G + T_L exits plus the
 FC_L, doubled with a random-patch branch and halved; the policy gets no gradient from it (the image crops
 use detached box parameters). The spatial branch is trained by the cross-entropy of FC_Aux on the box
 crop of the (detached) global feature maps plus ``alpha`` times the box-size regulariser (Eq. 15); the
-temporal branch by the Monte-Carlo loss of Eq. 21.
+temporal branch by the Monte-Carlo loss of Eq. 21. In training f_L runs once on the policy patches and
+the random patches together (one batch of 2 B T_L patches: BatchNorm sees their joint statistics, as in
+the official code; ``joint_local_batch=False`` runs two passes). Every random draw of a training forward
+(glance members, quantile levels, random boxes, Monte-Carlo draws) comes from the ``generator`` given to
+:meth:`UniAdaFocus.loss` (None: torch's global generator).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,8 +43,10 @@ from mmdynamic.registry import MODELS, register_dual
 from .feature_reuse_head import FeatureReuseHead
 from .frame_sampling import (actions_to_boxes, glance_frame_indices, interpolate_actions,
                              quantile_frame_indices, random_boxes)
-from .losses import TEMPORAL_LOSS_FORMS, box_size_regulariser, temporal_policy_loss
-from .multi_view import ViewAveragedSteps, average_views, split_views
+from .frame_sampling import glance_test_offset as resolve_glance_offset
+from .losses import (MC_DRAW_MODES, TEMPORAL_LOSS_FORMS, box_size_regulariser,
+                     temporal_policy_loss)
+from .multi_view import ViewAveragedSteps, average_views, check_view_average, split_views
 from .policies import SpatialPolicy, TemporalPolicy
 
 PolicyLike = Optional[Union[str, dict, ExitPolicy]]
@@ -148,6 +155,11 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
     ``backbone`` is the global encoder f_G; subclasses add the rest and implement
     :meth:`forward_steps` (all step logits at once), :meth:`init_state` / :meth:`step` and :meth:`loss`.
     ``exit_offset`` is the index of exit 0 among the step logits.
+
+    ``view_average`` (constructor argument) sets how the views of a multi-view test input (e.g. the
+    3-crop test) are averaged after every exit, in :meth:`predict` and :meth:`early_exit` alike:
+    'logits' (default; the mean raw logits, as the official code does) or 'softmax' (the mean softmax
+    scores); see :func:`~mmdynamic.models.action.multi_view.average_views`.
     """
     exit_offset: int = 0
     # BN is folded into the convolutions at inference (the convention of the papers' GFLOPs)
@@ -159,9 +171,12 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
     last_input_step: Optional[int] = None
 
     def __init__(self, backbone: dict, exit_policy: PolicyLike = None,
-                 data_preprocessor: Optional[dict] = None, **kwargs) -> None:
+                 data_preprocessor: Optional[dict] = None, view_average: str = 'logits',
+                 **kwargs) -> None:
+        check_view_average(view_average)
         data_preprocessor = dict(data_preprocessor or dict(type='ActionDataPreprocessor'))
         super().__init__(backbone=backbone, data_preprocessor=data_preprocessor, **kwargs)
+        self.view_average = view_average
         self._exit_policy_cfg = exit_policy
         self._exit_macs_cache: Dict[Tuple[int, ...], List[int]] = {}
 
@@ -187,12 +202,21 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
         Steps from ``repeated_steps_from`` on run the same modules on the same shapes (one f_L patch
         and one focus head each), so the first of them is counted and its count reused; set
         ``repeated_steps_from = None`` to count every step.
+
+        Step k counts what it runs: every module it calls and every op its logits or its next
+        state depend on (work that only feeds later steps included, see
+        :func:`mmdynamic.utils.flops.count_macs`).
         """
-        from mmdynamic.utils.flops import count_macs
+        from mmdynamic.utils.flops import count_macs, flatten_tensors
         param = next(self.parameters())
         inputs = torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device)
         was_training = self.training
         self.eval()
+
+        def run_step(x: torch.Tensor, k: int, state: dict) -> Tuple[torch.Tensor, ...]:
+            logits, next_state = self.step(k, x, state)
+            return (logits, *flatten_tensors(next_state))
+
         try:
             state = self.init_state(inputs)
             total, out, step_macs = 0, [], 0
@@ -200,7 +224,7 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
                 repeated = self.repeated_steps_from is not None and k > self.repeated_steps_from
                 if not repeated:
                     step_macs = count_macs(self, (inputs, ),
-                                           fn=lambda x, k=k, s=state: self.step(k, x, s)[0],
+                                           fn=lambda x, k=k, s=state: run_step(x, k, s),
                                            op_handles=self.macs_op_handles)
                     if k + 1 < self.num_exits and (self.repeated_steps_from is None
                                                    or k < self.repeated_steps_from):
@@ -234,7 +258,7 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
 
     def num_views(self, inputs: torch.Tensor) -> int:
         """V when ``inputs`` (B, V * T, C, H, W) hold V views of T = :attr:`clip_length` frames
-        (mmaction2's ``ThreeCrop``: V = 3), else 1."""
+        (the 3-crop test's ``TSNThreeCrop``, or mmaction2's ``ThreeCrop``: V = 3), else 1."""
         frames = inputs.shape[1] if inputs.dim() == 5 else 0
         if frames > self.clip_length and frames % self.clip_length == 0:
             return frames // self.clip_length
@@ -249,34 +273,49 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
         """Predictions; each data sample also gets ``exit_macs`` (K, ), ``exit_index`` and, without an
         exit policy, ``exit_logits`` (K, C) for the anytime and budget evaluation.
 
-        Inputs with V views per video (B, V * T, C, H, W), e.g. from ``ThreeCrop``, are predicted view
-        by view and the views' softmax scores averaged after every exit (a video costs V views; with
-        an exit policy a video exits on its view-averaged confidence).
+        Inputs with V views per video (B, V * T, C, H, W), e.g. from the 3-crop test, are predicted
+        view by view and the views averaged after every exit as ``view_average`` says (raw logits by
+        default, as the official code; or softmax scores). A video costs V views. With an exit policy
+        a video exits on the confidence of its view-averaged logits (:meth:`early_exit`): the same
+        tensor that ``exit_logits`` holds without one, so thresholds fitted on those apply unchanged.
         """
         views = self.num_views(inputs)
         view_shape = (self.clip_length, ) + tuple(inputs.shape[2:]) if views > 1 else inputs.shape[1:]
         costs = views * torch.tensor(self.exit_macs_for(view_shape), dtype=torch.float64)
-        if views == 1:
-            model, all_exits = self, self.exit_logits
+        policy = self.exit_policy
+        if policy is None:
+            if views == 1:
+                all_exits = self.exit_logits
+            else:
+
+                def all_exits(x: torch.Tensor) -> torch.Tensor:
+                    return average_views(self.exit_logits(split_views(x, views)), views,
+                                         self.view_average)
+
+            final, exits, exit_logits = predict_exits(self, inputs, None, all_exits)
         else:
-            model = ViewAveragedSteps(self, views)
-
-            def all_exits(x: torch.Tensor) -> torch.Tensor:
-                return average_views(self.exit_logits(split_views(x, views)), views)
-
-        policy, run_inputs = self.exit_policy, inputs
-        if policy is not None and self.last_input_step is not None:
-            model = InputsInState(model, inputs, self.last_input_step)
-            run_inputs = inputs.new_empty(inputs.shape[0], 0)
-        final, exits, exit_logits = predict_exits(model, run_inputs, policy, all_exits)
+            from mmdynamic.models.utils.early_exit import EarlyExitExecutor
+            result = self.early_exit(inputs,
+                                     EarlyExitExecutor(policy.thresholds, policy.confidence))
+            final, exits, exit_logits = result.logits, result.exits, None
         return set_exit_predictions(data_samples, final, exits, costs, exit_logits)
 
     def early_exit(self, inputs: torch.Tensor, executor) -> 'EarlyExitResult':
-        """Run ``executor`` (an :class:`EarlyExitExecutor`) as :meth:`predict` does for one view
-        (the videos travel in the state only while a step reads them)."""
+        """Run ``executor`` (an :class:`EarlyExitExecutor`) as :meth:`predict` does.
+
+        Args:
+            inputs (Tensor): (B, T, C, H, W) videos, or (B, V * T, C, H, W) with V views each
+                (:meth:`num_views`); the views are averaged after every exit as ``view_average``
+                says, and a video exits on the confidence of its view-averaged logits.
+
+        The videos travel in the executor's state only while a step reads them
+        (``last_input_step``).
+        """
+        views = self.num_views(inputs)
+        model = self if views == 1 else ViewAveragedSteps(self, views, self.view_average)
         if self.last_input_step is None:
-            return executor.run(self, inputs)
-        return executor.run(InputsInState(self, inputs, self.last_input_step),
+            return executor.run(model, inputs)
+        return executor.run(InputsInState(model, inputs, self.last_input_step),
                             inputs.new_empty(inputs.shape[0], 0))
 
 
@@ -308,8 +347,17 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         num_mc_samples (int): M of Eq. 21. Defaults to 128.
         num_mc_draws (int, optional): Frames drawn in the temporal loss; default
             ``max(1, floor(T_L / T_0 * T_G))`` (5 on ActivityNet).
+        mc_draw_mode (str): Monte-Carlo draws of the temporal loss: 'independent' (a fresh draw of
+            i frames for every term i, the official code) or 'nested' (the prefixes of one draw
+            sequence). Defaults to 'independent'.
         random_patch_branch (bool): Diversity augmentation (a second f_L/f_C pass on random P x P
             patches; losses averaged). Defaults to True.
+        joint_local_batch (bool): In training, run f_L once on the policy patches and the random
+            patches together (2 B T_L patches, joint BatchNorm statistics: the official code) instead
+            of once per branch. Defaults to True.
+        glance_test_offset (int | str): Glance frame of each group of T_0 / T_G candidates at test:
+            an index (1: ``arange(T_0)[1::T_0 // T_G]``, the official code; capped at the group
+            size - 1) or 'middle' (``group // 2``). Defaults to 1.
         temporal_grad_to_global (bool): Let the temporal policy's input and loss carry gradients into
             f_G / FC_G (the official ActivityNet code does; the paper does not). Defaults to False.
         spatial_mode (str): 'learned' (the spatial policy), or the baselines of Table 9 without it:
@@ -325,6 +373,8 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             (:meth:`exit_macs`, the data samples' ``exit_macs``, the thresholds fitted for a budget)
             includes that work. Predictions do not depend on it.
         data_preprocessor (dict, optional): Defaults to ``ActionDataPreprocessor``.
+        view_average (str): How multi-view (e.g. 3-crop) test inputs are averaged after every exit:
+            'logits' (raw logits, official) or 'softmax' (mean softmax). Defaults to 'logits'.
     """
 
     def __init__(self, backbone: dict, local_backbone: dict, num_classes: int,
@@ -334,10 +384,13 @@ class UniAdaFocus(AdaFocusRecognizerBase):
                  spatial_hidden: int = 128, temporal_hidden: int = 64, temperature: float = 1.0,
                  fusion_hidden: int = 4096, dropout: float = 0.2, size_reg: float = 1.0,
                  temporal_loss: str = 'expected_ce', num_mc_samples: int = 128,
-                 num_mc_draws: Optional[int] = None, random_patch_branch: bool = True,
+                 num_mc_draws: Optional[int] = None, mc_draw_mode: str = 'independent',
+                 random_patch_branch: bool = True, joint_local_batch: bool = True,
+                 glance_test_offset: Union[int, str] = 1,
                  temporal_grad_to_global: bool = False, spatial_mode: str = 'learned',
                  temporal_mode: str = 'learned', exit_policy: PolicyLike = None,
-                 focus_chunk: int = 1, data_preprocessor: Optional[dict] = None) -> None:
+                 focus_chunk: int = 1, data_preprocessor: Optional[dict] = None,
+                 view_average: str = 'logits') -> None:
         if spatial_mode not in SPATIAL_MODES:
             raise ValueError(f'spatial_mode must be one of {SPATIAL_MODES}, got {spatial_mode!r}')
         if temporal_mode not in TEMPORAL_MODES:
@@ -351,8 +404,11 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         if temporal_loss not in TEMPORAL_LOSS_FORMS:
             raise ValueError(f'temporal_loss must be one of {TEMPORAL_LOSS_FORMS}, '
                              f'got {temporal_loss!r}')
+        if mc_draw_mode not in MC_DRAW_MODES:
+            raise ValueError(f'mc_draw_mode must be one of {MC_DRAW_MODES}, got {mc_draw_mode!r}')
+        resolve_glance_offset(num_candidates // num_glance, glance_test_offset)  # validates it
         super().__init__(backbone=backbone, exit_policy=exit_policy,
-                         data_preprocessor=data_preprocessor)
+                         data_preprocessor=data_preprocessor, view_average=view_average)
         self.local_backbone = build_encoder(local_backbone)
         self.num_classes = num_classes
         self.num_candidates = num_candidates
@@ -365,7 +421,10 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         self.temporal_loss = temporal_loss
         self.num_mc_samples = num_mc_samples
         self.num_mc_draws = num_mc_draws or max(1, num_focus * num_glance // num_candidates)
+        self.mc_draw_mode = mc_draw_mode
         self.random_patch_branch = random_patch_branch
+        self.joint_local_batch = joint_local_batch
+        self.glance_test_offset = glance_test_offset
         self.temporal_grad_to_global = temporal_grad_to_global
         self.spatial_mode = spatial_mode
         self.temporal_mode = temporal_mode
@@ -416,11 +475,13 @@ class UniAdaFocus(AdaFocusRecognizerBase):
                              f'C, H, W), got {tuple(inputs.shape)}: sample num_candidates frames '
                              "per video with format_shape='NCHW'")
 
-    def glance_features(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def glance_features(self, inputs: torch.Tensor,
+                        generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
         """f_G on the glance frames.
 
         Args:
             inputs (Tensor): (B, T_0, C, H, W).
+            generator (torch.Generator, optional): For the random glance members in training.
 
         Returns:
             dict: ``maps`` (B, T_G, C_G, h, w), ``feats`` (B, T_G, C_G), ``index`` (B, T_G).
@@ -428,7 +489,8 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         self._check_inputs(inputs)
         batch = inputs.shape[0]
         index = glance_frame_indices(batch, self.num_candidates, self.num_glance, self.training,
-                                     device=inputs.device)
+                                     device=inputs.device, generator=generator,
+                                     test_offset=self.glance_test_offset)
         frames = gather_frames(inputs, index).flatten(0, 1)
         if self.glance_size is not None:
             frames = glance(frames, self.glance_size, mode='bilinear', align_corners=False)
@@ -452,25 +514,29 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             out['frame_weights'] = feats.new_full(feats.shape[:2], 1 / feats.shape[1])
         return out
 
-    def plan_focus(self, actions: torch.Tensor, weights: torch.Tensor,
-                   frame_size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def plan_focus(self, actions: torch.Tensor, weights: torch.Tensor, frame_size: Tuple[int, int],
+                   generator: Optional[torch.Generator] = None
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Focus frames (quantile rule) and their boxes (interpolated in time, detached).
 
         Without a learned spatial policy (``actions`` None) the boxes are P x P: at random places
         (``spatial_mode='random'``, one per video for per-video boxes) or in the centre.
 
+        Args:
+            generator (torch.Generator, optional): For the random quantile levels (training) and the
+                random boxes (``spatial_mode='random'``).
+
         Returns:
             tuple: frame indices (B, T_L) and boxes (B, T_L, 4) (cy, cx, h, w) in pixels.
         """
         index = quantile_frame_indices(weights, self.num_focus, self.num_candidates,
-                                       training=self.training)
+                                       training=self.training, generator=generator)
         if actions is None:
-            per_box = (index.shape[0], 1 if self.per_video_box else self.num_focus)
             if self.spatial_mode == 'random':
-                boxes = random_boxes(per_box, frame_size, self.patch_size, device=index.device)
-            else:
-                centre = [frame_size[0] / 2, frame_size[1] / 2, self.patch_size, self.patch_size]
-                boxes = torch.tensor(centre, device=index.device).expand(*per_box, 4)
+                return index, self.random_focus_boxes(index, frame_size, generator)
+            per_box = (index.shape[0], 1 if self.per_video_box else self.num_focus)
+            centre = [frame_size[0] / 2, frame_size[1] / 2, self.patch_size, self.patch_size]
+            boxes = torch.tensor(centre, device=index.device).expand(*per_box, 4)
             return index, boxes.expand(-1, self.num_focus, -1)
         if actions.shape[1] == 1:  # one box per video, shared by every focus frame
             chosen = actions.detach().expand(-1, self.num_focus, -1)
@@ -478,6 +544,34 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             per_frame = interpolate_actions(actions.detach(), self.num_candidates)
             chosen = per_frame.gather(1, index[..., None].expand(-1, -1, per_frame.shape[-1]))
         return index, actions_to_boxes(chosen, frame_size, self.min_box_size)
+
+    def random_focus_boxes(self, index: torch.Tensor, frame_size: Tuple[int, int],
+                           generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Random P x P boxes for the focus frames ``index`` (B, T_L): one per focus frame, or one per
+        video shared by its focus frames for per-video boxes. Returns (B, T_L, 4)."""
+        per_box = (index.shape[0], 1 if self.per_video_box else self.num_focus)
+        boxes = random_boxes(per_box, frame_size, self.patch_size, device=index.device,
+                             generator=generator)
+        return boxes.expand(-1, self.num_focus, -1)
+
+    def focus_patches(self, inputs: torch.Tensor, index: torch.Tensor,
+                      boxes: torch.Tensor) -> torch.Tensor:
+        """The box crops of the focus frames resized to P x P.
+
+        Args:
+            inputs (Tensor): (B, T_0, C, H, W). index (Tensor): (B, n). boxes (Tensor): (B, n, 4).
+
+        Returns:
+            Tensor: (B, n, C, P, P).
+        """
+        frames = gather_frames(inputs, index).flatten(0, 1)
+        patches = crop_boxes(frames, boxes.reshape(-1, 4), self.patch_size)
+        return patches.view(*index.shape, *patches.shape[1:])
+
+    def encode_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """f_L on the patches (B, n, C, P, P) of B videos. Returns (B, n, C_L) pooled features."""
+        maps = encode(self.local_backbone, patches.flatten(0, 1))
+        return maps.mean(dim=(-2, -1)).view(*patches.shape[:2], -1)
 
     def local_features(self, inputs: torch.Tensor, index: torch.Tensor,
                        boxes: torch.Tensor) -> torch.Tensor:
@@ -487,40 +581,81 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             inputs (Tensor): (B, T_0, C, H, W). index (Tensor): (B, n). boxes (Tensor): (B, n, 4).
 
         Returns:
-            Tensor: (B, n, C_L) pooled local features.
+            Tensor: (B, n', C_L) pooled local features (n' = n for 2D encoders).
         """
-        batch, num = index.shape
-        frames = gather_frames(inputs, index).flatten(0, 1)
-        patches = crop_boxes(frames, boxes.reshape(-1, 4), self.patch_size)
-        maps = encode(self.local_backbone, patches)
-        return maps.mean(dim=(-2, -1)).view(batch, num, -1)
+        return self.encode_patches(self.focus_patches(inputs, index, boxes))
+
+    # the order of the two branches in the joint f_L batch (the official MN2 + R50 code: policy first)
+    random_patches_first = False
+
+    def local_features_pair(self, inputs: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor,
+                            random_boxes_: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """f_L on the policy patches and on the random patches of the same focus frames.
+
+        With ``joint_local_batch`` one f_L call reads both sets of patches as one batch of 2 B
+        videos (their BatchNorm statistics are joint, as in the official code; the branch order is
+        :attr:`random_patches_first`), else one call per set.
+
+        Returns:
+            tuple: the local features (B, n', C_L) of the policy patches and of the random ones.
+        """
+        if not self.joint_local_batch:
+            return (self.local_features(inputs, index, boxes),
+                    self.local_features(inputs, index, random_boxes_))
+        sets = [self.focus_patches(inputs, index, b) for b in (boxes, random_boxes_)]
+        if self.random_patches_first:
+            sets.reverse()
+        feats = self.encode_patches(torch.cat(sets, dim=0)).chunk(2, dim=0)
+        return (feats[1], feats[0]) if self.random_patches_first else (feats[0], feats[1])
 
     def spatial_aux_logits(self, maps: torch.Tensor, actions: torch.Tensor,
                            frame_size: Tuple[int, int]) -> torch.Tensor:
         """FC_Aux on the box crops of the global feature maps (Eq. 13-15), one vector per video.
 
         The crop is differentiable in the box parameters: this is the spatial policy's training signal.
+        As in the official code the crop has ``p = round(h * P / H)`` cells a side (h the side of the
+        map, H of the frame) and covers ``p * s / P`` cells for a box of ``s`` pixels (s in
+        [min_box_size, H]), with its top-left at ``a_y * (h - p * s / P)`` (likewise along x). For
+        the MN2 + R50 setting (7 x 7 maps of 224 frames, P a multiple of 32) that is the image box
+        scaled by h / H; for X3D (5 x 5 maps, P = 128) the box side is 2.25 + 3 a cells, which can
+        exceed the map (sampled as zero outside it).
 
         Args:
-            maps (Tensor): (B, T_G, C_G, h, w), detached. actions (Tensor): (B, T_G, 4).
+            maps (Tensor): (B, T_G, C_G, h, w), detached. actions (Tensor): (B, T_G or 1, 4).
+            frame_size (tuple): (H, W) of the frames.
 
         Returns:
             Tensor: (B, num_classes).
         """
         batch, frames, channels, feat_h, feat_w = maps.shape
         height, width = frame_size
-        boxes = actions_to_boxes(actions, frame_size, self.min_box_size)
-        boxes = boxes.expand(batch, frames, 4)
-        scale = boxes.new_tensor([feat_h / height, feat_w / width, feat_h / height, feat_w / width])
         side = (max(1, round(feat_h * self.patch_size / height)),
                 max(1, round(feat_w * self.patch_size / width)))
-        crops = crop_boxes(maps.flatten(0, 1), (boxes * scale).reshape(-1, 4), side)
+        if not 0 < self.min_box_size <= min(height, width):
+            raise ValueError(f'min_box_size must be in (0, {min(height, width)}], '
+                             f'got {self.min_box_size}')
+        # the official arithmetic: scale = a (S - s_min) / P + s_min / P, side = p * scale cells
+        frame = actions.new_tensor([float(height), float(width)])
+        scale = (actions[..., 2:4] * (frame - self.min_box_size) / self.patch_size
+                 + self.min_box_size / self.patch_size)
+        cells = actions.new_tensor([float(side[0]), float(side[1])]) * scale
+        top_left = actions[..., 0:2] * (actions.new_tensor([float(feat_h), float(feat_w)]) - cells)
+        centre = (top_left + (top_left + cells)) / 2
+        boxes = torch.cat([centre, cells], dim=-1).expand(batch, frames, 4)
+        crops = crop_boxes(maps.flatten(0, 1), boxes.reshape(-1, 4), side)
         pooled = crops.mean(dim=(-2, -1)).view(batch, frames, channels).mean(dim=1)
         return self.fc_aux(pooled)
 
     # ------------------------------------------------------------------ batched forward
-    def forward_steps(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward_steps(self, inputs: torch.Tensor, generator: Optional[torch.Generator] = None,
+                      random_branch: bool = False) -> Dict[str, torch.Tensor]:
         """Every step for every video (training and evaluation without early exit).
+
+        Args:
+            inputs (Tensor): (B, T_0, C, H, W) (the subclasses: their clip layout).
+            generator (torch.Generator, optional): For every random draw (training).
+            random_branch (bool): Also run f_L on random P x P patches of the same focus frames (the
+                diversity branch of the training loss): ``random_boxes``, ``random_local_feats``.
 
         Returns:
             dict: ``steps`` (B, T_G + T_L, C) logits of every exit, plus the intermediate tensors
@@ -528,11 +663,16 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             ``boxes``, ``local_feats``).
         """
         frame_size = tuple(inputs.shape[-2:])
-        out = self.glance_features(inputs)
+        out = self.glance_features(inputs, generator=generator)
         out.update(self.policy(out['maps'], out['feats']))
         out['focus_index'], out['boxes'] = self.plan_focus(out['actions'], out['frame_weights'],
-                                                           frame_size)
-        out['local_feats'] = self.local_features(inputs, out['focus_index'], out['boxes'])
+                                                           frame_size, generator=generator)
+        if random_branch:
+            out['random_boxes'] = self.random_focus_boxes(out['focus_index'], frame_size, generator)
+            out['local_feats'], out['random_local_feats'] = self.local_features_pair(
+                inputs, out['focus_index'], out['boxes'], out['random_boxes'])
+        else:
+            out['local_feats'] = self.local_features(inputs, out['focus_index'], out['boxes'])
         out['steps'] = self.fuse(out['feats'], out['local_feats'])
         return out
 
@@ -544,42 +684,67 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         """
         return self.fusion_head(global_feats, local_feats)
 
-    def loss(self, inputs: torch.Tensor, data_samples: Sequence, **kwargs) -> Dict[str, torch.Tensor]:
-        """Eq. 22: encoder/classifier loss (+ random-patch branch) + spatial + temporal policy losses."""
+    def global_frame_logits(self, global_feats: torch.Tensor) -> torch.Tensor:
+        """FC_G on every glance frame (loss_global, the temporal loss). (B, T, C_G) -> (B, T, C)."""
+        return self.fc_global(global_feats)
+
+    def local_frame_logits(self, local_feats: torch.Tensor) -> torch.Tensor:
+        """FC_L on every focus frame (loss_local). (B, T, C_L) -> (B, T, C)."""
+        return self.fc_local(local_feats)
+
+    # loss_global / loss_local: CE of every frame's logits (False) or of their average over the frames
+    # (True: the official X3D code)
+    clip_level_aux_losses = False
+
+    def _aux_ce(self, frame_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """CE of an auxiliary head's logits (B, T, C), see :attr:`clip_level_aux_losses`."""
+        if self.clip_level_aux_losses:
+            return F.cross_entropy(frame_logits.mean(dim=1), labels)
+        return _step_ce(frame_logits, labels)
+
+    def loss(self, inputs: torch.Tensor, data_samples: Sequence,
+             generator: Optional[torch.Generator] = None, **kwargs) -> Dict[str, torch.Tensor]:
+        """Eq. 22: encoder/classifier loss (+ random-patch branch) + spatial + temporal policy losses.
+
+        Args:
+            inputs (Tensor): The clips (see :meth:`forward_steps`).
+            data_samples (Sequence[ActionDataSample]): Their labels.
+            generator (torch.Generator, optional): Every random draw of the forward (glance members,
+                quantile levels, random boxes, Monte-Carlo draws) comes from it (None: torch's
+                global generator), so that a step can be reproduced from a seed. Dropout still draws
+                from torch's global generator.
+        """
         labels = first_labels(data_samples, inputs.device)
-        out = self.forward_steps(inputs)
-        losses = self.classifier_losses(inputs, out, labels)
-        losses.update(self.policy_losses(out, labels, tuple(inputs.shape[-2:])))
+        out = self.forward_steps(inputs, generator=generator,
+                                 random_branch=self.random_patch_branch)
+        losses = self.classifier_losses(out, labels)
+        losses.update(self.policy_losses(out, labels, tuple(inputs.shape[-2:]), generator))
         return losses
 
-    def random_branch_features(self, inputs: torch.Tensor, out: Dict[str, torch.Tensor]
-                               ) -> torch.Tensor:
-        """f_L on random P x P patches of the same focus frames (diversity augmentation)."""
-        boxes = random_boxes(out['focus_index'].shape, tuple(inputs.shape[-2:]), self.patch_size,
-                             device=inputs.device)
-        return self.local_features(inputs, out['focus_index'], boxes)
-
-    def classifier_losses(self, inputs: torch.Tensor, out: Dict[str, torch.Tensor],
+    def classifier_losses(self, out: Dict[str, torch.Tensor],
                           labels: torch.Tensor) -> Dict[str, torch.Tensor]:
         """CE over every exit of f_C and of FC_L per focus frame, averaged with the random-patch
-        branch; CE of FC_G per glance frame (the same in both branches)."""
+        branch (``random_local_feats`` of :meth:`forward_steps`); CE of FC_G per glance frame (the same
+        in both branches) is in :meth:`policy_losses`."""
         ce_steps = [_step_ce(out['steps'], labels)]
-        ce_local = [_step_ce(self.fc_local(out['local_feats']), labels)]
-        if self.random_patch_branch:
-            local_feats = self.random_branch_features(inputs, out)
-            ce_steps.append(_step_ce(self.fusion_head(out['feats'], local_feats), labels))
-            ce_local.append(_step_ce(self.fc_local(local_feats), labels))
+        ce_local = [self._aux_ce(self.local_frame_logits(out['local_feats']), labels)]
+        if 'random_local_feats' in out:
+            local_feats = out['random_local_feats']
+            ce_steps.append(_step_ce(self.fuse(out['feats'], local_feats), labels))
+            ce_local.append(self._aux_ce(self.local_frame_logits(local_feats), labels))
         losses = dict(loss_cls=sum(ce_steps) / len(ce_steps), loss_local=sum(ce_local) / len(ce_local))
         with torch.no_grad():
             losses['acc_final'] = (out['steps'][:, -1].argmax(-1) == labels).float().mean()
         return losses
 
     def policy_losses(self, out: Dict[str, torch.Tensor], labels: torch.Tensor,
-                      frame_size: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+                      frame_size: Tuple[int, int],
+                      generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
         """FC_G per glance frame, the spatial policy loss with the size regulariser (Eq. 15) and the
-        temporal policy loss (Eq. 21) on the FC_G logits (detached unless temporal_grad_to_global)."""
-        global_logits = self.fc_global(out['feats'])  # (B, T_G, C)
-        losses = dict(loss_global=_step_ce(global_logits, labels))
+        temporal policy loss (Eq. 21, Monte-Carlo draws from ``generator``) on the FC_G logits
+        (detached unless temporal_grad_to_global)."""
+        global_logits = self.global_frame_logits(out['feats'])  # (B, T_G, C)
+        losses = dict(loss_global=self._aux_ce(global_logits, labels))
         if out['actions'] is not None:
             spatial = self.spatial_aux_logits(out['maps'].detach(), out['actions'], frame_size)
             losses['loss_spatial'] = F.cross_entropy(spatial, labels)
@@ -588,7 +753,8 @@ class UniAdaFocus(AdaFocusRecognizerBase):
             frame_logits = global_logits if self.temporal_grad_to_global else global_logits.detach()
             losses['loss_temporal'] = temporal_policy_loss(
                 out['frame_weights'], frame_logits, labels, self.num_mc_draws,
-                self.num_mc_samples, self.temporal_loss)
+                self.num_mc_samples, self.temporal_loss, generator=generator,
+                draw_mode=self.mc_draw_mode)
         return losses
 
     # ------------------------------------------------------------------ step-wise (early exit)

@@ -3,8 +3,12 @@
 
 Spec: ``shared/specs/sar.md``. Each of the first three ResNet stages becomes a SAR module: a base
 branch at low resolution, a refine branch at full resolution whose grouped convs only process the
-patches that per-block mask generators select, a channel-attention fusion and one regular fusion block
-that carries the stage's stride. The last stage stays plain.
+patches that per-block mask generators select, a fusion (channel attention, Eq. 5, or the sum) and one
+regular fusion block that carries the stage's stride. The last stage stays plain.
+
+Layouts follow the authors' code (``yizenghan/sarNet``), so that an official checkpoint maps one to one
+onto these modules: ImageNet ``sar_resnet_1attFuse`` (attention fusion; ResNet-101 stages (4, 8, 18, 3);
+optional deep stem ``use_stem``) and CIFAR ``sar_resnet_cifar3stage_alphaBase`` (additive fusion).
 """
 from typing import List, Optional, Sequence, Tuple, Type
 
@@ -182,9 +186,20 @@ class SARResNet(_SARBackboneMixin, BaseModule):
     ``dilations=(1, 1, 2, 4)`` the last three are at stride 8 (DeepLabV3/PSPNet).
 
     Args:
-        depth (int): 34, 50 or 101.
+        depth (int): 34, 50 or 101. The stage blocks follow the authors' code: (3, 4, 6, 3) for 34 and
+            50, (4, 8, 18, 3) for 101 (3 + 7 + 17 = 27 masks, sar.md §1; torchvision's ResNet-101 has
+            (3, 4, 23, 3), see ``stage_blocks``).
+        stage_blocks (Sequence[int], optional): Blocks of the four stages, overriding those of
+            ``depth`` (each of the three SAR stages needs at least 2). ``(3, 4, 23, 3)`` with
+            ``depth=101`` gives the torchvision ResNet-101 layout. Defaults to None (the official
+            layout of ``depth``).
         in_channels (int): Input channels. Defaults to 3.
         stem_channels (int): Stem width. Defaults to 64.
+        deep_stem (bool): Replace the 7x7 stem conv by three 3x3 convs (the official ``use_stem=True``):
+            ``stem.0`` Conv3x3(in -> stem/2, stride 2), ``stem.1`` BN, ReLU, ``stem.3``
+            Conv3x3(stem/2 -> stem/2), ``stem.4`` BN, ReLU, ``stem.6`` Conv3x3(stem/2 -> stem),
+            ``stem.7`` BN, ReLU (the official indices), then the same max pool. Defaults to False
+            (``conv1``/``bn1``: 7x7 stride-2 conv and BN).
         base_channels (int): Planes of stage 1. Defaults to 64.
         groups (int): G. Defaults to 2.
         alpha (int): Base-branch compression. Defaults to 2.
@@ -195,8 +210,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         strides (Sequence[int]): Fusion-block strides of SAR-1..3 and the first stride of stage 4.
         dilations (Sequence[int]): Dilation of the refine/fusion 3x3s of SAR-1..3 and of stage 4.
         out_indices (Sequence[int]): Outputs to return. Defaults to (3, ).
-        frozen_stages (int): -1: none; 0: stem; i: stem and stages 1..i (a SAR stage with its fusion
-            block). Defaults to -1.
+        frozen_stages (int): -1: none; 0: stem (``conv1``/``bn1`` or the deep ``stem``); i: stem
+            and stages 1..i (a SAR stage with its fusion block). Defaults to -1.
         norm_eval (bool): Keep BN layers in eval mode during training. Defaults to False.
         norm_cfg (dict): Norm layer config. Defaults to BN.
         mask_output (bool): Mask the refine blocks' outputs (sar.md §2.6 option b). Defaults to False:
@@ -216,7 +231,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
     arch_settings = {
         34: ('basic', (3, 4, 6, 3)),
         50: ('bottleneck', (3, 4, 6, 3)),
-        101: ('bottleneck', (3, 4, 23, 3)),
+        101: ('bottleneck', (4, 8, 18, 3)),  # the authors' layout; torchvision: (3, 4, 23, 3)
     }
 
     def __init__(self, depth: int = 50, in_channels: int = 3, stem_channels: int = 64,
@@ -228,7 +243,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  norm_cfg: dict = dict(type='BN', requires_grad=True), mask_output: bool = False,
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None, stage_blocks: Optional[Sequence[int]] = None,
+                 deep_stem: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
@@ -238,15 +254,27 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         if not all(0 <= i <= 3 for i in out_indices):
             raise ValueError(f'out_indices must lie in [0, 3], got {tuple(out_indices)}')
         block, layers = self.arch_settings[depth]
+        if stage_blocks is not None:
+            layers = tuple(int(n) for n in stage_blocks)
+            if len(layers) != 4 or min(layers[:3]) < 2 or layers[3] < 1:
+                raise ValueError('stage_blocks takes 4 block counts, at least 2 for each of the three '
+                                 f'SAR stages and 1 for stage 4, got {tuple(stage_blocks)}')
+        if deep_stem and stem_channels % 2:
+            raise ValueError(f'deep_stem halves stem_channels, which must be even, got {stem_channels}')
         regular = BLOCKS[block][0]
+        self.stage_blocks = tuple(layers)
+        self.deep_stem = deep_stem
         self.depth, self.out_indices = depth, tuple(out_indices)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
         self.eval_stochastic, self.tau = eval_stochastic, tau
         self.zero_init_residual = zero_init_residual
         self.groups = groups
-        self.conv1 = nn.Conv2d(in_channels, stem_channels, 7, 2, 3, bias=False)
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, stem_channels, postfix=1)
-        self.add_module(self.norm1_name, norm1)
+        if deep_stem:
+            self.stem = self._make_deep_stem(in_channels, stem_channels, norm_cfg)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, stem_channels, 7, 2, 3, bias=False)
+            self.norm1_name, norm1 = build_norm_layer(norm_cfg, stem_channels, postfix=1)
+            self.add_module(self.norm1_name, norm1)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.stages = nn.ModuleList()
         channels = stem_channels
@@ -267,16 +295,38 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         self.set_sparse_infer(sparse_infer)
         self._freeze_stages()
 
+    @staticmethod
+    def _make_deep_stem(in_channels: int, stem_channels: int, norm_cfg: dict) -> nn.Sequential:
+        """Three 3x3 conv-BN-ReLU (stride 2, 1, 1; widths stem/2, stem/2, stem), the official
+        ``use_stem`` layout: convs at indices 0, 3, 6 and norms at 1, 4, 7."""
+        half = stem_channels // 2
+        layers = []
+        for i, (cin, cout) in enumerate(((in_channels, half), (half, half), (half, stem_channels))):
+            layers += [nn.Conv2d(cin, cout, 3, 2 if i == 0 else 1, 1, bias=False),
+                       build_norm_layer(norm_cfg, cout)[1], nn.ReLU(inplace=True)]
+        return nn.Sequential(*layers)
+
     @property
     def num_masks(self) -> int:
         return sum(len(s.masks) for s in self.stages)
 
+    def _stem_modules(self) -> Tuple[nn.Module, ...]:
+        return (self.stem, ) if self.deep_stem else (self.conv1, self.norm1)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Args: x (Tensor): (B, C, H, W). Returns: the outputs of ``out_indices``."""
         meter = MacsMeter(x.shape[0], x.device)
-        h = self.conv1(x)
-        meter.add(conv_macs(self.conv1, h))
-        h = self.maxpool(F.relu(self.norm1(h)))
+        if self.deep_stem:
+            h = x
+            for layer in self.stem:
+                h = layer(h)
+                if isinstance(layer, nn.Conv2d):
+                    meter.add(conv_macs(layer, h))
+        else:
+            h = self.conv1(x)
+            meter.add(conv_macs(self.conv1, h))
+            h = F.relu(self.norm1(h))
+        h = self.maxpool(h)
         meter.add(pool_macs(h))
         outs, masks = [], []
         for i, stage in enumerate(self.stages):
@@ -294,7 +344,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
-            for m in (self.conv1, self.norm1):
+            for m in self._stem_modules():
                 m.eval()
                 for p in m.parameters():
                     p.requires_grad = False
@@ -319,12 +369,17 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
     """SAR-ResNet for 32 x 32 inputs (sar.md §2.8): a 3x3 stem and three SAR stages of BasicBlocks
     (all three stages are SAR modules, as in the authors' CIFAR code).
 
+    The default fusion is that of the authors' CIFAR model (``sar_resnet_cifar3stage_alphaBase``):
+    additive, ``ReLU(up(x_base) + x_refine)``, without attention weights, so that its checkpoints fill
+    every tensor. ``fusion='att'`` gives the paper's Eq. 5 channel attention (two more bias-free Linear
+    layers per stage).
+
     Args:
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
-        groups, alpha, beta, fusion, mask_output, eval_stochastic, sparse_infer, tau,
-            mask_bias_init, norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three
-            stages here).
+        groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
+            norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
+        fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
         mask_grid (Sequence[int]): Defaults to (4, 4, 2).
         out_indices (Sequence[int]): Stage outputs to return. Defaults to (2, ).
     """
@@ -332,7 +387,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
 
     def __init__(self, depth: int = 32, width: float = 1.0, in_channels: int = 3, groups: int = 2,
                  alpha: int = 2, beta: int = 1, mask_grid: Sequence[int] = (4, 4, 2),
-                 fusion: str = 'att', out_indices: Sequence[int] = (2, ),
+                 fusion: str = 'add', out_indices: Sequence[int] = (2, ),
                  norm_cfg: dict = dict(type='BN', requires_grad=True), mask_output: bool = False,
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,

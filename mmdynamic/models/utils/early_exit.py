@@ -70,13 +70,27 @@ class StepwiseMixin:
     def exit_macs(self, input_shape: Sequence[int], **kwargs) -> List[int]:
         """Cumulative MACs per sample of each exit, counted from the modules at ``input_shape``
         (C, H, W) or (T, C, H, W): exit k costs what running steps 0..k costs (work that only serves
-        later steps, such as the next location, belongs to the step that uses it)."""
-        from mmdynamic.utils.flops import count_macs
+        later steps, such as the next location, belongs to the step that uses it).
+
+        What runs is counted, not only what the logits depend on: every module called by steps
+        0..k (a head whose logits are discarded, a recurrent update that only feeds the state) and
+        every op that the logits or the state after step k depend on (see
+        :func:`mmdynamic.utils.flops.count_macs`).
+        """
+        from mmdynamic.utils.flops import count_macs, flatten_tensors
         param = next(self.parameters())
         inputs = torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device)
+
+        def run(x: torch.Tensor, num_steps: int) -> Tuple[torch.Tensor, ...]:
+            state = self.init_state(x, **kwargs)
+            outputs = []
+            for index in range(num_steps):
+                logits, state = self.step(index, x, state)
+                outputs.append(logits)
+            return (torch.stack(outputs), *flatten_tensors(state))
+
         return [
-            count_macs(self, (inputs, ),
-                       fn=lambda x, n=n: self.forward_exits(x, num_steps=n, **kwargs))
+            count_macs(self, (inputs, ), fn=lambda x, n=n: run(x, n))
             for n in range(1, self.num_exits + 1)
         ]
 

@@ -8,7 +8,7 @@ from mmdynamic.models.action import (actions_to_boxes, glance_frame_indices, int
 
 def test_glance_indices_train_and_test():
     test = glance_frame_indices(2, 48, 16, training=False)
-    assert test.tolist()[0] == list(range(1, 48, 3))  # the middle member of each group of 3
+    assert test.tolist()[0] == list(range(1, 48, 3))  # index 1 (= the middle) of each group of 3
     gen = torch.Generator().manual_seed(0)
     train = glance_frame_indices(64, 48, 16, training=True, generator=gen)
     groups = train // 3
@@ -16,6 +16,36 @@ def test_glance_indices_train_and_test():
     assert set((train % 3).unique().tolist()) == {0, 1, 2}  # random member
     with pytest.raises(ValueError, match='multiple'):
         glance_frame_indices(1, 10, 4, training=False)
+
+
+def test_glance_test_frames_official_index_one_or_middle():
+    """Item 4 of issue 16: the official MN2 + R50 code takes arange(T_0)[1::T_0 // T_G] at test,
+    the member of index 1 of each group, not its middle (they differ for groups of 4 or more)."""
+    for t0, tg in ((48, 16), (64, 16), (48, 8), (96, 16), (16, 16), (40, 8)):
+        official = torch.arange(t0)[1::t0 // tg] if t0 > tg else torch.arange(t0)
+        index = glance_frame_indices(3, t0, tg, training=False)
+        assert index.shape == (3, tg) and (index == official).all(), (t0, tg)
+        middle = glance_frame_indices(1, t0, tg, training=False, test_offset='middle')[0]
+        assert middle.tolist() == [g * (t0 // tg) + t0 // tg // 2 for g in range(tg)]
+    assert glance_frame_indices(1, 64, 16, False, test_offset=3)[0, :2].tolist() == [3, 7]
+    with pytest.raises(ValueError, match='test_offset'):
+        glance_frame_indices(1, 48, 16, False, test_offset=-1)
+
+
+def test_random_draws_use_the_generator_only():
+    """Item 5 of issue 16: with a generator, the glance members, quantile levels and random boxes
+    come from it (same seed, same draws) and torch's global generator is left alone."""
+    def draws(seed):
+        gen = torch.Generator().manual_seed(seed)
+        return (glance_frame_indices(4, 48, 16, True, generator=gen),
+                quantile_levels(4, 8, True, generator=gen),
+                random_boxes((4, 3), (64, 64), 24, generator=gen))
+
+    state = torch.get_rng_state()
+    first, again, other = draws(0), draws(0), draws(1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not any(torch.equal(a, b) for a, b in zip(first, other))
 
 
 def test_quantile_levels():
@@ -97,3 +127,17 @@ def test_random_boxes_fixed_side_inside():
     assert (boxes[..., 1] >= 20).all() and (boxes[..., 1] <= 80).all()
     with pytest.raises(ValueError, match='do not fit'):
         random_boxes((1, ), (32, 32), 40)
+
+
+@pytest.mark.parametrize('num_glance, num_candidates', [(8, 36), (16, 96)])
+def test_tsm_x3d_test_glance_frames_are_the_official_ones(num_glance, num_candidates):
+    """Item 4 of issue 16 for the TSM / X3D settings: their glance clip comes from the data pipeline,
+    sampled independently of the candidates; at test frame i of each clip is the official
+    floor((i + 0.5) N / T) (+ the 1-based start index), for any video length N."""
+    from mmdynamic.datasets.transforms import SampleGlanceAndFocusFrames
+    sampler = SampleGlanceAndFocusFrames(num_glance, num_candidates, test_mode=True)
+    for frames in (num_candidates, 97, 150, 301):
+        inds = sampler.transform(dict(total_frames=frames, start_index=1))['frame_inds']
+        for part, count in ((inds[:num_glance], num_glance), (inds[num_glance:], num_candidates)):
+            official = [int((i + 0.5) * frames / count) + 1 for i in range(count)]
+            assert part.tolist() == official, (frames, count)

@@ -98,12 +98,77 @@ def test_random_patch_branch_switch():
     model.train()
     model(videos(2), samples([0, 1]), mode='loss')
     assert calls == [2 * TL]
-    model = build()
-    calls = []
-    model.local_backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    for joint, expected in ((True, [4 * TL]), (False, [2 * TL, 2 * TL])):
+        model = build(joint_local_batch=joint)
+        calls = []
+        model.local_backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+        model.train()
+        model(videos(2), samples([0, 1]), mode='loss')
+        # policy and random patches in one f_L batch (official), or one pass each
+        assert calls == expected
+
+
+def _capture_focus_plan(model, monkeypatch, random_boxes_value):
+    """Record the focus plan of the next forward and inject the random boxes of the diversity branch."""
+    from mmdynamic.models.action import uni_adafocus
+    plans = []
+    plan_focus = model.plan_focus
+
+    def recording_plan(*args, **kwargs):
+        plans.append(plan_focus(*args, **kwargs))
+        return plans[-1]
+
+    monkeypatch.setattr(model, 'plan_focus', recording_plan)
+    monkeypatch.setattr(uni_adafocus, 'random_boxes',
+                        lambda shape, *a, **k: random_boxes_value[:, :shape[1]].clone())
+    return plans
+
+
+def _bn_stats(module):
+    return [t.clone() for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)
+            for t in (m.running_mean, m.running_var)]
+
+
+@pytest.mark.parametrize('joint', [True, False])
+def test_local_encoder_runs_once_on_both_branches_with_joint_batch_statistics(joint, monkeypatch):
+    """Item 3 of issue 16: in training f_L reads the policy patches and the random patches as ONE
+    batch of 2 B T_L patches (official: BatchNorm normalises with, and updates its running statistics
+    from, their joint statistics); ``joint_local_batch=False`` keeps one pass per branch. Compared with
+    a hand-made pass of f_L on the same patches (random boxes injected)."""
+    from mmdynamic.models.utils import crop_boxes
+    x = videos(2)
+    model = build(dropout=0.0, joint_local_batch=joint)
     model.train()
-    model(videos(2), samples([0, 1]), mode='loss')
-    assert calls == [2 * TL, 2 * TL]  # policy patches and random patches
+    reference = copy.deepcopy(model.local_backbone)
+    before = _bn_stats(model.local_backbone)
+    gen = torch.Generator().manual_seed(3)
+    random = torch.tensor([[20.0, 30.0, 24.0, 24.0], [40.0, 44.0, 24.0, 24.0],
+                           [12.0, 50.0, 24.0, 24.0]]).expand(2, TL, 4)
+    plans = _capture_focus_plan(model, monkeypatch, random)
+    losses = model(x, samples([0, 1]), mode='loss', generator=gen)
+    (index, boxes), = plans
+
+    def patches(b):
+        frames = torch.stack([x[v, index[v]] for v in range(2)]).flatten(0, 1)
+        return crop_boxes(frames, b.reshape(-1, 4), 24)
+
+    policy, rand = patches(boxes), patches(random)
+    joint_ref = copy.deepcopy(reference)
+    feats = joint_ref(torch.cat([policy, rand])).mean(dim=(-2, -1)).view(2, 2, TL, -1)
+    split_ref = copy.deepcopy(reference)
+    split_ref(policy)
+    split_ref(rand)
+    joint_stats, split_stats, stats = _bn_stats(joint_ref), _bn_stats(split_ref), \
+        _bn_stats(model.local_backbone)
+    assert not all(torch.equal(a, b) for a, b in zip(stats, before))
+    expected, other = (joint_stats, split_stats) if joint else (split_stats, joint_stats)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(stats, expected))
+    assert max((a - b).abs().max() for a, b in zip(stats, other)) > 1e-4
+    if joint:  # the losses are those of the joint pass
+        labels = torch.tensor([0, 1])
+        ce = [torch.nn.functional.cross_entropy(model.fc_local(f).flatten(0, 1),
+                                                labels.repeat_interleave(TL)) for f in feats]
+        assert torch.allclose(losses['loss_local'], (ce[0] + ce[1]) / 2, atol=1e-6)
 
 
 def test_stepwise_equals_batched_and_predict_fields():
@@ -325,3 +390,134 @@ def test_gather_frames_picks_each_videos_frames_contiguous_or_not():
     leaf = videos.clone().requires_grad_()
     gather_frames(leaf, index).sum().backward()
     assert leaf.grad[0, 0].eq(1).all() and leaf.grad[0, 1].eq(0).all() and leaf.grad[1, 3].eq(2).all()
+
+
+def test_eval_glance_frames_are_the_second_of_each_group():
+    """Item 4 of issue 16: at test the official MN2 + R50 code glances at ``arange(T_0)[1::T_0 // T_G]``
+    (index 1 of each group), which differs from the middle of a group of 4 or more candidates;
+    ``glance_test_offset='middle'`` keeps the middle one."""
+    x = torch.randn(2, 16, 3, 64, 64)
+    official = build(num_candidates=16, num_glance=4).eval()
+    with torch.no_grad():
+        index = official.glance_features(x)['index']
+    assert index.tolist() == [torch.arange(16)[1::4].tolist()] * 2 == [[1, 5, 9, 13]] * 2
+    middle = build(num_candidates=16, num_glance=4, glance_test_offset='middle').eval()
+    with torch.no_grad():
+        assert middle.glance_features(x)['index'].tolist() == [[2, 6, 10, 14]] * 2
+    with pytest.raises(ValueError, match='test_offset'):
+        build(glance_test_offset='first')
+
+
+def test_training_draws_come_from_the_generator():
+    """Item 5 of issue 16: every random draw of a training forward (glance members, quantile levels,
+    random boxes, Monte-Carlo draws) comes from the generator passed to ``loss``: the same seed gives
+    the same losses whatever the global RNG, and the global RNG is left untouched (dropout 0)."""
+    model = build(dropout=0.0)
+    model.train()
+    x, data = videos(), samples([0, 1, 2, 3])
+
+    def run(seed, global_seed):
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        losses = copy.deepcopy(model)(x, data, mode='loss',
+                                      generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(torch.get_rng_state(), state)  # nothing drawn from the global RNG
+        return losses
+
+    first, again, other = run(7, 0), run(7, 1), run(8, 0)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    for key in ('loss_cls', 'loss_local', 'loss_temporal', 'loss_global'):
+        assert not torch.equal(first[key], other[key]), key
+    # the baselines' random boxes and uniform frames too
+    baseline = build(dropout=0.0, spatial_mode='random', temporal_mode='uniform').train()
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    baseline(x, data, mode='loss', generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_generator_reaches_every_helper(monkeypatch):
+    """The generator passed to ``loss`` is the one every sampling helper receives (no generator is
+    stored on the module)."""
+    from mmdynamic.models.action import uni_adafocus
+    seen = {}
+
+    def spy(name, fn):
+        def wrapped(*args, **kwargs):
+            seen.setdefault(name, []).append(kwargs.get('generator'))
+            return fn(*args, **kwargs)
+        monkeypatch.setattr(uni_adafocus, name, wrapped)
+
+    for name in ('glance_frame_indices', 'quantile_frame_indices', 'random_boxes',
+                 'temporal_policy_loss'):
+        spy(name, getattr(uni_adafocus, name))
+    model = build().train()
+    gen = torch.Generator().manual_seed(0)
+    model(videos(), samples([0, 1, 2, 3]), mode='loss', generator=gen)
+    assert set(seen) == {'glance_frame_indices', 'quantile_frame_indices', 'random_boxes',
+                         'temporal_policy_loss'}
+    assert all(g is gen for calls in seen.values() for g in calls)
+    assert not any(isinstance(v, torch.Generator) for v in vars(model).values())
+
+
+def test_temporal_loss_draws_are_independent_per_depth_by_default():
+    """Item 5 of issue 16: the model's temporal loss is the official Monte-Carlo estimate with a fresh
+    draw per depth (same generator seed -> the same value as the official loop written here); the
+    nested prefixes stay an option."""
+    model = build(dropout=0.0, temporal_loss='ce_of_mixture', num_mc_samples=8)
+    assert model.mc_draw_mode == 'independent' and model.num_mc_draws == 1
+    model = build(dropout=0.0, temporal_loss='ce_of_mixture', num_mc_samples=8, num_mc_draws=3)
+    model.train()
+    out = model.forward_steps(videos(), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 3])
+    logits = model.fc_global(out['feats']).detach()
+    weights = out['frame_weights']
+    losses = model.policy_losses(out, labels, (64, 64), torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    flat = weights.detach().repeat_interleave(8, dim=0)
+    mixed = 0
+    for depth in range(3):
+        kept = flat.clone()
+        if depth:
+            kept = kept.scatter(1, torch.multinomial(flat, depth, generator=gen), 0.0)
+        mixed = mixed + (kept.view(4, 8, TG, 1) * logits[:, None]).sum(2) / \
+            kept.view(4, 8, TG, 1).sum(2)
+    official = torch.nn.functional.cross_entropy((mixed / 3).mean(1), labels)
+    assert torch.allclose(losses['loss_temporal'], official, atol=1e-6)
+    nested = build(dropout=0.0, temporal_loss='ce_of_mixture', num_mc_samples=8, num_mc_draws=3,
+                   mc_draw_mode='nested').train()
+    nested.load_state_dict(model.state_dict())
+    other = nested.policy_losses(out, labels, (64, 64), torch.Generator().manual_seed(5))
+    assert not torch.allclose(other['loss_temporal'], official, atol=1e-6)
+    with pytest.raises(ValueError, match='mc_draw_mode'):
+        build(mc_draw_mode='shared')
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_spatial_loss_box_on_the_7x7_map_is_official(dtype):
+    """The MN2 + R50 spatial-loss crop: P // 32 cells a side on the 7 x 7 map, box side
+    (P // 32) (96 + 128 a) / P cells, top-left a (7 - side), official theta -> affine_grid ->
+    grid_sample, one box per glance frame; the pooled features equal the official op sequence."""
+    import torch.nn.functional as F
+    model = build()
+    model.patch_size, model.min_box_size = 128, 96.0
+    model.fc_aux = torch.nn.Identity()
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randn(2, TG, 32, 7, 7, generator=gen, dtype=dtype)
+    actions = torch.rand(2, TG, 4, generator=gen, dtype=dtype)
+    actions[0, 0] = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=dtype)  # small box at the corner
+    ours = model.spatial_aux_logits(maps, actions, (224, 224))
+    flat = actions.reshape(-1, 4)
+    out = 128 // 32
+    scale = flat[:, 2:4] * (224 - 96) / 128 + 96 / 128
+    coord = flat[:, :2] * (7 - out * scale)
+    x1, x2 = coord[:, 1], coord[:, 1] + out * scale[:, 1]
+    y1, y2 = coord[:, 0], coord[:, 0] + out * scale[:, 0]
+    theta = torch.zeros(flat.shape[0], 2, 3, dtype=dtype)
+    theta[:, 0, 0], theta[:, 1, 1] = out * scale[:, 1] / 7, out * scale[:, 0] / 7
+    theta[:, 0, 2], theta[:, 1, 2] = -1 + (x1 + x2) / 7, -1 + (y1 + y2) / 7
+    grid = F.affine_grid(theta, [flat.shape[0], 32, out, out], align_corners=False)
+    crops = F.grid_sample(maps.flatten(0, 1), grid, align_corners=False)
+    official = crops.view(2, TG, 32, out, out).mean(dim=(1, 3, 4))
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    assert (ours - official).abs().max() < tol

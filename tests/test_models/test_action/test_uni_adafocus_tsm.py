@@ -100,3 +100,89 @@ def test_gflops_reproduce_table4(setting):
     gflops = [m / 1e9 for m in model.exit_macs((8 + 3 * focus, 3, 224, 224))]
     assert gflops[-1] == pytest.approx(total, abs=0.05)
     assert gflops[0] == pytest.approx(8 * 0.2995, abs=0.01)
+
+
+def _set_head(head, weight, bias):
+    linear = head[-1]
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        linear.bias.copy_(bias)
+
+
+def test_two_heads_per_encoder_exit0_frame_heads_exit1_prediction_heads():
+    """Item 7 of issue 16: as the official code, each encoder has a prediction head (``new_fc``:
+    ``fc_global`` / ``fc_local``) and a frame head (``new_new_fc``: ``fc_global_frame`` /
+    ``fc_local_frame``). Exit 0 = avg_t fc_global_frame(g_t), exit 1 = avg_t fc_global(g_t) +
+    avg_t fc_local(l_t); checked with hand-set weights (each head its own constant)."""
+    model = build()
+    names = ('fc_global', 'fc_global_frame', 'fc_local', 'fc_local_frame')
+    for k, name in enumerate(names):
+        head = getattr(model, name)
+        assert isinstance(head[-1], torch.nn.Linear)
+        _set_head(head, torch.full_like(head[-1].weight, 0.01 * (k + 1)),
+                  torch.full_like(head[-1].bias, 10.0 ** k))
+    model.eval()
+    x = videos()
+    with torch.no_grad():
+        out = model.forward_steps(x)
+        exits = model.forward_exits(x)
+    g, l = out['feats'], out['local_feats']
+    exit0 = 0.02 * g.sum(-1).mean(1, keepdim=True) + 10.0
+    exit1 = 0.01 * g.sum(-1).mean(1, keepdim=True) + 1.0 + 0.03 * l.sum(-1).mean(1, keepdim=True) \
+        + 100.0
+    assert torch.allclose(out['steps'][:, 0], exit0.expand(-1, NUM_CLASSES), rtol=1e-5)
+    assert torch.allclose(out['steps'][:, 1], exit1.expand(-1, NUM_CLASSES), rtol=1e-5)
+    assert torch.allclose(exits, out['steps'].transpose(0, 1), rtol=1e-5)  # step-wise path too
+    # the old exit 0 (the glance part of the prediction) stays an option
+    model.glance_exit = 'prediction_heads'
+    with torch.no_grad():
+        old = model.forward_steps(x)['steps'][:, 0]
+    assert torch.allclose(old, (exit0 - 10.0) / 2 + 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match='glance_exit'):
+        build(glance_exit='mean')
+
+
+def test_prediction_heads_read_detached_features_frame_heads_train_the_encoders():
+    """The official prediction heads read the detached pooled features: the prediction loss trains
+    them only; loss_global / loss_local (the frame heads) train the encoders; the temporal loss reads
+    the frame head's logits (detached)."""
+    model = build()
+    model.train()
+    losses = model(videos(), samples([0, 1, 2, 3]), mode='loss')
+    losses['loss_cls'].backward(retain_graph=True)
+    assert _grads(model.fc_global) and _grads(model.fc_local)
+    for name in ('backbone', 'local_backbone', 'fc_global_frame', 'fc_local_frame'):
+        assert not _grads(getattr(model, name)), name
+    model.zero_grad(set_to_none=True)
+    (losses['loss_global'] + losses['loss_local']).backward(retain_graph=True)
+    for name in ('backbone', 'local_backbone', 'fc_global_frame', 'fc_local_frame'):
+        assert _grads(getattr(model, name)), name
+    assert not _grads(model.fc_global) and not _grads(model.fc_local)
+    model.zero_grad(set_to_none=True)
+    losses['loss_temporal'].backward()
+    assert _grads(model.temporal_policy) and not _grads(model.fc_global_frame)
+
+
+def test_joint_local_batch_random_clips_first(monkeypatch):
+    """Item 3 of issue 16 for TSM: one f_L call on 2 B clips of T_L patches (the random-box clips
+    first, then the policy's), unless joint_local_batch=False."""
+    from mmdynamic.models.action import uni_adafocus
+    from mmdynamic.models.utils import crop_boxes
+    random = torch.tensor([[[30.0, 20.0, 24.0, 24.0]]]).expand(2, 1, 4)
+    monkeypatch.setattr(uni_adafocus, 'random_boxes', lambda *a, **k: random.clone())
+    for joint in (True, False):
+        model = build(joint_local_batch=joint)
+        calls = []
+        model.local_backbone.register_forward_hook(lambda m, i, o: calls.append(i[0]))
+        model.train()
+        x = videos(2)
+        out = model.forward_steps(x, random_branch=True)
+        if not joint:
+            assert [c.shape[0] for c in calls] == [2 * TL, 2 * TL]
+            continue
+        (batch, ) = calls
+        assert batch.shape[0] == 4 * TL
+        frames = torch.stack([x[v, TG + out['focus_index'][v]] for v in range(2)]).flatten(0, 1)
+        expected = crop_boxes(frames, random.expand(2, TL, 4).reshape(-1, 4), 24)
+        assert torch.allclose(batch[:2 * TL], expected)
+        assert torch.allclose(batch[2 * TL:], crop_boxes(frames, out['boxes'].reshape(-1, 4), 24))

@@ -66,3 +66,45 @@ def test_tsm_settings(name, focus, patch, alpha, wd):
         assert pipeline[0].get('test_mode', False) == test_mode
         assert loader.dataset.ann_file.startswith(f"data/{name.split('_')[-1]}/")
         assert not any(t['type'] == 'Flip' for t in pipeline)
+
+
+@pytest.mark.parametrize('suffix', ['', '_3crop'])
+def test_x3d_kinetics_input_as_the_official_code(suffix):
+    """Issue #16 items 9-10: ImageNet mean / std (all official code bases), short side 256 by PIL,
+    and raw-logit view averaging for the (3-crop) test."""
+    import torch
+    cfg = Config.fromfile(osp.join(
+        CONFIGS, f'uniadafocus-x3d_x3ds-x3dl-p128-16+32_4xb16-50e_kinetics400-rgb{suffix}.py'))
+    init_default_scope('mmaction')
+    from mmaction.registry import MODELS
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    assert cfg.model.data_preprocessor.mean == mean and cfg.model.data_preprocessor.std == std
+    assert cfg.model.view_average == 'logits'
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    clip = torch.randint(0, 256, (1, 2, 3, 4, 4), dtype=torch.uint8)
+    out = preprocessor(dict(inputs=[clip[0]], data_samples=None), False)['inputs']
+    expected = (clip.double() - torch.tensor(mean, dtype=torch.float64).view(3, 1, 1)) / torch.tensor(
+        std, dtype=torch.float64).view(3, 1, 1)
+    assert torch.allclose(out.double(), expected, atol=1e-5)
+    types = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+    assert types[3] == 'PillowResize' and cfg.test_dataloader.dataset.pipeline[3]['scale'] == (-1, 256)
+    assert types[4] == ('TSNThreeCrop' if suffix else 'TSNCenterCrop')
+
+
+def _official_recipe_configs():
+    """Every config of an official recipe (the demo configs run on the synthetic data instead)."""
+    import glob
+    return sorted(osp.basename(p) for p in glob.glob(osp.join(CONFIGS, '*.py'))
+                  if 'demo' not in osp.basename(p))
+
+
+@pytest.mark.parametrize('name', _official_recipe_configs())
+def test_official_recipes_test_frames_as_the_official_code(name):
+    """The official test frames of every code base: short side 256 resized with PIL's bilinear
+    filter, then torchvision's centre crop (or the TSN 3-crop of the X3D 3-crop test)."""
+    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    types = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+    assert 'Resize' not in types and 'CenterCrop' not in types and 'ThreeCrop' not in types
+    resize = next(t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'PillowResize')
+    assert tuple(resize['scale']) == (-1, 256) and resize['interpolation'] == 'bilinear'
+    assert ('TSNCenterCrop' in types) != ('TSNThreeCrop' in types)

@@ -1,11 +1,18 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""SAR-ResNet: shapes and strides, masks, and the MACs/params of sar.md §2.10."""
+"""SAR-ResNet: shapes and strides, masks, the MACs/params of sar.md §2.10 and the authors' layouts."""
+import glob
+import os.path as osp
+import re
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmdynamic.models.backbones import SARResNet, SARResNetCifar
 from mmdynamic.models.layers import (MaskGenerator, masks_from_logits, straight_through_gumbel)
 from mmdynamic.models.layers.sar_blocks import RefineBottleneck
+
+from ..test_layers.test_sar_sparse import _compare_backbone, _mixed_masks, _randomise
 
 
 def _force_density(model, refine: bool) -> None:
@@ -39,13 +46,15 @@ TABLE = [
     (dict(depth=50, groups=2, base_scale=4, alpha=1), 3.05, 2.01, 29.87),
     (dict(depth=34, groups=2), 2.38, 1.29, 20.35),
     (dict(depth=34, groups=4, base_scale=4), 1.77, 1.22, 18.71),
+    # the official ResNet-101 stages (4, 8, 18, 3) (measured here; params as the official code)
+    (dict(depth=101, groups=2), 5.01, 2.11, 36.26),
 ]
 
 
 @pytest.mark.parametrize('kwargs, full, empty, params', TABLE)
 def test_macs_and_params_match_the_paper_table(kwargs, full, empty, params):
     model = SARResNet(**kwargs)
-    fc = (2048 if kwargs['depth'] == 50 else 512) * 1000 + 1000
+    fc = (512 if kwargs['depth'] == 34 else 2048) * 1000 + 1000
     g_full, p = _macs_and_params(model, refine=True)
     g_empty, _ = _macs_and_params(model, refine=False)
     assert g_full == pytest.approx(full, abs=0.005)  # the table's rounding
@@ -135,16 +144,23 @@ def test_cifar_variant():
     model = SARResNetCifar(depth=32, groups=2)
     model.init_weights()
     model.eval()
+    _force_density(model, True)
     with torch.no_grad():
         (out, ) = model(torch.rand(2, 3, 32, 32))
     assert tuple(out.shape) == (2, 64, 8, 8) and len(model.last_masks) == 12
-    assert float(model.last_flops[0]) / 1e6 == pytest.approx(39.4, abs=0.1)  # R32 G2a2b1 at r=1
-    wide = SARResNetCifar(depth=32, width=2, groups=4, beta=2)
-    wide.init_weights()
-    wide.eval()
-    with torch.no_grad():
-        wide(torch.rand(1, 3, 32, 32))
-    assert float(wide.last_flops[0]) / 1e6 == pytest.approx(259.3, abs=0.3)  # R32x2 G4a2b2 at r=1
+    # R32 G2a2b1 at r=1 (additive fusion; 39.38 M with GAP and fc)
+    assert float(model.last_flops[0]) / 1e6 == pytest.approx(39.367, abs=0.001)
+    # R32x2 G4a2b2 and R20x1.5 G2a2b1 at r=1 (sar.md §2.10) and r=0
+    for kwargs, full, empty in ((dict(depth=32, width=2, groups=4, beta=2), 259.23, 53.97),
+                                (dict(depth=20, width=1.5, groups=2), 50.56, 22.25)):
+        wide = SARResNetCifar(**kwargs)
+        wide.init_weights()
+        wide.eval()
+        for refine, macs in ((True, full), (False, empty)):
+            _force_density(wide, refine)
+            with torch.no_grad():
+                wide(torch.rand(1, 3, 32, 32))
+            assert float(wide.last_flops[0]) / 1e6 == pytest.approx(macs, abs=0.01)
 
 
 def test_bad_arguments():
@@ -222,3 +238,308 @@ def test_frozen_stages_and_norm_eval():
     assert all(p.requires_grad for p in model.stages[1].parameters())
     assert not model.stages[1].base[0].bn1.training  # norm_eval
     assert model.stages[1].training
+
+
+# --------------------------------------------------------------------------------------------------
+# The authors' layouts (official_checkpoints.md, SAR section): key -> shape of an official state_dict,
+# written here from the spec independently of the backbone, and the key rules of the next issue's
+# converter. Our models must hold exactly these tensors, one to one.
+
+
+def _bn(prefix: str, channels: int) -> dict:
+    out = {f'{prefix}.{name}': (channels, ) for name in ('weight', 'bias', 'running_mean',
+                                                         'running_var')}
+    out[f'{prefix}.num_batches_tracked'] = ()
+    return out
+
+
+def _official_block(prefix: str, block: str, cin: int, cout: int, groups: int = 1) -> dict:
+    """Official ``BasicBlock(_refine)`` / ``Bottleneck(_refine)(inplanes, planes)``: planes = output."""
+    if block == 'basic':
+        out = {f'{prefix}.conv1.weight': (cout, cin // groups, 3, 3),
+               f'{prefix}.conv2.weight': (cout, cout // groups, 3, 3)}
+        return out | _bn(f'{prefix}.bn1', cout) | _bn(f'{prefix}.bn2', cout)
+    mid = cout // 4
+    out = {f'{prefix}.conv1.weight': (mid, cin // groups, 1, 1),
+           f'{prefix}.conv2.weight': (mid, mid // groups, 3, 3),
+           f'{prefix}.conv3.weight': (cout, mid // groups, 1, 1)}
+    return out | _bn(f'{prefix}.bn1', mid) | _bn(f'{prefix}.bn2', mid) | _bn(f'{prefix}.bn3', cout)
+
+
+def _official_sar_module(prefix: str, block: str, cin: int, c: int, n: int, groups: int,
+                         alpha: int, beta: int, att: bool) -> dict:
+    """Official ``sarModule(in_channels=cin, out_channels=c, blocks=n)``."""
+    out, cb, cr = {}, c // alpha, c * beta
+    for i in range(n - 1):
+        out |= _official_block(f'{prefix}.base_module.{i}', block, cin if i == 0 else cb, cb)
+        out |= _official_block(f'{prefix}.refine_module.{i}', block, cin if i == 0 else cr, cr,
+                               groups)
+        out[f'{prefix}.mask_gen.{i}.conv3x3_gs.0.weight'] = (4 * groups, cb // groups, 3, 3)
+        out |= _bn(f'{prefix}.mask_gen.{i}.conv3x3_gs.1', 4 * groups)
+        out[f'{prefix}.mask_gen.{i}.fc_gs.weight'] = (2 * groups, 4, 1, 1)
+        out[f'{prefix}.mask_gen.{i}.fc_gs.bias'] = (2 * groups, )
+    if cin != cb:  # base shortcut: AvgPool (.0, no params), conv (.1), BN (.2)
+        out[f'{prefix}.base_module.0.downsample.1.weight'] = (cb, cin, 1, 1)
+        out |= _bn(f'{prefix}.base_module.0.downsample.2', cb)
+    if cin != cr:  # refine shortcut (stride 1): conv (.0), BN (.1)
+        out[f'{prefix}.refine_module.0.downsample.0.weight'] = (cr, cin, 1, 1)
+        out |= _bn(f'{prefix}.refine_module.0.downsample.1', cr)
+    if alpha != 1:
+        out[f'{prefix}.base_transform.0.weight'] = (c, cb, 1, 1)
+        out |= _bn(f'{prefix}.base_transform.1', c)
+    if beta != 1:
+        out[f'{prefix}.refine_transform.0.weight'] = (c, cr, 1, 1)
+        out |= _bn(f'{prefix}.refine_transform.1', c)
+    if att:
+        out[f'{prefix}.att_gen.fc.0.weight'] = (c // 16, c)
+        out[f'{prefix}.att_gen.fc.2.weight'] = (c, c // 16)
+    return out | _official_block(f'{prefix}.fusion.0', block, c, c)  # shortcut: AvgPool only
+
+
+def official_imagenet_layout(block: str, layers, groups=2, alpha=2, beta=1, att=True,
+                             use_stem=False, classes=1000) -> dict:
+    """``sar_resnet_1attFuse`` (att) / ``sar_resnet_imgnet4stage_alphaBase`` (add)."""
+    e = 4 if block == 'bottleneck' else 1
+    if use_stem:  # Conv-BN-ReLU x 3 at indices 0-8
+        out = {'stem.0.weight': (32, 3, 3, 3), 'stem.3.weight': (32, 32, 3, 3),
+               'stem.6.weight': (64, 32, 3, 3)}
+        out |= _bn('stem.1', 32) | _bn('stem.4', 32) | _bn('stem.7', 64)
+    else:
+        out = {'conv1.weight': (64, 3, 7, 7)} | _bn('bn1', 64)
+    cin = 64
+    for s, (c, n) in enumerate(zip((64 * e, 128 * e, 256 * e), layers[:3])):
+        out |= _official_sar_module(f'layer{s + 1}', block, cin, c, n, groups, alpha,
+                                    beta if s else 1, att)
+        cin = c
+    for j in range(layers[3]):
+        out |= _official_block(f'layer4.{j}', block, cin if j == 0 else 512 * e, 512 * e)
+    out['layer4.0.downsample.1.weight'] = (512 * e, cin, 1, 1)
+    out |= _bn('layer4.0.downsample.2', 512 * e)
+    return out | {'fc.weight': (classes, 512 * e), 'fc.bias': (classes, )}
+
+
+def official_cifar_layout(n: int, width=1.0, groups=2, alpha=2, beta=1, classes=100) -> dict:
+    """``sar_resnet_cifar3stage_alphaBase``: additive fusion, no ``att_gen``, no ``layer4``."""
+    out = {'conv1.weight': (16, 3, 3, 3)} | _bn('bn1', 16)
+    cin = 16
+    for s, c in enumerate(int(round(c * width)) for c in (16, 32, 64)):
+        out |= _official_sar_module(f'layer{s + 1}', 'basic', cin, c, n, groups, alpha, beta,
+                                    att=False)
+        cin = c
+    return out | {'fc.weight': (classes, cin), 'fc.bias': (classes, )}
+
+
+OFFICIAL_KEY_RULES = [  # official_checkpoints.md, applied in order (plus the deep stem)
+    (r'^fc\.', 'head.fc.'), (r'^(conv1|bn1|stem)\.', r'backbone.\1.'),
+    (r'^layer1\.', 'backbone.stages.0.'), (r'^layer2\.', 'backbone.stages.1.'),
+    (r'^layer3\.', 'backbone.stages.2.'),
+    (r'^layer4\.(\d+)\.downsample\.1\.', r'backbone.layer4.\1.shortcut.conv.'),
+    (r'^layer4\.(\d+)\.downsample\.2\.', r'backbone.layer4.\1.shortcut.bn.'),
+    (r'^layer4\.', 'backbone.layer4.'),
+    (r'\.base_module\.(\d+)\.downsample\.1\.', r'.base.\1.shortcut.conv.'),
+    (r'\.base_module\.(\d+)\.downsample\.2\.', r'.base.\1.shortcut.bn.'),
+    (r'\.base_module\.', '.base.'),
+    (r'\.refine_module\.(\d+)\.downsample\.0\.', r'.refine.\1.shortcut.conv.'),
+    (r'\.refine_module\.(\d+)\.downsample\.1\.', r'.refine.\1.shortcut.bn.'),
+    (r'\.refine_module\.', '.refine.'),
+    (r'\.mask_gen\.(\d+)\.conv3x3_gs\.0\.', r'.masks.\1.conv.'),
+    (r'\.mask_gen\.(\d+)\.conv3x3_gs\.1\.', r'.masks.\1.bn.'),
+    (r'\.mask_gen\.(\d+)\.fc_gs\.', r'.masks.\1.fc.'),
+    (r'\.(base|refine)_transform\.0\.', r'.\1_transform.conv.'),
+    (r'\.(base|refine)_transform\.1\.', r'.\1_transform.bn.'),
+    (r'\.att_gen\.fc\.0\.', '.fuse.fc1.'), (r'\.att_gen\.fc\.2\.', '.fuse.fc2.'),
+    (r'\.fusion\.0\.', '.fusion_block.'),
+]
+
+
+def to_mmdynamic(layout: dict) -> dict:
+    out = {}
+    for key, shape in layout.items():
+        for pattern, repl in OFFICIAL_KEY_RULES:
+            key = re.sub(pattern, repl, key)
+        assert key not in out, key
+        out[key] = shape
+    return out
+
+
+def our_layout(backbone, classes: int) -> dict:
+    out = {f'backbone.{k}': tuple(v.shape) for k, v in backbone.state_dict().items()}
+    channels = backbone.out_channels[-1]
+    return out | {'head.fc.weight': (classes, channels), 'head.fc.bias': (classes, )}
+
+
+def _params_with_fc(backbone, classes: int) -> float:
+    channels = backbone.out_channels[-1]
+    return (sum(p.numel() for p in backbone.parameters()) + channels * classes + classes) / 1e6
+
+
+@pytest.mark.parametrize('kwargs, official, tensors', [
+    (dict(depth=50, groups=2), dict(block='bottleneck', layers=(3, 4, 6, 3)), 610),
+    (dict(depth=50, groups=4, base_scale=4), dict(block='bottleneck', layers=(3, 4, 6, 3),
+                                                  groups=4), 610),
+    (dict(depth=50, groups=2, fusion='add'), dict(block='bottleneck', layers=(3, 4, 6, 3),
+                                                  att=False), 604),
+    (dict(depth=34, groups=4, base_scale=4), dict(block='basic', layers=(3, 4, 6, 3), groups=4),
+     None),
+    (dict(depth=50, groups=2, beta=2, alpha=1), dict(block='bottleneck', layers=(3, 4, 6, 3),
+                                                     alpha=1, beta=2), None),
+    (dict(depth=101, groups=2), dict(block='bottleneck', layers=(4, 8, 18, 3)), 1358),
+    (dict(depth=50, groups=2, deep_stem=True), dict(block='bottleneck', layers=(3, 4, 6, 3),
+                                                    use_stem=True), 622),
+    (dict(depth=101, groups=2, deep_stem=True), dict(block='bottleneck', layers=(4, 8, 18, 3),
+                                                     use_stem=True), 1370),
+])
+def test_imagenet_layout_is_the_official_one(kwargs, official, tensors):
+    """Every official tensor has exactly one place of the same shape and none is left over."""
+    with torch.device('meta'):
+        model = SARResNet(**kwargs)
+    expected = to_mmdynamic(official_imagenet_layout(**official))
+    assert our_layout(model, 1000) == expected
+    if tensors is not None:
+        assert len(expected) == tensors
+
+
+def test_resnet101_follows_the_official_stages_torchvision_as_option():
+    """Official SAR-ResNet-101: stages (4, 8, 18, 3), 27 masks, 36.26 M parameters for G2 s2 a2 b1
+    with attention fusion and a 1000-way fc (the old (3, 4, 23, 3) layout: 39.62 M)."""
+    with torch.device('meta'):
+        model = SARResNet(depth=101, groups=2)
+        torchvision = SARResNet(depth=101, groups=2, stage_blocks=(3, 4, 23, 3))
+    assert model.stage_blocks == (4, 8, 18, 3)
+    assert [len(s.base) + 1 for s in model.stages] + [len(model.layer4)] == [4, 8, 18, 3]
+    assert model.num_masks == 27
+    assert _params_with_fc(model, 1000) == pytest.approx(36.26, abs=0.005)
+    assert torchvision.stage_blocks == (3, 4, 23, 3) and torchvision.num_masks == 2 + 3 + 22
+    assert [len(s.base) + 1 for s in torchvision.stages] + [len(torchvision.layer4)] == [3, 4, 23, 3]
+    assert _params_with_fc(torchvision, 1000) == pytest.approx(39.62, abs=0.005)
+    with pytest.raises(ValueError, match='stage_blocks takes 4 block counts'):
+        SARResNet(depth=50, stage_blocks=(3, 1, 6, 3))
+    with pytest.raises(ValueError, match='stage_blocks takes 4 block counts'):
+        SARResNet(depth=50, stage_blocks=(3, 4, 6))
+
+
+CIFAR_CONFIGS = sorted(glob.glob(osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'sar',
+                                          'sar-resnet*cifar*.py')))
+
+
+def test_cifar_configs_are_found():
+    assert len(CIFAR_CONFIGS) >= 5
+
+
+@pytest.mark.parametrize('path', CIFAR_CONFIGS, ids=[osp.basename(p) for p in CIFAR_CONFIGS])
+def test_cifar_configs_hold_the_official_cifar_layout(path):
+    """The CIFAR configs build the authors' additive CIFAR model (official tensors one to one,
+    no attention weights); the ``att-fusion`` config is the paper's Eq. 5 variant (+6 tensors)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.default_scope)
+    bb = cfg.model.backbone
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    classes = cfg.model.head.num_classes
+    official = to_mmdynamic(official_cifar_layout(
+        SARResNetCifar.depths[bb.depth], bb.width, bb.groups, bb.alpha, bb.beta, classes))
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    attention = {k for k in ours if '.fuse.' in k}
+    if 'att-fusion' in osp.basename(path):
+        assert bb.fusion == 'att' and len(attention) == 6
+        assert {k: v for k, v in ours.items() if k not in attention} == official
+    else:
+        assert not attention
+        assert ours == official
+
+
+def test_cifar_default_is_the_official_additive_model():
+    """sar_resnet_cifar3stage_alphaBase R32 G2 a2 b1: 464 tensors, 0.4005 M parameters (100 classes),
+    39.38 / 12.25 MMACs (incl. GAP and fc) at density 1 / 0; the sum, not Eq. 5."""
+    model = SARResNetCifar(depth=32, groups=2)
+    assert all(stage.fuse.mode == 'add' for stage in model.stages)
+    layout = to_mmdynamic(official_cifar_layout(5))
+    assert our_layout(model, 100) == layout and len(layout) == 464
+    assert _params_with_fc(model, 100) == pytest.approx(0.4005, abs=5e-5)
+    model.init_weights()
+    model.eval()
+    head = 64 * 8 * 8 + 64 * 100
+    for refine, macs in ((True, 39.38), (False, 12.25)):
+        _force_density(model, refine)
+        with torch.no_grad():
+            model(torch.rand(1, 3, 32, 32))
+        assert (float(model.last_flops[0]) + head) / 1e6 == pytest.approx(macs, abs=0.005)
+    # numerics: ReLU(up(x_base) + x_refine), checked on one stage against the official sequence
+    stage = model.stages[0].double()
+    x_base, x_ref = torch.randn(2, 16, 8, 8).double(), torch.randn(2, 16, 16, 16).double()
+    expected = F.relu(F.interpolate(x_base, size=(16, 16)) + x_ref)
+    torch.testing.assert_close(stage.fuse(x_base, x_ref), expected, rtol=0, atol=0)
+    # the paper's attention fusion stays available by name
+    att = SARResNetCifar(depth=32, groups=2, fusion='att')
+    assert len(our_layout(att, 100)) == 464 + 6
+
+
+def _stem_reference(model, x: torch.Tensor) -> torch.Tensor:
+    """The official ``use_stem`` sequence with the model's weights: three 3x3 conv-BN(eval)-ReLU
+    (stride 2, 1, 1; padding 1), then MaxPool(3, 2, 1)."""
+    h = x
+    for conv, bn in ((0, 1), (3, 4), (6, 7)):
+        conv, bn = model.stem[conv], model.stem[bn]
+        h = F.conv2d(h, conv.weight, stride=conv.stride, padding=1)
+        h = F.relu(F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                                training=False, eps=bn.eps))
+    return F.max_pool2d(h, 3, 2, 1)
+
+
+@pytest.mark.parametrize('dtype, tol', [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+def test_deep_stem_forward_matches_the_official_sequence(dtype, tol):
+    torch.manual_seed(0)
+    # official stem widths (64), narrow stages (base_channels 16) to keep the test fast
+    model = _randomise(SARResNet(depth=34, groups=2, deep_stem=True, base_channels=16,
+                                 out_indices=(0, 3)), 0)
+    model = model.to(dtype).eval()
+    assert not hasattr(model, 'conv1')
+    assert [tuple(model.stem[i].weight.shape) for i in (0, 3, 6)] == [(32, 3, 3, 3), (32, 32, 3, 3),
+                                                                      (64, 32, 3, 3)]
+    x = torch.randn(2, 3, 96, 96, dtype=dtype)
+    with torch.no_grad():
+        outs = model(x)
+        h = _stem_reference(model, x)
+        assert tuple(h.shape) == (2, 64, 24, 24)
+        fused, h, _ = model.stages[0](h, model.tau)
+        for stage in model.stages[1:]:
+            h = stage(h, model.tau)[1]
+        for block in model.layer4:
+            h = block(h)
+    assert [tuple(o.shape) for o in outs] == [(2, 16, 24, 24), (2, 128, 3, 3)]
+    scale = max(h.abs().max().item(), 1.0)
+    torch.testing.assert_close(outs[0], fused, rtol=0, atol=tol * scale)
+    torch.testing.assert_close(outs[1], h, rtol=0, atol=tol * scale)
+
+
+def test_deep_stem_macs_freeze_and_bad_width():
+    """Stem MACs as the official counter: (3 C/2 + C^2/4 + C^2/2) 9 HW instead of 3 C 49 HW."""
+    plain = SARResNet(depth=34, base_channels=16)
+    deep = SARResNet(depth=34, base_channels=16, deep_stem=True)
+    for model in (plain, deep):
+        model.init_weights()
+        model.eval()
+        _force_density(model, True)
+        with torch.no_grad():
+            model(torch.rand(1, 3, 96, 96))
+    c, hw = 64, 48 * 48
+    expected = (3 * c // 2 + c * c // 4 + c * c // 2) * hw * 9 - 3 * c * 49 * hw
+    assert float(deep.last_flops[0] - plain.last_flops[0]) == expected
+    frozen = SARResNet(depth=34, deep_stem=True, frozen_stages=0)
+    frozen.train()
+    assert not any(p.requires_grad for p in frozen.stem.parameters())
+    assert not frozen.stem[1].training
+    assert all(p.requires_grad for p in frozen.stages.parameters())
+    with pytest.raises(ValueError, match='deep_stem halves stem_channels'):
+        SARResNet(depth=34, deep_stem=True, stem_channels=63)
+
+
+def test_deep_stem_sparse_equals_dense():
+    # 64 px: refine maps 16 / 8 / 4 px, divisible by the (8, 4, 2) grids
+    model = _randomise(SARResNet(depth=34, groups=2, deep_stem=True, stem_channels=32,
+                                 base_channels=16, mask_grid=(8, 4, 2), out_indices=(0, 1, 2, 3)), 0)
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    _mixed_masks(model, x)
+    _compare_backbone(model, x, rel_tol=1e-5)

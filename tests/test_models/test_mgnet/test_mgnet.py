@@ -60,6 +60,48 @@ def test_identity_glimpse_equals_interpolate_align_corners():
         GlimpseGenerator(0)
 
 
+def official_glimpse(images, params, size, align_corners=True):
+    """The authors' ``GlimpseGenerator``: theta [[s, 0, x], [0, s, y]], affine_grid, grid_sample with
+    grid_sample's default zero padding and no clamp of the centre."""
+    s, tx, ty = params.unbind(dim=1)
+    zeros = torch.zeros_like(s)
+    theta = torch.stack([torch.stack([s, zeros, tx], 1), torch.stack([zeros, s, ty], 1)], 1)
+    grid = F.affine_grid(theta, (images.shape[0], images.shape[1], size, size),
+                         align_corners=align_corners).type_as(images)
+    return F.grid_sample(images, grid, align_corners=align_corners)
+
+
+def test_glimpse_generator_is_the_official_glimpse():
+    """Zero padding and no clamp by default (issue #16, item 22); the old border padding + clamp stay
+    as options."""
+    torch.manual_seed(0)
+    images = torch.rand(4, 3, 40, 40)
+    # inside (tight crop), at the edge, leaving the image to the right and to the left
+    params = torch.tensor([[0.3, 0.7, -0.7], [0.5, -0.5, 0.5], [0.5, 0.9, 0.2], [0.2, -1.1, 0.0]])
+    gen = GlimpseGenerator(9)
+    assert gen.padding_mode == 'zeros' and not gen.clamp_inside
+    out = gen(images, params)
+    assert torch.equal(out, official_glimpse(images, params, 9))
+    assert out[2, :, :, -2:].eq(0).all() and out[3, :, :, :3].eq(0).all()
+    # align_corners=False: a tight-crop glimpse of side 0.2 in the corner samples pixel -0.056 first,
+    # 5.6 % zero with zero padding
+    corner = torch.tensor([[0.2, -0.8, -0.8]])
+    out_false = GlimpseGenerator(9, align_corners=False)(images[:1], corner)
+    assert torch.equal(out_false, official_glimpse(images[:1], corner, 9, align_corners=False))
+    border = GlimpseGenerator(9, align_corners=False, padding_mode='border')(images[:1], corner)
+    assert torch.allclose(out_false[0, :, 0, 0], border[0, :, 0, 0] * (1 - 0.0556) ** 2, atol=2e-3)
+    # the old sampler: centre clamped inside, border padding
+    old = GlimpseGenerator(9, padding_mode='border', clamp_inside=True)(images, params)
+    clamped = params.clone()
+    clamped[2, 1], clamped[3, 1] = 0.5, -0.8
+    assert torch.allclose(old, official_glimpse(images, clamped, 9), atol=1e-6)
+    assert not torch.allclose(old[2:], out[2:])
+    # MGNet's glimpses are the official ones
+    assert tiny_mgnet().glimpse.padding_mode == 'zeros' and not tiny_mgnet().glimpse.clamp_inside
+    with pytest.raises(ValueError, match='padding_mode'):
+        GlimpseGenerator(9, padding_mode='constant')
+
+
 def test_localization_crops_stay_inside_image():
     torch.manual_seed(0)
     head = LocalizationHead(16, scale_range=(0.2, 0.5), grad_scale=0.02)

@@ -44,8 +44,9 @@ def test_short_training_refines_the_object():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
     target, iters = 0.25, 150
+    # fusion='att' (paper Eq. 5): the fusion this check was tuned with (the CIFAR default is 'add')
     backbone = SARResNetCifar(depth=20, width=0.5, groups=1, alpha=4, mask_grid=(4, 4, 2),
-                              mask_bias_init=(0.0, 2.0))
+                              mask_bias_init=(0.0, 2.0), fusion='att')
     backbone.init_weights()
     head = nn.Linear(backbone.out_channels[-1], 2)
     mask_params = [p for n, p in backbone.named_parameters() if '.masks.' in n]

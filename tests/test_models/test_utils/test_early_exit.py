@@ -102,3 +102,56 @@ def test_exit_macs_counted_from_modules():
     policy = 16 * 2
     # every focus step adds at least the encoder conv, the GRU and the policy
     assert costs[1] - costs[0] >= conv + gru + policy
+
+
+class StateOnlyToy(StepwiseMixin, nn.Module):
+    """Every step: logits = head(x pooled); a state update ``update`` that feeds no logits (only
+    the state, which no later logits read either) and a discarded auxiliary head ``aux``. Exit costs
+    must count both: they run (issue #16, item 16)."""
+    num_exits = 3
+
+    def __init__(self, channels=3, hidden=5, classes=4):
+        super().__init__()
+        self.head = nn.Linear(channels, classes)
+        self.update = nn.Linear(channels + hidden, hidden)
+        self.aux = nn.Linear(channels, 7)
+
+    def init_state(self, inputs):
+        return dict(h=inputs.new_zeros(inputs.shape[0], self.update.out_features))
+
+    def step(self, index, inputs, state):
+        pooled = inputs.mean(dim=(2, 3))
+        self.aux(pooled)  # runs, result unused
+        hidden = self.update(torch.cat([pooled, state['h']], dim=1))
+        return self.head(pooled), dict(h=hidden)
+
+
+def test_exit_macs_count_state_updates_that_feed_no_logits():
+    model = StateOnlyToy()
+    costs = model.exit_macs((3, 4, 4))
+    pool = 3 * 4 * 4  # the counter prices the mean as one op per element
+    head, update, aux = 3 * 4, (3 + 5) * 5, 3 * 7
+    per_step = head + update + aux
+    mean = costs[0] - per_step
+    assert mean in (0, pool)  # however the counter prices the mean: the same every step
+    assert costs == [k * (per_step + mean) for k in (1, 2, 3)]
+    # what a trace of the logits alone keeps: the head only
+    from mmdynamic.utils.flops import count_macs
+    logits_only = count_macs(model, (torch.zeros(1, 3, 4, 4), ), fn=model.forward_exits,
+                             count_all_modules=False)
+    assert logits_only == 3 * (head + mean)
+
+
+def test_exit_macs_of_the_dynamic_toy_count_every_module_that_runs():
+    """The registered toy classifier (``mmdynamic.testing``): exit k = glance encoder, k focus
+    encoders and policies, k + 1 GRU updates and one head per step (every head runs)."""
+    from mmdynamic.testing.toy_stepwise import DynToyStepwiseClassifier
+    from mmdynamic.utils.flops import count_macs
+    model = DynToyStepwiseClassifier(num_classes=3, num_steps=3, patch_size=16, channels=4,
+                                     hidden=6).eval()
+    costs = model.exit_macs((3, 32, 32))
+    x = torch.zeros(1, 3, 16, 16)
+    encoder = count_macs(model.local_encoder, (x, ))
+    gru = count_macs(model.gru, (torch.zeros(1, 4), torch.zeros(1, 6)))
+    step = encoder + gru + model.policy.in_features * 2 + 6 * 3
+    assert costs[2] - costs[1] == costs[1] - costs[0] == step

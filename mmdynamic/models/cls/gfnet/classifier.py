@@ -33,18 +33,21 @@ class GFRecurrentClassifier(BaseModule):
         """The zero hidden state (B, hidden) on ``ref``'s device and dtype."""
         return ref.new_zeros(batch_size, self.hidden_channels)
 
-    def forward(self, index: int, feature: torch.Tensor,
-                state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, index: int, feature: torch.Tensor, state: torch.Tensor,
+                with_logits: bool = True) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
         """Args:
             index (int): 0-based step (unused; same signature as the cascade).
             feature (Tensor): (B, F) pooled feature of the step.
             state (Tensor): (B, hidden) hidden state.
+            with_logits (bool): Run the linear layer. False: only the GRU update (the glance step
+                of a model that predicts it with fG's head). Defaults to True.
 
         Returns:
-            tuple: logits (B, num_classes) and the new hidden state (B, hidden).
+            tuple: logits (B, num_classes) (None without ``with_logits``) and the new hidden state
+            (B, hidden).
         """
         out, hidden = self.rnn(feature[:, None], state[None].contiguous())
-        return self.fc(out[:, 0]), hidden[0]
+        return (self.fc(out[:, 0]) if with_logits else None), hidden[0]
 
 
 class GFCascadeClassifier(BaseModule):
@@ -75,11 +78,11 @@ class GFCascadeClassifier(BaseModule):
     def init_state(self, batch_size: int, ref: torch.Tensor) -> torch.Tensor:
         return ref.new_zeros(batch_size, 0)
 
-    def forward(self, index: int, feature: torch.Tensor,
-                state: torch.Tensor) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
-        """Returns: logits (B, C), or None at the glance without ``glance_head``; the state
-        (B, (index + 1) * F)."""
+    def forward(self, index: int, feature: torch.Tensor, state: torch.Tensor,
+                with_logits: bool = True) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+        """Returns: logits (B, C), or None at the glance without ``glance_head`` or without
+        ``with_logits``; the state (B, (index + 1) * F)."""
         state = torch.cat([state, feature], dim=1)
-        if index < self.first:
+        if index < self.first or not with_logits:
             return None, state
         return self.fcs[index - self.first](state), state

@@ -21,6 +21,7 @@ from .ppo import (PPOConfig, RolloutBuffer, contrastive_reward, discounted_retur
                   increment_reward, ppo_loss)
 
 STAGES = (1, 2, 3)
+GLANCE_HEADS = ('classifier', 'encoder')
 LOCATION_MODES = ('random', 'sample', 'mean')
 
 
@@ -30,7 +31,8 @@ class GFRollout:
 
     Args:
         logits (Tensor): (T, B, C) logits of every exit.
-        aux_logits (Tensor): (T, B, C) logits of the encoders' own (DSN) heads.
+        aux_logits (Tensor, optional): (T, B, C) logits of the encoders' own (DSN) heads (None
+            when the rollout did not need them).
         locations (Tensor): (B, T - 1, 2) (row, col) locations of the focus patches in [0, 1].
         fmaps (Tensor, optional): (B, T - 1, C, s, s) feature maps the focus decisions used.
         actions (Tensor, optional): (B, T - 1, 2) the locations chosen (as ``locations``).
@@ -39,7 +41,7 @@ class GFRollout:
             policy's, from the same previous state (contrastive reward).
     """
     logits: torch.Tensor
-    aux_logits: torch.Tensor
+    aux_logits: Optional[torch.Tensor]
     locations: torch.Tensor
     fmaps: Optional[torch.Tensor] = None
     actions: Optional[torch.Tensor] = None
@@ -62,9 +64,15 @@ class GFNet(StepwiseClassifier):
     fine-tunes fL, fC (and fG) with locations sampled from the fixed pi. Evaluation uses random
     locations in stage 1 and the policy's mean action afterwards (``test_locations`` overrides).
 
-    Cost accounting (``exit_macs``): the policy call that places patch t runs at the start of step
-    t, so exit k includes k policy calls (none at the glance): for GF-ResNet-50 (P=96, T=5) the
-    policy is counted T - 1 times, as in the paper's cumulative costs.
+    Cost accounting (``exit_macs``): what runs is counted. The policy call that places patch t runs
+    at the start of step t, so exit k includes k policy calls (none at the glance): for
+    GF-ResNet-50 (P=96, T=5) the policy is counted T - 1 times, as in the paper's cumulative costs.
+    With ``glance_head='encoder'`` the glance step runs fG's head and the GRU update of fC (its
+    state feeds step 1), not fC's linear layer, whose logits would be discarded.
+
+    Inference runs only what the prediction needs: the DSN heads run in training (stages 1 and 3
+    with ``dsn_ratio > 0``) and, with ``glance_head='encoder'``, fG's head at the glance; the
+    critic of pi runs only in the PPO update (stage 2). Predictions are the same either way.
 
     Args:
         num_classes (int): Number of classes.
@@ -80,8 +88,13 @@ class GFNet(StepwiseClassifier):
         glance_size (int, optional): Side of the glance input. Defaults to ``patch_size``.
         glance_interp (str): Interpolation of the glance resize ('bicubic' or 'bilinear'), on the
             normalised batch with ``align_corners=True``. Defaults to 'bicubic'.
-        glance_head (str): Prediction of step 0: 'classifier' (fC) or 'encoder' (fG's own head:
-            the cascade models, and the official RegNet inference). Defaults to 'classifier'.
+        glance_head (str): Prediction of step 0 at inference: 'classifier' (fC) or 'encoder' (fG's
+            own head: the cascade models, and the official RegNet inference). Defaults to
+            'classifier'.
+        train_glance_head (str, optional): Prediction of step 0 in training (the loss, the
+            rewards), when it differs from ``glance_head``: the official RegNet code trains with
+            fC's step-0 logits ('classifier') and infers with fG's head ('encoder'). None: as
+            ``glance_head``.
         crop_anchor (str): 'topleft' (official: corner = l * (H - P)) or 'centre'.
         crop_backend (str): 'slice' (official, whole pixels) or 'bilinear'.
         train_stage (int): 1, 2 or 3.
@@ -103,7 +116,8 @@ class GFNet(StepwiseClassifier):
                  classifier: dict = dict(type='recurrent', hidden_channels=1024),
                  policy: dict = dict(variant='fc', hidden_channels=1024),
                  glance_size: Optional[int] = None, glance_interp: str = 'bicubic',
-                 glance_head: str = 'classifier', crop_anchor: str = 'topleft',
+                 glance_head: str = 'classifier', train_glance_head: Optional[str] = None,
+                 crop_anchor: str = 'topleft',
                  crop_backend: str = 'slice', train_stage: int = 1, dsn_ratio: float = 1.0,
                  freeze_global_encoder: bool = False, reward: str = 'increment',
                  ppo: Optional[dict] = None, test_locations: Optional[str] = None,
@@ -117,8 +131,10 @@ class GFNet(StepwiseClassifier):
             raise ValueError(f'num_steps must be >= 1, got {num_steps}')
         if patch_size < 1:
             raise ValueError(f'patch_size must be positive, got {patch_size}')
-        if glance_head not in ('classifier', 'encoder'):
-            raise ValueError(f"glance_head must be 'classifier' or 'encoder', got {glance_head!r}")
+        train_glance_head = train_glance_head or glance_head
+        for name, value in (('glance_head', glance_head), ('train_glance_head', train_glance_head)):
+            if value not in GLANCE_HEADS:
+                raise ValueError(f"{name} must be 'classifier' or 'encoder', got {value!r}")
         if reward not in ('increment', 'contrastive'):
             raise ValueError(f"reward must be 'increment' or 'contrastive', got {reward!r}")
         if glance_interp not in ('bicubic', 'bilinear'):
@@ -136,6 +152,7 @@ class GFNet(StepwiseClassifier):
         self.glance_size = glance_size or patch_size
         self.glance_interp = glance_interp
         self.glance_head = glance_head
+        self.train_glance_head = train_glance_head
         self.crop_anchor = crop_anchor
         self.crop_backend = crop_backend
         self.train_stage = train_stage
@@ -157,9 +174,11 @@ class GFNet(StepwiseClassifier):
         if kind == 'recurrent':
             self.classifier = GFRecurrentClassifier(feature_dim, num_classes, **classifier)
         elif kind == 'cascade':
-            if glance_head != 'encoder' and not classifier.get('glance_head', False):
+            if 'classifier' in (glance_head, train_glance_head) and not classifier.get(
+                    'glance_head', False):
                 raise ValueError("the cascade classifier predicts the glance with fG's head: set "
-                                 "glance_head='encoder' (or classifier.glance_head=True)")
+                                 "glance_head='encoder' and train_glance_head None or 'encoder' "
+                                 '(or classifier.glance_head=True)')
             self.classifier = GFCascadeClassifier(feature_dim, num_classes, num_steps,
                                                   **classifier)
         else:
@@ -205,6 +224,10 @@ class GFNet(StepwiseClassifier):
                     policy=self.policy.init_state(batch, inputs), fmap=None,
                     locations=inputs.new_zeros(batch, 0, 2))
 
+    def current_glance_head(self) -> str:
+        """What predicts step 0 now: ``train_glance_head`` in training, ``glance_head`` in eval."""
+        return self.train_glance_head if self.training else self.glance_head
+
     def _encode_focus(self, inputs: torch.Tensor, locations: torch.Tensor):
         patches = crop_patches(inputs, locations, self.patch_size, backend=self.crop_backend,
                                anchor=self.crop_anchor)
@@ -217,16 +240,30 @@ class GFNet(StepwiseClassifier):
             return self.policy.sample(mean)
         return torch.rand_like(mean), None
 
-    def _step(self, index: int, inputs: torch.Tensor, state: Dict, mode: str) -> Dict:
-        """One step. Returns a dict with ``logits``, ``aux_logits``, ``state`` and, for focus steps,
-        ``fmap_in`` (the map the decision used), ``action`` and ``logp``."""
+    def _step(self, index: int, inputs: torch.Tensor, state: Dict, mode: str,
+              with_aux: bool = False) -> Dict:
+        """One step.
+
+        Args:
+            index (int): 0-based step.
+            inputs (Tensor): (B, 3, H, W) normalised images.
+            state (dict): See :meth:`init_state`.
+            mode (str): Location mode ('random', 'sample', 'mean').
+            with_aux (bool): Also run the encoder's own (DSN) head (training). Without it the head
+                runs only where it gives the prediction (the glance with ``glance_head='encoder'``).
+
+        Returns:
+            dict: ``logits`` (B, C), ``aux_logits`` (B, C) or None, ``state`` and, for focus steps,
+            ``fmap_in`` (the map the decision used), ``action`` and ``logp``.
+        """
         out = {}
         locations = state['locations']
         policy_state = state['policy']
+        glance_by_encoder = index == 0 and self.current_glance_head() == 'encoder'
         if index == 0:
             pooled, fmap = self.global_encoder(
                 glance(inputs, self.glance_size, mode=self.glance_interp, align_corners=True))
-            aux = self.global_encoder.head(pooled)
+            aux = (self.global_encoder.head(pooled) if with_aux or glance_by_encoder else None)
         else:
             if state['fmap'] is None:
                 raise ValueError('a focus step needs the state of the previous step')
@@ -234,14 +271,16 @@ class GFNet(StepwiseClassifier):
                 action, logp = torch.rand(inputs.shape[0], 2, device=inputs.device,
                                           dtype=inputs.dtype), None
             else:
-                mean, _, policy_state = self.policy(state['fmap'], policy_state)
+                mean, _, policy_state = self.policy(state['fmap'], policy_state, with_value=False)
                 action, logp = self._choose(mean, mode)
             out.update(fmap_in=state['fmap'], action=action, logp=logp)
             pooled, fmap = self._encode_focus(inputs, action)
-            aux = self.local_encoder.head(pooled)
+            aux = self.local_encoder.head(pooled) if with_aux else None
             locations = torch.cat([locations, action[:, None].to(locations.dtype)], dim=1)
-        logits, cls_state = self.classifier(index, pooled, state['classifier'])
-        if index == 0 and self.glance_head == 'encoder':
+        # the glance predicted by fG's head: fC only updates its state (its logits would be unused)
+        logits, cls_state = self.classifier(index, pooled, state['classifier'],
+                                            with_logits=not glance_by_encoder)
+        if glance_by_encoder:
             logits = aux
         out.update(logits=logits, aux_logits=aux,
                    state=dict(classifier=cls_state, policy=policy_state, fmap=fmap,
@@ -254,7 +293,7 @@ class GFNet(StepwiseClassifier):
         return out['logits'], out['state']
 
     def rollout(self, inputs: torch.Tensor, mode: Optional[str] = None,
-                random_branch: bool = False) -> GFRollout:
+                random_branch: bool = False, with_aux: bool = True) -> GFRollout:
         """Run all T steps and keep what training and visualisation need.
 
         Args:
@@ -263,6 +302,8 @@ class GFNet(StepwiseClassifier):
                 :meth:`location_mode`.
             random_branch (bool): Also classify a uniformly random patch at every focus step from
                 the same previous state, without carrying its state forward (contrastive reward).
+            with_aux (bool): Run the DSN heads and return their logits (``aux_logits``; None
+                otherwise). Defaults to True.
         """
         mode = mode or self.location_mode()
         state = self.init_state(inputs)
@@ -272,7 +313,7 @@ class GFNet(StepwiseClassifier):
                 pooled, _ = self._encode_focus(inputs, torch.rand(inputs.shape[0], 2,
                                                                   device=inputs.device))
                 random_logits.append(self.classifier(index, pooled, state['classifier'])[0])
-            out = self._step(index, inputs, state, mode)
+            out = self._step(index, inputs, state, mode, with_aux=with_aux)
             state = out['state']
             logits.append(out['logits'])
             aux.append(out['aux_logits'])
@@ -286,7 +327,8 @@ class GFNet(StepwiseClassifier):
             return torch.stack(items, 1) if focus and items[0] is not None else None
 
         return GFRollout(
-            logits=torch.stack(logits), aux_logits=torch.stack(aux), locations=state['locations'],
+            logits=torch.stack(logits), aux_logits=torch.stack(aux) if with_aux else None,
+            locations=state['locations'],
             fmaps=stack1(fmaps) if fmaps else None, actions=stack1(actions) if actions else None,
             logps=stack1(logps) if logps else None,
             random_logits=torch.stack(random_logits) if random_logits else None)
@@ -296,7 +338,7 @@ class GFNet(StepwiseClassifier):
         labels = torch.cat([ds.gt_label for ds in data_samples]).to(inputs.device)
         if self.train_stage == 2:
             return self.ppo_loss(inputs, labels)
-        out = self.rollout(inputs)
+        out = self.rollout(inputs, with_aux=self.dsn_ratio > 0)
         steps = self.num_exits
         losses = {
             'loss_cls': sum(F.cross_entropy(lg, labels) for lg in out.logits) / steps,
@@ -316,7 +358,7 @@ class GFNet(StepwiseClassifier):
             raise ValueError('stage 2 needs at least one focus step (num_steps >= 2)')
         with torch.no_grad():
             out = self.rollout(inputs, mode='sample',
-                               random_branch=self.reward == 'contrastive')
+                               random_branch=self.reward == 'contrastive', with_aux=False)
             rows = torch.arange(labels.shape[0], device=labels.device)
             gt_probs = out.logits.softmax(-1)[:, rows, labels].t()  # (B, T)
             if self.reward == 'contrastive':

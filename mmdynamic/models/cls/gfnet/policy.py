@@ -63,21 +63,24 @@ class GFPatchPolicy(BaseModule):
     def init_state(self, batch_size: int, ref: torch.Tensor) -> torch.Tensor:
         return ref.new_zeros(batch_size, self.hidden_channels)
 
-    def forward(self, fmap: torch.Tensor,
-                state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, fmap: torch.Tensor, state: torch.Tensor, with_value: bool = True
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
         """Args:
             fmap (Tensor): (B, C_map, s, s) feature map of the previous step (detached).
             state (Tensor): (B, hidden) GRU state.
+            with_value (bool): Run the critic (only the PPO update needs it). Defaults to True.
 
         Returns:
-            tuple: action mean (B, 2) in (0, 1), value (B, ) and the new state (B, hidden).
+            tuple: action mean (B, 2) in (0, 1), value (B, ) (None without ``with_value``) and
+            the new state (B, hidden).
         """
         if fmap.shape[1:] != (self.in_channels, self.feature_size, self.feature_size):
             raise ValueError(f'the policy expects feature maps of shape (B, {self.in_channels}, '
                              f'{self.feature_size}, {self.feature_size}), got {tuple(fmap.shape)}')
         out, hidden = self.gru(self.state_encoder(fmap)[:, None], state[None].contiguous())
         out = out[:, 0]
-        return torch.sigmoid(self.actor(out)), self.critic(out)[:, 0], hidden[0]
+        value = self.critic(out)[:, 0] if with_value else None
+        return torch.sigmoid(self.actor(out)), value, hidden[0]
 
     def distribution(self, mean: torch.Tensor) -> Independent:
         """The action distribution: independent Normals with std ``action_std`` per coordinate."""

@@ -44,20 +44,36 @@ class GlimpseGenerator(nn.Module):
 
     ``A = [[a_s, 0, a_x], [0, a_s, a_y]]`` maps the [-1, 1] output grid into the image; ``a_x`` moves
     along the width. Sampling is bilinear through :func:`affine_glimpse` (``affine_grid`` +
-    ``grid_sample``). With ``A`` the identity and ``align_corners=True`` the glimpse equals
-    ``F.interpolate(x, size, mode='bilinear', align_corners=True)``.
+    ``grid_sample``), by default exactly as the authors' ``GlimpseGenerator``: zero padding outside the
+    image and no clamp of the centre. With ``A`` the identity and ``align_corners=True`` the glimpse
+    equals ``F.interpolate(x, size, mode='bilinear', align_corners=True)``.
+
+    The localisation head keeps ``|a_x|, |a_y| <= 1 - a_s`` (the authors' "tight crop"), so with
+    ``align_corners=True`` the glimpses of :class:`MGNet` never leave the image and ``padding_mode`` /
+    ``clamp_inside`` change nothing but float rounding at the edge pixels; they matter for parameters
+    from elsewhere (hand-made, other parametrisations) or ``align_corners=False``.
 
     Args:
         size (int, optional): Glimpse side g. None: the input side (FF-Net, M = 1).
         align_corners (bool): Of ``affine_grid``/``grid_sample``. Defaults to True (the authors').
+        padding_mode (str): Of ``grid_sample`` for samples outside the image: 'zeros' (the authors'),
+            'border' (the project's sampler before issue #16) or 'reflection'. Defaults to 'zeros'.
+        clamp_inside (bool): Clamp the glimpse centre to ``|t| <= 1 - a_s`` before sampling (the
+            project's sampler before issue #16; the authors' code does not). Defaults to False.
     """
 
-    def __init__(self, size: Optional[int] = None, align_corners: bool = True) -> None:
+    def __init__(self, size: Optional[int] = None, align_corners: bool = True,
+                 padding_mode: str = 'zeros', clamp_inside: bool = False) -> None:
         super().__init__()
         if size is not None and size < 1:
             raise ValueError(f'glimpse size must be positive, got {size}')
+        if padding_mode not in ('zeros', 'border', 'reflection'):
+            raise ValueError(f"padding_mode must be 'zeros', 'border' or 'reflection', "
+                             f'got {padding_mode!r}')
         self.size = size
         self.align_corners = align_corners
+        self.padding_mode = padding_mode
+        self.clamp_inside = clamp_inside
 
     def output_size(self, inputs: torch.Tensor) -> Tuple[int, int]:
         if self.size is None:
@@ -68,7 +84,8 @@ class GlimpseGenerator(nn.Module):
         """Args: images (Tensor): (B, C, H, W). params (Tensor): (B, 3) ``[a_s, a_x, a_y]``.
         Returns: Tensor: (B, C, g, g)."""
         return affine_glimpse(images, params[:, 0], params[:, 1:3], self.output_size(images),
-                              align_corners=self.align_corners, inside=True)
+                              align_corners=self.align_corners, padding_mode=self.padding_mode,
+                              inside=self.clamp_inside)
 
 
 class GlimpseAttention(BaseModule):

@@ -1,0 +1,4 @@
+# AdaFocusV2-TSM (176², 8 glance + 12 focus frames) on Jester: released `jester_p176.pth.tar`,
+# top-1 96.9 at 33.7 GFLOPs. Everything else as in the 128² config.
+_base_ = ['./adafocusv2-tsm_mn2-r50-p128-8+12_4xb8-50e_jester-rgb.py']
+model = dict(patch_size=176)
