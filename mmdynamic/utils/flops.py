@@ -72,7 +72,7 @@ def flatten_tensors(tree: Any) -> List[torch.Tensor]:
 def _computed_in_trace(tensor: torch.Tensor) -> bool:
     """Whether the running trace computed ``tensor`` (False for a constant it only reads, e.g. a
     state tensor passed in and returned unchanged: the tracer refuses such an output)."""
-    if torch._C._get_tracing_state() is None:
+    if torch._C._get_tracing_state() is None or not hasattr(torch._C, '_get_value_trace'):
         return True
     try:
         return torch._C._get_value_trace(tensor).node().kind() != 'prim::Constant'
