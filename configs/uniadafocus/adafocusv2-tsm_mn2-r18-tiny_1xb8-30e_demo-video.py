@@ -64,5 +64,5 @@ default_hooks = dict(
 randomness = dict(seed=0)
 custom_hooks = [dict(type='BudgetEvalHook', fit_on='train', confidence='neg_entropy',
                      ratios='uniadafocus', metric='top1')]
-# the glance encoder stops at stride 16 (out_indices=(4, )): its later layers exist but are unused
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+# the glance encoder stops at stride 16 (out_indices=(4, )): its later stages are removed when the
+# model is built (drop_unused_stages), so every parameter takes part in the loss

@@ -55,11 +55,43 @@ TEMPORAL_MODES = ('learned', 'uniform')
 
 
 def build_encoder(cfg: dict) -> nn.Module:
-    """Build an encoder config in mmaction2's scope (``mmpretrain.`` prefixes import mmpretrain)."""
+    """Build an encoder config in mmaction2's scope (``mmpretrain.`` prefixes import mmpretrain),
+    without the stages after its last output (:func:`drop_unused_stages`)."""
     cfg = dict(cfg)
     if isinstance(cfg.get('type'), str) and cfg['type'].startswith('mmpretrain.'):
         import mmpretrain.models  # noqa: F401
-    return MMACTION_MODELS.build(cfg)
+    return drop_unused_stages(MMACTION_MODELS.build(cfg))
+
+
+# the attributes that list the stage names an OpenMMLab backbone's forward loops over
+_STAGE_LISTS = ('res_layers', 'layers')
+
+
+def drop_unused_stages(encoder: nn.Module) -> nn.Module:
+    """Remove the stages after the last one in ``out_indices`` from an OpenMMLab backbone.
+
+    mmpretrain's and mmaction2's ResNet and MobileNet-V2 run every stage whatever their
+    ``out_indices``; an encoder that stops early (``out_indices=(4, )``: a stride-16 MobileNet-V2)
+    would still compute (and pay for) the rest. The stages are deleted, so they neither run nor
+    hold parameters. Backbones without a stage list are returned as they are.
+
+    Args:
+        encoder (nn.Module): A built backbone.
+
+    Returns:
+        nn.Module: The same module, trimmed in place.
+    """
+    out_indices = getattr(encoder, 'out_indices', None)
+    for attr in _STAGE_LISTS:
+        names = getattr(encoder, attr, None)
+        if isinstance(names, list) and names and out_indices is not None:
+            indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+            last = max(i % len(names) for i in indices)
+            for name in names[last + 1:]:
+                delattr(encoder, name)
+            del names[last + 1:]
+            break
+    return encoder
 
 
 def encode(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -176,6 +208,7 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
         check_view_average(view_average)
         data_preprocessor = dict(data_preprocessor or dict(type='ActionDataPreprocessor'))
         super().__init__(backbone=backbone, data_preprocessor=data_preprocessor, **kwargs)
+        drop_unused_stages(self.backbone)
         self.view_average = view_average
         self._exit_policy_cfg = exit_policy
         self._exit_macs_cache: Dict[Tuple[int, ...], List[int]] = {}
