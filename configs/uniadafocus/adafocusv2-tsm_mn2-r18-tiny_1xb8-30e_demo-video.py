@@ -2,11 +2,12 @@
 # TSM-MobileNet-V2 (up to stride 16: 7 x 7 maps), one 32 x 32 patch place per video from a policy over all
 # 4 glance maps, cropped from an independently sampled 4-frame focus clip for a TSM-ResNet-18; prediction
 # = averaged prediction heads of both encoders, two exits (the glance, the prediction).
-_base_ = ['mmaction::_base_/default_runtime.py', './_base_/demo_video.py']
-custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
+# Data, schedule, hooks and runtime: the Uni-AdaFocus-TSM demo config.
+_base_ = ['./uniadafocus-tsm_mn2-r18-tiny_1xb8-30e_demo-video.py']
 num_glance = 4
 num_focus = 4
 model = dict(
+    _delete_=True,
     type='AdaFocusV2TSM',
     backbone=dict(type='MobileNetV2TSM', num_segments=num_glance, shift_div=8, widen_factor=0.5,
                   out_indices=(4, ), pretrained2d=False),
@@ -17,6 +18,7 @@ model = dict(
     policy_mid_channels=16, dropout=0.5,
     data_preprocessor=dict(type='ActionDataPreprocessor', mean=[123.675, 116.28, 103.53],
                            std=[58.395, 57.12, 57.375], format_shape='NCHW'))
+# the whole focus clip is read (no frame selection): T_0 = T_L; the rest as the base pipelines
 frame_size = 112
 train_pipeline = [
     dict(type='DecordInit'),
@@ -41,28 +43,9 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
-    clip_grad=dict(max_norm=20, norm_type=2),
-    paramwise_cfg=dict(custom_keys={
-        'local_backbone': dict(lr_mult=1.0),
-        'backbone': dict(lr_mult=0.5),
-        'fc_global': dict(lr_mult=0.5),
-        'policy': dict(lr_mult=0.1),
-    }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=30, eta_min=1e-5),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=30, val_interval=10)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
-randomness = dict(seed=0)
-custom_hooks = [dict(type='BudgetEvalHook', fit_on='train', confidence='neg_entropy',
-                     ratios='uniadafocus', metric='top1')]
-# the glance encoder stops at stride 16 (out_indices=(4, )): its later stages are removed when the
-# model is built (drop_unused_stages), so every parameter takes part in the loss
+optim_wrapper = dict(paramwise_cfg=dict(_delete_=True, custom_keys={
+    'local_backbone': dict(lr_mult=1.0),
+    'backbone': dict(lr_mult=0.5),
+    'fc_global': dict(lr_mult=0.5),
+    'policy': dict(lr_mult=0.1),
+}))

@@ -241,11 +241,6 @@ class AdaFocusV2TSM(AdaFocusRecognizerBase):
         return losses
 
     # ------------------------------------------------------------------ step-wise (early exit)
-    def init_state(self, inputs: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
-        """Nothing runs before exit 0: the glance is its work."""
-        self._check_inputs(inputs)
-        return {}
-
     def step(self, index: int, inputs: torch.Tensor,
              state: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Exit 0: f_G and :meth:`glance_logits`. Exit 1: the policy, f_L on the T_L patches and the

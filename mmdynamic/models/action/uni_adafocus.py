@@ -275,6 +275,15 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
             self._exit_macs_cache[key] = self.exit_macs(key)
         return self._exit_macs_cache[key]
 
+    def _check_inputs(self, inputs: torch.Tensor) -> None:
+        """Raise a ValueError that names the expected layout when ``inputs`` do not match it."""
+        raise NotImplementedError
+
+    def init_state(self, inputs: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
+        """Nothing runs before exit 0 (the glance is its work): check the inputs, empty state."""
+        self._check_inputs(inputs)
+        return {}
+
     # ------------------------------------------------------------------ forward modes
     def forward_steps(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -791,11 +800,6 @@ class UniAdaFocus(AdaFocusRecognizerBase):
         return losses
 
     # ------------------------------------------------------------------ step-wise (early exit)
-    def init_state(self, inputs: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
-        """Nothing runs before exit 0: the glance is its work."""
-        self._check_inputs(inputs)
-        return {}
-
     def step(self, index: int, inputs: torch.Tensor,
              state: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Exit 0: f_G + the glance exit. Exit 1 additionally runs the policy and crops the T_L focus
