@@ -32,9 +32,11 @@ def parse_requirements(fname: str) -> List[str]:
 
 
 def add_mim_extension() -> None:
-    """Expose ``tools`` and ``configs`` under ``mmdynamic/.mim`` (as mmdet and mmyolo do).
+    """Expose ``tools``, ``configs`` and ``model-index.yml`` under ``mmdynamic/.mim``.
 
-    Symlinks for editable installs, copies for built distributions.
+    As mmdet and mmyolo do: ``mim search mmdynamic`` reads ``<package>/.mim/model-index.yml``,
+    whose ``Import`` paths (``configs/<method>/metafile.yml``) resolve inside ``.mim``. Symlinks for
+    editable installs, copies for built distributions.
     """
     if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
         mode = 'symlink'
@@ -44,18 +46,22 @@ def add_mim_extension() -> None:
         return
     mim_root = osp.join(ROOT, 'mmdynamic', '.mim')
     os.makedirs(mim_root, exist_ok=True)
-    for name in ('tools', 'configs'):
+    for name in ('tools', 'configs', 'model-index.yml'):
         src = osp.join(ROOT, name)
         dst = osp.join(mim_root, name)
+        if not osp.exists(src):
+            continue
         if osp.lexists(dst):
             if osp.islink(dst) or osp.isfile(dst):
                 os.remove(dst)
             else:
                 shutil.rmtree(dst)
         if mode == 'symlink':
-            os.symlink(osp.relpath(src, mim_root), dst, target_is_directory=True)
-        else:
+            os.symlink(osp.relpath(src, mim_root), dst, target_is_directory=osp.isdir(src))
+        elif osp.isdir(src):
             shutil.copytree(src, dst)
+        else:
+            shutil.copyfile(src, dst)
 
 
 if __name__ == '__main__':
@@ -68,6 +74,11 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'tests.*')),
         include_package_data=True,
+        # the mim extension (add_mim_extension) in built distributions; ``mim search`` reads
+        # mmdynamic/.mim/model-index.yml
+        package_data={'mmdynamic': ['.mim/model-index.yml', '.mim/configs/**/*.py',
+                                    '.mim/configs/**/*.yml', '.mim/configs/**/*.md',
+                                    '.mim/tools/**/*.py', '.mim/tools/**/*.sh']},
         python_requires='>=3.8',
         zip_safe=False,
         install_requires=parse_requirements('runtime.txt') + parse_requirements('mminstall.txt'),

@@ -72,15 +72,29 @@ def test_demo_stages_train_and_budget_test(demo_root, tmp_path):
     assert low['fit_gmacs'] < high['fit_gmacs']
 
 
-def _tiny_gfnet(**kwargs):
-    init_default_scope('mmpretrain')
-    import mmdynamic.models  # noqa: F401
+def _tiny_gfnet_cfg(**kwargs):
     cfg = dict(type='GFNet', num_classes=7, patch_size=32, num_steps=3, train_stage=3,
                global_encoder=dict(backbone=dict(type='ResNet', depth=18, stem_channels=8,
                                                  base_channels=8), in_channels=64),
                classifier=dict(type='recurrent', hidden_channels=16),
                policy=dict(variant='fc', fc_channels=24, hidden_channels=16))
     cfg.update(kwargs)
+    return cfg
+
+
+def _write_tiny_config(path, **kwargs):
+    """A config file whose model is :func:`_tiny_gfnet` (the converter builds it for the strict
+    check)."""
+    path.write_text("default_scope = 'mmpretrain'\n"
+                    "custom_imports = dict(imports=['mmdynamic.models'])\n"
+                    f'model = {_tiny_gfnet_cfg(**kwargs)!r}\n')
+    return str(path)
+
+
+def _tiny_gfnet(**kwargs):
+    init_default_scope('mmpretrain')
+    import mmdynamic.models  # noqa: F401
+    cfg = _tiny_gfnet_cfg(**kwargs)
     model = MODELS.build(cfg)
     model.init_weights()
     return model.eval()
@@ -142,6 +156,9 @@ def test_converter_round_trip(tmp_path):
     assert torch.equal(source.forward_exits(inputs), target.forward_exits(inputs))
     # the stored thresholds and results
     meta = converted['meta']
+    assert set(converted) == {'state_dict', 'meta'}  # an MMEngine checkpoint
+    assert meta['method'] == 'GFNet' and meta['source'] == 'official.pth.tar'
+    assert len(meta['source_sha256']) == 64 and meta['config'] is None
     assert meta['gfnet_official']['anytime_classification'] == [50.0, 60.0, 65.0]
     policy = ExitPolicy.load(dst, model='GFNet', num_exits=3, budget=0.1)
     assert policy.thresholds[:2] == pytest.approx(official['dynamic_threshold'][0, :2].tolist())
@@ -783,6 +800,8 @@ def test_converter_drops_the_unused_cascade_heads(tmp_path, capsys):
     with torch.no_grad():
         assert torch.equal(source.forward_exits(inputs), target.forward_exits(inputs))
     assert converted['meta']['gfnet_official']['num_steps'] == 3
+    assert sorted(converted['meta']['dropped']) == [
+        'fc.fc_4.bias', 'fc.fc_4.weight', 'fc.fc_5.bias', 'fc.fc_5.weight']
     # train.py layout (no flops): T from --num-steps, else every head is kept, with a note
     bare = _official_cascade(source, with_results=False)
     notes = []
@@ -819,16 +838,25 @@ def test_converter_checks_the_glance_head_of_the_config(tmp_path, capsys):
     source = _tiny_gfnet()
     src, dst = str(tmp_path / 'official.pth.tar'), str(tmp_path / 'converted.pth')
     torch.save(_official_layout(source), src)
-    config = tmp_path / 'cfg.py'
-    config.write_text("model = dict(type='GFNet', num_steps=3, glance_head='encoder')\n")
+    config = _write_tiny_config(tmp_path / 'cfg.py', glance_head='encoder')
     with pytest.raises(ValueError, match='glance_head'):
-        converter.main([src, dst, '--config', str(config)])
+        converter.main([src, dst, '--config', config])
     assert not osp.exists(dst)
-    converter.main([src, dst, '--config', str(config), '--allow-mismatch'])
+    converter.main([src, dst, '--config', config, '--allow-mismatch'])
     assert 'WARNING' in capsys.readouterr().out and osp.exists(dst)
-    config.write_text("model = dict(type='GFNet', num_steps=3, glance_head='classifier')\n")
-    converter.main([src, dst, '--config', str(config)])
+    config = _write_tiny_config(tmp_path / 'cfg.py', glance_head='classifier')
+    converter.main([src, dst, '--config', config])
     assert 'WARNING' not in capsys.readouterr().out
+    meta = torch.load(dst, map_location='cpu', weights_only=True)['meta']
+    assert meta['config'] == config and meta['method'] == 'GFNet'
+    # the weights are checked strictly against the config's model: another number of classes is
+    # refused with the list of differences, and the existing output is left as it was
+    with open(dst, 'rb') as f:
+        before = f.read()
+    with pytest.raises(ValueError, match=r'weights differ in shape.*\(7, 64\) vs \(5, 64\)'):
+        converter.main([src, dst, '--config', config, '--cfg-options', 'model.num_classes=5'])
+    with open(dst, 'rb') as f:
+        assert f.read() == before
 
 
 def test_converter_reads_with_weights_only_and_lists_the_archs(tmp_path):
@@ -850,3 +878,28 @@ def test_converter_reads_with_weights_only_and_lists_the_archs(tmp_path):
         assert arch in help_text
     torch.save(official, src)  # an official file loads with weights_only=True
     assert converter.load_official(src)['model_name'] == 'resnet18'
+
+
+def test_converter_picks_the_stage3_config_of_a_released_checkpoint():
+    """Without --config the converter takes the stage-3 config named by the checkpoint's
+    model_name, patch_size and T (and checks the weights strictly against it); a file it cannot
+    place is converted unchecked, with a note."""
+    converter = _converter()
+    released = dict(model_name='resnet50', patch_size=96, flops=[1.0] * 5, policy={})
+    assert osp.basename(converter.pick_config(released)) == \
+        'gfnet-r50-p96-t5_stage3_4xb64-60e_in1k.py'
+    for arch, patch, steps, name in (
+            ('regnety_1.6g', 96, 5, 'gfnet-regnety-1.6gf-p96-t5_stage3_4xb64-60e_in1k.py'),
+            ('mobilenetv3_large_125', 128, 3, 'gfnet-mbv3-l-125-p128-t3_stage3_4xb64-90e_in1k.py'),
+            ('efficientnet_b3', 144, 4, 'gfnet-effnet-b3-p144-t4_stage3_4xb64-30e_in1k.py')):
+        obj = dict(released, model_name=arch, patch_size=patch, flops=[1.0] * steps)
+        assert osp.basename(converter.pick_config(obj)) == name
+    # T from --num-steps when the file has no flops; refusals say what was read
+    bare = dict(model_name='densenet169', patch_size=96, policy={})
+    assert 'densenet169-p96-t5' in converter.pick_config(bare, num_steps=5)
+    with pytest.raises(ValueError, match="model_name='densenet169', patch_size=96, T=None"):
+        converter.pick_config(bare)
+    with pytest.raises(ValueError, match='no config configs/gfnet/gfnet-r50-p32-t3_stage3'):
+        converter.pick_config(dict(released, patch_size=32, flops=[1.0] * 3))
+    with pytest.raises(ValueError, match='stage-1'):
+        converter.pick_config(dict(released, policy=None))

@@ -32,22 +32,39 @@ for ResNet / DenseNet. A config whose ``model.glance_head`` (or ``num_steps``) d
 checkpoint would not give the authors' predictions: the converter refuses it
 (``--allow-mismatch`` turns the refusal into a warning).
 
-The official file is read with ``torch.load(..., weights_only=True)``: tensors and plain containers
-only, nothing that unpickling could execute. A file that needs more is refused.
+The converter runs on the shared core (``mmdynamic/utils/official_converter.py``): the official
+file is read with ``torch.load(..., weights_only=True)`` (tensors and plain containers only, nothing
+that unpickling could execute; a file that needs more is refused), the ``module.`` prefixes are
+stripped by its unwrapping, and the output is an MMEngine checkpoint (``state_dict`` + ``meta`` with
+the source file name and sha256, the config, the method, the converter version and the dropped keys),
+written atomically. With ``--config`` the converted weights are also checked strictly against the
+model the config builds (missing / unexpected / shape-mismatched keys are listed, nothing is written).
 
 Example:
     python tools/model_converters/gfnet_official_to_mmdynamic.py \
         resnet50_patch_size_96_T_5.pth.tar gfnet_r50_p96_t5.pth \
         --config configs/gfnet/gfnet-r50-p96-t5_stage3_4xb64-60e_in1k.py
 """
-import argparse
+import glob
 import math
-import pickle
+import os.path as osp
 import re
+import sys
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+if REPO not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, REPO)
+
+from mmdynamic.utils.official_converter import (build_model_from_config,  # noqa: E402
+                                                check_strict, converter_arg_parser,
+                                                load_official, official_meta, run_cli,
+                                                save_checkpoint, unwrap_state_dict)
+
+METHOD = 'GFNet'
 
 # ``--model_arch`` names of the official code (configs.py) that have a converter here
 OFFICIAL_ARCHS = ('resnet50', 'densenet121', 'densenet169', 'densenet201', 'regnety_600m',
@@ -204,9 +221,9 @@ BACKBONE_MAPPERS: Dict[str, Callable[[str], str]] = {
 
 
 def strip_module(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Remove one leading ``module.`` (nn.DataParallel) from every key, where present."""
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
-                       for k, v in state.items())
+    """One official sub-state dict without the ``module.`` prefix of nn.DataParallel (the core's
+    :func:`unwrap_state_dict`: stripped when every key carries it; non-tensor values refused)."""
+    return unwrap_state_dict(state, containers=(), prefixes=('module.', ))
 
 
 def arch_family(arch: str) -> str:
@@ -337,6 +354,47 @@ def checkpoint_num_steps(official: Dict) -> Optional[int]:
     return None
 
 
+# the name of each official architecture in the config file names (configs/gfnet)
+CONFIG_ARCH_NAMES = {
+    'resnet50': 'r50', 'densenet121': 'densenet121', 'densenet169': 'densenet169',
+    'densenet201': 'densenet201', 'regnety_600m': 'regnety-600mf', 'regnety_800m': 'regnety-800mf',
+    'regnety_1.6g': 'regnety-1.6gf', 'mobilenetv3_large_100': 'mbv3-l-100',
+    'mobilenetv3_large_125': 'mbv3-l-125', 'efficientnet_b2': 'effnet-b2',
+    'efficientnet_b3': 'effnet-b3'}
+CONFIG_DIR = osp.join(REPO, 'configs', 'gfnet')
+
+
+def pick_config(obj: Dict, state: Optional[Dict] = None, arch: Optional[str] = None,
+                num_steps: Optional[int] = None) -> str:
+    """The stage-3 config under ``configs/gfnet`` of a released checkpoint: its ``model_name``,
+    ``patch_size`` and T (``len(flops)``), e.g. ``gfnet-r50-p96-t5_stage3_4xb64-60e_in1k.py``.
+
+    Args:
+        obj (dict): The official checkpoint.
+        state: Unused (the GFNet file holds several state dicts); for the common signature.
+        arch (str, optional): ``--arch`` when the file has no ``model_name``.
+        num_steps (int, optional): ``--num-steps`` when the file has no ``flops``.
+
+    Raises:
+        ValueError: Not enough is known, or no config has these settings.
+    """
+    arch = arch or obj.get('model_name')
+    patch = obj.get('patch_size')
+    steps = num_steps or checkpoint_num_steps(obj)
+    if obj.get('policy') is None:
+        raise ValueError('the checkpoint has no policy (a stage-1 train.py checkpoint): no stage-3 '
+                         'config fits it')
+    if arch not in CONFIG_ARCH_NAMES or patch is None or steps is None:
+        raise ValueError(f'cannot pick a config: model_name={arch!r}, patch_size={patch!r}, '
+                         f'T={steps!r}')
+    pattern = f'gfnet-{CONFIG_ARCH_NAMES[arch]}-p{int(patch)}-t{int(steps)}_stage3_*.py'
+    found = sorted(glob.glob(osp.join(CONFIG_DIR, pattern)))
+    if not found:
+        raise ValueError(f'no config configs/gfnet/{pattern} for model_name={arch!r}, '
+                         f'patch_size={patch}, T={steps}')
+    return found[0]
+
+
 def check_model_config(model_cfg: Dict, arch: str, num_steps: Optional[int],
                        allow_mismatch: bool = False, notes: Optional[List[str]] = None) -> None:
     """Refuse (or, with ``allow_mismatch``, note) a GFNet model config that would not reproduce the
@@ -407,6 +465,10 @@ def convert(official: Dict, arch: Optional[str] = None, num_steps: Optional[int]
         notes.append('T is unknown (no flops in the checkpoint): every cascade head is kept; pass '
                      '--num-steps or --config to drop the unused ones for a strict load')
     state.update(convert_classifier(classifier))
+    dropped_keys = OrderedDict(
+        (f'fc.{key}', f'the cascade head of step {CASCADE_HEAD.fullmatch(key).group(1)} > '
+         f'T={num_steps} (the official cascade always has fc_2..fc_5)')
+        for key in strip_module(official['fc']) if key not in classifier)
     if official.get('policy') is not None:
         state.update(convert_policy(official['policy']))
     kept = {k: official[k] for k in ('model_name', 'patch_size', 'model_flops', 'policy_flops',
@@ -419,37 +481,22 @@ def convert(official: Dict, arch: Optional[str] = None, num_steps: Optional[int]
     policies = exit_policies(official)
     if policies:
         meta['exit_policies'] = policies
-    return dict(state_dict=state, meta=meta)
+    return dict(state_dict=state, meta=meta, dropped=dropped_keys)
 
 
-def load_official(path: str) -> Dict:
-    """Read an official checkpoint with ``weights_only=True`` (tensors and plain containers).
-
-    Raises:
-        ValueError: The file needs pickled Python objects beyond those.
-    """
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f'{path} cannot be read with torch.load(weights_only=True): it holds pickled Python '
-            'objects other than tensors and plain containers. The converter does not unpickle '
-            'them, since unpickling can run arbitrary code; the official GFNet checkpoints need '
-            f'no such objects, so this file is not one as released. ({err})') from err
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Convert an official GFNet checkpoint (GFNet-Pytorch) into an mmdynamic one')
-    parser.add_argument('src', help='official checkpoint (.pth.tar)')
-    parser.add_argument('dst', help='output mmdynamic checkpoint (.pth)')
+def parse_args(argv: Optional[List[str]] = None):
+    parser = converter_arg_parser(
+        'Convert an official GFNet checkpoint (GFNet-Pytorch) into an mmdynamic one')
     parser.add_argument('--arch', choices=OFFICIAL_ARCHS, metavar='ARCH',
                         help='model_name when the checkpoint lacks it (train.py), one of: '
                         + ', '.join(OFFICIAL_ARCHS))
     parser.add_argument('--num-steps', type=int, help='T when the checkpoint lacks it (train.py): '
                         'cascade heads of later steps are dropped')
-    parser.add_argument('--config', help='the mmdynamic config the checkpoint will be used with: '
-                        'its model.glance_head and num_steps are checked against the checkpoint')
+    for action in parser._actions:  # the common --config: say what is checked for GFNet
+        if action.dest == 'config':
+            action.help = ('the mmdynamic config the checkpoint will be used with: its '
+                           'model.glance_head and num_steps are checked against the checkpoint, '
+                           'and the converted weights must load strictly into its model')
     parser.add_argument('--allow-mismatch', action='store_true',
                         help='warn instead of refusing when --config disagrees with the checkpoint')
     return parser.parse_args(argv)
@@ -458,32 +505,55 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     official = load_official(args.src)
+    if not isinstance(official, dict):
+        raise ValueError(f'{args.src} holds a {type(official).__name__}, not an official GFNet '
+                         'checkpoint (a dict)')
     arch = args.arch or official.get('model_name')
     notes: List[str] = []
     num_steps = args.num_steps
+    if not args.config:
+        try:
+            args.config = pick_config(official, arch=arch, num_steps=num_steps)
+            print(f'config: {osp.relpath(args.config, REPO)} (from model_name, patch_size, T)')
+        except ValueError as why:
+            notes.append(f'no config picked ({why}): the weights are not checked against a model')
     if args.config:
         from mmengine.config import Config
-        model_cfg = Config.fromfile(args.config).model
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        model_cfg = cfg.model
         if arch is None:
             raise ValueError('the checkpoint has no model_name: pass --arch')
         check_model_config(model_cfg, arch, num_steps or checkpoint_num_steps(official),
                            args.allow_mismatch, notes)
         if num_steps is None and checkpoint_num_steps(official) is None:
             num_steps = model_cfg.get('num_steps', 5)
-    out = convert(official, arch, num_steps, notes)
-    if not args.config:
+    try:
+        out = convert(official, arch, num_steps, notes)
+    except KeyError as err:  # a key of no official GFNet layout
+        raise ValueError(f'{args.src} is not an official GFNet checkpoint of {arch}: '
+                         f'{err.args[0]}') from err
+    state = out['state_dict']
+    if args.config:
+        model = build_model_from_config(args.config, args.cfg_options)
+        check_strict(state, model, what=f'{osp.basename(args.src)} (converted as {METHOD})')
+        model.load_state_dict(state, strict=True)
+        state = model.state_dict()
+    else:
         glance_head = out['meta']['gfnet_official']['glance_head']
         notes.append(f'evaluate with model.glance_head={glance_head!r} (the official inference of '
-                     'this architecture)')
+                     'this architecture); pass --config to check the weights strictly against '
+                     'the model of a config')
     for note in notes:
         print(f'note: {note}')
-    torch.save(out, args.dst)
-    print(f'converted {len(out["state_dict"])} tensors, '
-          f'{len(out["meta"].get("exit_policies", []))} exit policies -> {args.dst}')
+    meta = official_meta(args.src, args.config, METHOD, out['dropped'], out['meta'])
+    if args.cfg_options:
+        meta['cfg_options'] = dict(args.cfg_options)
+    save_checkpoint(state, meta, args.dst)
+    print(f'converted {len(state)} tensors, '
+          f'{len(meta.get("exit_policies", []))} exit policies -> {args.dst}')
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except ValueError as err:  # bad input: the message, not a traceback
-        raise SystemExit(f'error: {err}')
+    run_cli(main)

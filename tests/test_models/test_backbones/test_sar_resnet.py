@@ -2,7 +2,6 @@
 """SAR-ResNet: shapes and strides, masks, the MACs/params of sar.md §2.10 and the authors' layouts."""
 import glob
 import os.path as osp
-import re
 
 import pytest
 import torch
@@ -242,124 +241,33 @@ def test_frozen_stages_and_norm_eval():
 
 # --------------------------------------------------------------------------------------------------
 # The authors' layouts (official_checkpoints.md, SAR section): key -> shape of an official state_dict,
-# written here from the spec independently of the backbone, and the key rules of the next issue's
-# converter. Our models must hold exactly these tensors, one to one.
+# written from the spec independently of the backbone, and the key rules, both shared with the
+# converter (tools/model_converters/sar_official_to_mmdynamic.py). Our models must hold exactly these
+# tensors, one to one.
 
 
-def _bn(prefix: str, channels: int) -> dict:
-    out = {f'{prefix}.{name}': (channels, ) for name in ('weight', 'bias', 'running_mean',
-                                                         'running_var')}
-    out[f'{prefix}.num_batches_tracked'] = ()
-    return out
+def _sar_converter():
+    import importlib.util
+    path = osp.join(osp.dirname(__file__), '..', '..', '..', 'tools', 'model_converters',
+                    'sar_official_to_mmdynamic.py')
+    spec = importlib.util.spec_from_file_location('sar_official_to_mmdynamic', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _official_block(prefix: str, block: str, cin: int, cout: int, groups: int = 1) -> dict:
-    """Official ``BasicBlock(_refine)`` / ``Bottleneck(_refine)(inplanes, planes)``: planes = output."""
-    if block == 'basic':
-        out = {f'{prefix}.conv1.weight': (cout, cin // groups, 3, 3),
-               f'{prefix}.conv2.weight': (cout, cout // groups, 3, 3)}
-        return out | _bn(f'{prefix}.bn1', cout) | _bn(f'{prefix}.bn2', cout)
-    mid = cout // 4
-    out = {f'{prefix}.conv1.weight': (mid, cin // groups, 1, 1),
-           f'{prefix}.conv2.weight': (mid, mid // groups, 3, 3),
-           f'{prefix}.conv3.weight': (cout, mid // groups, 1, 1)}
-    return out | _bn(f'{prefix}.bn1', mid) | _bn(f'{prefix}.bn2', mid) | _bn(f'{prefix}.bn3', cout)
-
-
-def _official_sar_module(prefix: str, block: str, cin: int, c: int, n: int, groups: int,
-                         alpha: int, beta: int, att: bool) -> dict:
-    """Official ``sarModule(in_channels=cin, out_channels=c, blocks=n)``."""
-    out, cb, cr = {}, c // alpha, c * beta
-    for i in range(n - 1):
-        out |= _official_block(f'{prefix}.base_module.{i}', block, cin if i == 0 else cb, cb)
-        out |= _official_block(f'{prefix}.refine_module.{i}', block, cin if i == 0 else cr, cr,
-                               groups)
-        out[f'{prefix}.mask_gen.{i}.conv3x3_gs.0.weight'] = (4 * groups, cb // groups, 3, 3)
-        out |= _bn(f'{prefix}.mask_gen.{i}.conv3x3_gs.1', 4 * groups)
-        out[f'{prefix}.mask_gen.{i}.fc_gs.weight'] = (2 * groups, 4, 1, 1)
-        out[f'{prefix}.mask_gen.{i}.fc_gs.bias'] = (2 * groups, )
-    if cin != cb:  # base shortcut: AvgPool (.0, no params), conv (.1), BN (.2)
-        out[f'{prefix}.base_module.0.downsample.1.weight'] = (cb, cin, 1, 1)
-        out |= _bn(f'{prefix}.base_module.0.downsample.2', cb)
-    if cin != cr:  # refine shortcut (stride 1): conv (.0), BN (.1)
-        out[f'{prefix}.refine_module.0.downsample.0.weight'] = (cr, cin, 1, 1)
-        out |= _bn(f'{prefix}.refine_module.0.downsample.1', cr)
-    if alpha != 1:
-        out[f'{prefix}.base_transform.0.weight'] = (c, cb, 1, 1)
-        out |= _bn(f'{prefix}.base_transform.1', c)
-    if beta != 1:
-        out[f'{prefix}.refine_transform.0.weight'] = (c, cr, 1, 1)
-        out |= _bn(f'{prefix}.refine_transform.1', c)
-    if att:
-        out[f'{prefix}.att_gen.fc.0.weight'] = (c // 16, c)
-        out[f'{prefix}.att_gen.fc.2.weight'] = (c, c // 16)
-    return out | _official_block(f'{prefix}.fusion.0', block, c, c)  # shortcut: AvgPool only
-
-
-def official_imagenet_layout(block: str, layers, groups=2, alpha=2, beta=1, att=True,
-                             use_stem=False, classes=1000) -> dict:
-    """``sar_resnet_1attFuse`` (att) / ``sar_resnet_imgnet4stage_alphaBase`` (add)."""
-    e = 4 if block == 'bottleneck' else 1
-    if use_stem:  # Conv-BN-ReLU x 3 at indices 0-8
-        out = {'stem.0.weight': (32, 3, 3, 3), 'stem.3.weight': (32, 32, 3, 3),
-               'stem.6.weight': (64, 32, 3, 3)}
-        out |= _bn('stem.1', 32) | _bn('stem.4', 32) | _bn('stem.7', 64)
-    else:
-        out = {'conv1.weight': (64, 3, 7, 7)} | _bn('bn1', 64)
-    cin = 64
-    for s, (c, n) in enumerate(zip((64 * e, 128 * e, 256 * e), layers[:3])):
-        out |= _official_sar_module(f'layer{s + 1}', block, cin, c, n, groups, alpha,
-                                    beta if s else 1, att)
-        cin = c
-    for j in range(layers[3]):
-        out |= _official_block(f'layer4.{j}', block, cin if j == 0 else 512 * e, 512 * e)
-    out['layer4.0.downsample.1.weight'] = (512 * e, cin, 1, 1)
-    out |= _bn('layer4.0.downsample.2', 512 * e)
-    return out | {'fc.weight': (classes, 512 * e), 'fc.bias': (classes, )}
-
-
-def official_cifar_layout(n: int, width=1.0, groups=2, alpha=2, beta=1, classes=100) -> dict:
-    """``sar_resnet_cifar3stage_alphaBase``: additive fusion, no ``att_gen``, no ``layer4``."""
-    out = {'conv1.weight': (16, 3, 3, 3)} | _bn('bn1', 16)
-    cin = 16
-    for s, c in enumerate(int(round(c * width)) for c in (16, 32, 64)):
-        out |= _official_sar_module(f'layer{s + 1}', 'basic', cin, c, n, groups, alpha, beta,
-                                    att=False)
-        cin = c
-    return out | {'fc.weight': (classes, cin), 'fc.bias': (classes, )}
-
-
-OFFICIAL_KEY_RULES = [  # official_checkpoints.md, applied in order (plus the deep stem)
-    (r'^fc\.', 'head.fc.'), (r'^(conv1|bn1|stem)\.', r'backbone.\1.'),
-    (r'^layer1\.', 'backbone.stages.0.'), (r'^layer2\.', 'backbone.stages.1.'),
-    (r'^layer3\.', 'backbone.stages.2.'),
-    (r'^layer4\.(\d+)\.downsample\.1\.', r'backbone.layer4.\1.shortcut.conv.'),
-    (r'^layer4\.(\d+)\.downsample\.2\.', r'backbone.layer4.\1.shortcut.bn.'),
-    (r'^layer4\.', 'backbone.layer4.'),
-    (r'\.base_module\.(\d+)\.downsample\.1\.', r'.base.\1.shortcut.conv.'),
-    (r'\.base_module\.(\d+)\.downsample\.2\.', r'.base.\1.shortcut.bn.'),
-    (r'\.base_module\.', '.base.'),
-    (r'\.refine_module\.(\d+)\.downsample\.0\.', r'.refine.\1.shortcut.conv.'),
-    (r'\.refine_module\.(\d+)\.downsample\.1\.', r'.refine.\1.shortcut.bn.'),
-    (r'\.refine_module\.', '.refine.'),
-    (r'\.mask_gen\.(\d+)\.conv3x3_gs\.0\.', r'.masks.\1.conv.'),
-    (r'\.mask_gen\.(\d+)\.conv3x3_gs\.1\.', r'.masks.\1.bn.'),
-    (r'\.mask_gen\.(\d+)\.fc_gs\.', r'.masks.\1.fc.'),
-    (r'\.(base|refine)_transform\.0\.', r'.\1_transform.conv.'),
-    (r'\.(base|refine)_transform\.1\.', r'.\1_transform.bn.'),
-    (r'\.att_gen\.fc\.0\.', '.fuse.fc1.'), (r'\.att_gen\.fc\.2\.', '.fuse.fc2.'),
-    (r'\.fusion\.0\.', '.fusion_block.'),
-]
+_CONVERTER = _sar_converter()
+official_imagenet_layout = _CONVERTER.official_imagenet_layout
+official_cifar_layout = _CONVERTER.official_cifar_layout
 
 
 def to_mmdynamic(layout: dict) -> dict:
-    out = {}
-    for key, shape in layout.items():
-        for pattern, repl in OFFICIAL_KEY_RULES:
-            key = re.sub(pattern, repl, key)
-        assert key not in out, key
-        out[key] = shape
-    return out
+    """The official key -> shape list in our names, by the converter's rule table (every key must
+    match a rule and land on its own key)."""
+    from mmdynamic.utils.official_converter import apply_rules
+    result = apply_rules(layout, _CONVERTER.RULES)
+    assert not result.unmatched and not result.dropped, result.unmatched[:5]
+    return dict(result.state_dict)
 
 
 def our_layout(backbone, classes: int) -> dict:
