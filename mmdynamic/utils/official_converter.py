@@ -34,6 +34,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Un
 import torch
 import torch.nn as nn
 
+from .checkpoint_check import describe_differences, listing, state_dict_differences
+
 CONVERTER_VERSION = '1.0'
 _SHOWN = 8  # names listed per kind of difference in an error message
 
@@ -73,16 +75,6 @@ class RuleResult(NamedTuple):
     sources: Dict[str, str]
 
 
-def listing(names: Sequence[str], shown: int = _SHOWN) -> str:
-    """``'a, b, c, ... (12 more)'``: the first ``shown`` names and how many are left out."""
-    names = list(names)
-    text = ', '.join(names[:shown])
-    return text + (f', ... ({len(names) - shown} more)' if len(names) > shown else '')
-
-
-# ----------------------------------------------------------------------------------------------
-# reading
-# ----------------------------------------------------------------------------------------------
 def load_official(path: str) -> Any:
     """Read an official checkpoint with ``torch.load(path, map_location='cpu', weights_only=True)``.
 
@@ -154,7 +146,7 @@ def unwrap_state_dict(obj: Any, containers: Sequence[str] = ('state_dict', 'mode
     others = [str(k) for k, v in state.items() if not torch.is_tensor(v)]
     if others:
         raise ValueError(f'the state dict holds {len(others)} entries that are not tensors '
-                         f'({listing(others)}): not a state dict, or a container the converter '
+                         f'({listing(others, _SHOWN)}): not a state dict, or a container the converter '
                          f'does not know (known: {", ".join(containers)})')
     state = OrderedDict(state)
     for prefix in prefixes:
@@ -207,23 +199,6 @@ def apply_rules(state: Dict[str, torch.Tensor], rules: Sequence[Rule]) -> RuleRe
     return RuleResult(out, dropped, unmatched, sources)
 
 
-def state_dict_differences(state_dict: Dict[str, torch.Tensor], model: nn.Module
-                           ) -> Dict[str, List[str]]:
-    """What keeps ``state_dict`` from loading strictly into ``model``.
-
-    Returns:
-        dict: ``missing`` (the model's keys absent from it), ``unexpected`` (its keys the model lacks)
-        and ``shape`` (``'key: (file shape) vs (model shape)'``), each sorted.
-    """
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    shape = [f'{k}: {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)}'
-             for k in sorted(set(expected) & set(state_dict))
-             if tuple(expected[k].shape) != tuple(state_dict[k].shape)]
-    return dict(missing=missing, unexpected=unexpected, shape=shape)
-
-
 def check_strict(state_dict: Dict[str, torch.Tensor], model: nn.Module, what: str = '') -> None:
     """Refuse a converted state dict that would not load strictly into ``model``.
 
@@ -240,18 +215,9 @@ def check_strict(state_dict: Dict[str, torch.Tensor], model: nn.Module, what: st
     diff = state_dict_differences(state_dict, model)
     if not any(diff.values()):
         return
-    parts = []
-    if diff['missing']:
-        parts.append(f'{len(diff["missing"])} weights of the model are missing from it '
-                     f'({listing(diff["missing"])})')
-    if diff['unexpected']:
-        parts.append(f'{len(diff["unexpected"])} of its weights are not in the model '
-                     f'({listing(diff["unexpected"])})')
-    if diff['shape']:
-        parts.append(f'{len(diff["shape"])} weights differ in shape, file vs model '
-                     f'({listing(diff["shape"])})')
     raise ValueError(f'{what or "the converted checkpoint"} does not fit the model '
-                     f'{type(model).__name__} of the config: ' + '; '.join(parts)
+                     f'{type(model).__name__} of the config: '
+                     + describe_differences(diff, ', file vs model', _SHOWN)
                      + '. Is it a checkpoint of another method, depth, width, number of classes, '
                      'groups, patch size or number of steps? Nothing was loaded or written.')
 
@@ -370,7 +336,7 @@ def convert_checkpoint(src: str, dst: str, config: str, rules: Sequence[Rule], m
     result = apply_rules(state, rules)
     if result.unmatched:
         raise ValueError(f'{len(result.unmatched)} keys of {osp.basename(src)} match no rule of the '
-                         f'{method} converter ({listing(result.unmatched)}): is it a checkpoint of '
+                         f'{method} converter ({listing(result.unmatched, _SHOWN)}): is it a checkpoint of '
                          f'another method or architecture? Nothing was written.')
     model = build_model_from_config(config, cfg_options)
     check_strict(result.state_dict, model, what=f'{osp.basename(src)} (converted as {method})')

@@ -9,6 +9,9 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
+from mmdynamic.testing.official_layouts.gfnet import (  # noqa: F401
+    _EFFNET_B0, _MBV3_LARGE, _gen_efficientnet, _gen_mobilenetv3_large, _official_cascade,
+    _official_layout, _OfficialState, _pycls_regnety, _round_channels)
 from ..conftest import REPO, run_tool
 
 DEMO = [
@@ -98,42 +101,6 @@ def _tiny_gfnet(**kwargs):
     model = MODELS.build(cfg)
     model.init_weights()
     return model.eval()
-
-
-def _official_layout(model, prefix='module.'):
-    """Write ``model``'s weights the way the official code names them (inverse mapping)."""
-    import torch
-    state = model.state_dict()
-
-    def encoder(name):
-        out = {}
-        for key, value in state.items():
-            if key.startswith(f'{name}.backbone.'):
-                out[prefix + key[len(f'{name}.backbone.'):]] = value.clone()
-            elif key.startswith(f'{name}.head.'):
-                out[prefix + 'fc.' + key[len(f'{name}.head.'):]] = value.clone()
-        return out
-
-    fc = {k[len('classifier.'):]: v.clone() for k, v in state.items()
-          if k.startswith('classifier.')}
-    policy = {}
-    for key, value in state.items():
-        if key.startswith('policy.state_encoder.'):
-            index, rest = key[len('policy.state_encoder.'):].split('.', 1)
-            policy[f'state_encoder.{int(index) - 1}.{rest}'] = value.clone()
-        elif key.startswith(('policy.actor.', 'policy.critic.')):
-            head, rest = key[len('policy.'):].split('.', 1)
-            policy[f'{head}.0.{rest}'] = value.clone()
-        elif key.startswith('policy.gru.'):
-            policy[key[len('policy.'):]] = value.clone()
-    thresholds = torch.rand(39, 3)
-    thresholds[:, -1] = -1e8
-    flops = [1.0e8, 2.1e8, 3.2e8]
-    return dict(model_name='resnet18', patch_size=32, model_prime_state_dict=encoder(
-        'global_encoder'), model_state_dict=encoder('local_encoder'), fc=fc, policy=policy,
-        model_flops=1.0e8, policy_flops=1e6, fc_flops=1e5, flops=flops,
-        anytime_classification=[50.0, 60.0, 65.0], dynamic_threshold=thresholds,
-        budgeted_batch_classification=[[1e8 + 5e6 * i for i in range(39)], [60.0] * 39])
 
 
 def test_converter_round_trip(tmp_path):
@@ -289,49 +256,6 @@ def test_converter_maps_torchvision_densenet():
         assert torch.allclose(ours(x)[-1], expected, atol=1e-5)
 
 
-def _pycls_regnety(ours, seed=0):
-    """Random weights and BN statistics for a pycls RegNet-Y in the official key layout, shaped
-    as ``ours`` (mmdynamic RegNetY) needs: stem.{conv,bn}, s{i}.b{j}.{proj,bn} (first block),
-    s{i}.b{j}.f.{a,a_bn,b,b_bn,se.f_ex.0/2,c,c_bn}."""
-    import torch
-    gen = torch.Generator().manual_seed(seed)
-    target = ours.state_dict()
-    bn = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
-    official = {}
-
-    def put(name, our_name):
-        like = target[our_name]
-        if name.endswith('num_batches_tracked'):
-            value = torch.tensor(5)
-        elif name.endswith('running_var'):
-            value = 0.5 + torch.rand(like.shape, generator=gen)
-        elif like.dim() == 4:
-            value = torch.randn(like.shape, generator=gen) * (2 / like[0].numel()) ** 0.5
-        else:
-            value = (name.endswith('.weight') and 1.0 or 0.0) + 0.2 * torch.randn(
-                like.shape, generator=gen)
-        official[name] = value
-
-    put('stem.conv.weight', 'conv1.weight')
-    for p in bn:
-        put(f'stem.bn.{p}', f'bn1.{p}')
-    parts = dict(a='conv1', a_bn='bn1', b='conv2', b_bn='bn2', c='conv3', c_bn='bn3')
-    for i in range(1, 5):
-        for j in range(len(getattr(ours, f'layer{i}'))):
-            ours_prefix, pycls = f'layer{i}.{j}', f's{i}.b{j + 1}'
-            if j == 0:
-                put(f'{pycls}.proj.weight', f'{ours_prefix}.downsample.0.weight')
-                for p in bn:
-                    put(f'{pycls}.bn.{p}', f'{ours_prefix}.downsample.1.{p}')
-            for short, name in parts.items():
-                for p in (bn if short.endswith('bn') else ('weight', )):
-                    put(f'{pycls}.f.{short}.{p}', f'{ours_prefix}.{name}.{p}')
-            for k, name in (('0', 'reduce'), ('2', 'expand')):
-                for p in ('weight', 'bias'):
-                    put(f'{pycls}.f.se.f_ex.{k}.{p}', f'{ours_prefix}.se.{name}.{p}')
-    return official
-
-
 def _pycls_regnety_forward(state, x):
     """pycls AnyNet with ResBottleneckBlock + SE (every stage starts with a stride-2 block with a
     projection; SE after the grouped 3x3; out = relu(proj(x) + f(x))); the last stage's map."""
@@ -439,49 +363,7 @@ def test_converter_maps_gen_efficientnet_mobilenetv3():
 
 
 # --------------------------------------------------------------------------------------------------
-# gen-efficientnet EfficientNet (the official GF-EfficientNet encoders), written from its definition:
-# B0 stages (block type, repeats, kernel, stride, expansion, channels), SE on every block (reduced to
-# a quarter of the block's input channels, Swish then a sigmoid gate), ceil depth scaling, widths
-# rounded to multiples of 8, symmetric padding, BN eps 1e-5, Swish.
-_EFFNET_B0 = [('ds', 1, 3, 1, 1, 16), ('ir', 2, 3, 2, 6, 24), ('ir', 2, 5, 2, 6, 40),
-              ('ir', 3, 3, 2, 6, 80), ('ir', 3, 5, 1, 6, 112), ('ir', 4, 5, 2, 6, 192),
-              ('ir', 1, 3, 1, 6, 320)]
-
-
-def _round_channels(channels, multiplier):
-    channels *= multiplier
-    rounded = max(8, int(channels + 4) // 8 * 8)
-    return rounded + 8 if rounded < 0.9 * channels else rounded
-
-
-class _OfficialState:
-    """Random weights and BN statistics written under official key names (``state``), seeded."""
-
-    def __init__(self, seed: int, batches_tracked: int) -> None:
-        import torch
-        self.gen = torch.Generator().manual_seed(seed)
-        self.state = {}
-        self.batches_tracked = batches_tracked
-
-    def conv(self, name, out_c, in_c, k, bias=False):
-        import torch
-        self.state[f'{name}.weight'] = torch.randn(out_c, in_c, k, k, generator=self.gen) * (
-            2 / (in_c * k * k)) ** 0.5
-        if bias:
-            self.state[f'{name}.bias'] = torch.randn(out_c, generator=self.gen) * 0.1
-
-    def bn(self, name, c):
-        import torch
-        self.state[f'{name}.weight'] = 1 + 0.2 * torch.randn(c, generator=self.gen)
-        self.state[f'{name}.bias'] = 0.1 * torch.randn(c, generator=self.gen)
-        self.state[f'{name}.running_mean'] = 0.1 * torch.randn(c, generator=self.gen)
-        self.state[f'{name}.running_var'] = 0.5 + torch.rand(c, generator=self.gen)
-        self.state[f'{name}.num_batches_tracked'] = torch.tensor(self.batches_tracked)
-
-    def classifier(self, num_classes, channels):
-        import torch
-        self.state['classifier.weight'] = torch.randn(num_classes, channels, generator=self.gen) * 0.05
-        self.state['classifier.bias'] = torch.randn(num_classes, generator=self.gen) * 0.05
+# gen-efficientnet EfficientNet: mmdynamic.testing.official_layouts.gfnet (_gen_efficientnet)
 
 
 def _eval_bn(state, name, t):
@@ -495,45 +377,6 @@ def _depthwise(state, name, t, k, stride):
     """Depthwise k x k convolution with 'same' padding and the weight ``name.weight``."""
     import torch.nn.functional as F
     return F.conv2d(t, state[f'{name}.weight'], stride=stride, padding=k // 2, groups=t.shape[1])
-
-
-def _gen_efficientnet(width, depth, num_classes=1000, seed=0):
-    """Random weights (and BN statistics) in the official key layout, and the block plan."""
-    import math
-    writer = _OfficialState(seed, batches_tracked=7)
-    conv, bn, state = writer.conv, writer.bn, writer.state
-
-    stem = _round_channels(32, width)
-    conv('conv_stem', stem, 3, 3)
-    bn('bn1', stem)
-    plan, in_c = [], stem
-    for s, (kind, repeats, k, stride, expand, out_c) in enumerate(_EFFNET_B0):
-        out_c = _round_channels(out_c, width)
-        for j in range(int(math.ceil(repeats * depth))):
-            p, mid, se = f'blocks.{s}.{j}', in_c * expand, max(1, int(in_c * 0.25))
-            if kind == 'ds':
-                conv(f'{p}.conv_dw', mid, 1, k)
-                bn(f'{p}.bn1', mid)
-            else:
-                conv(f'{p}.conv_pw', mid, in_c, 1)
-                bn(f'{p}.bn1', mid)
-                conv(f'{p}.conv_dw', mid, 1, k)
-                bn(f'{p}.bn2', mid)
-            conv(f'{p}.se.conv_reduce', se, mid, 1, bias=True)
-            conv(f'{p}.se.conv_expand', mid, se, 1, bias=True)
-            if kind == 'ds':
-                conv(f'{p}.conv_pw', out_c, mid, 1)
-                bn(f'{p}.bn2', out_c)
-            else:
-                conv(f'{p}.conv_pwl', out_c, mid, 1)
-                bn(f'{p}.bn3', out_c)
-            plan.append((p, kind, k, stride if j == 0 else 1, in_c, out_c))
-            in_c = out_c
-    head = _round_channels(1280, width)
-    conv('conv_head', head, in_c, 1)
-    bn('bn2', head)
-    writer.classifier(num_classes, head)
-    return state, plan
 
 
 def _gen_efficientnet_forward(state, plan, x):
@@ -615,54 +458,7 @@ def test_converter_maps_gen_efficientnet_efficientnet(arch, width, depth, channe
         assert not torch.allclose(tf_like(x)[1], expected_map, rtol=1e-4, atol=1e-4)
 
 
-# gen-efficientnet MobileNetV3-Large-1.00 (the official GF-MobileNetV3 encoders) from its definition:
-# (block type, kernel, stride, expanded channels, output channels, SE, activation); SE reduced to a
-# quarter of the expanded channels rounded to a multiple of 8, ReLU then a hard-sigmoid gate;
-# hard-swish stem (16); the last stage a 1x1 conv + BN + hard-swish (960); BN eps 1e-5; the pooled
-# vector is hard-swish(conv_head(GAP(map))) with a biased 1x1 conv_head (960 -> 1280).
-_MBV3_LARGE = [
-    [('ds', 3, 1, 16, 16, False, 'relu')],
-    [('ir', 3, 2, 64, 24, False, 'relu'), ('ir', 3, 1, 72, 24, False, 'relu')],
-    [('ir', 5, 2, 72, 40, True, 'relu')] + [('ir', 5, 1, 120, 40, True, 'relu')] * 2,
-    [('ir', 3, 2, 240, 80, False, 'hswish'), ('ir', 3, 1, 200, 80, False, 'hswish')]
-    + [('ir', 3, 1, 184, 80, False, 'hswish')] * 2,
-    [('ir', 3, 1, 480, 112, True, 'hswish'), ('ir', 3, 1, 672, 112, True, 'hswish')],
-    [('ir', 5, 2, 672, 160, True, 'hswish')] + [('ir', 5, 1, 960, 160, True, 'hswish')] * 2,
-]
-
-
-def _gen_mobilenetv3_large(num_classes=1000, seed=0):
-    writer = _OfficialState(seed, batches_tracked=3)
-    conv, bn, state = writer.conv, writer.bn, writer.state
-
-    conv('conv_stem', 16, 3, 3)
-    bn('bn1', 16)
-    plan, in_c = [], 16
-    for s, stage in enumerate(_MBV3_LARGE):
-        for j, (kind, k, stride, mid, out_c, se, act) in enumerate(stage):
-            p, reduced = f'blocks.{s}.{j}', _round_channels(mid / 4, 1)
-            if kind == 'ds':
-                conv(f'{p}.conv_dw', mid, 1, k)
-                bn(f'{p}.bn1', mid)
-                conv(f'{p}.conv_pw', out_c, mid, 1)
-                bn(f'{p}.bn2', out_c)
-            else:
-                conv(f'{p}.conv_pw', mid, in_c, 1)
-                bn(f'{p}.bn1', mid)
-                conv(f'{p}.conv_dw', mid, 1, k)
-                bn(f'{p}.bn2', mid)
-                if se:
-                    conv(f'{p}.se.conv_reduce', reduced, mid, 1, bias=True)
-                    conv(f'{p}.se.conv_expand', mid, reduced, 1, bias=True)
-                conv(f'{p}.conv_pwl', out_c, mid, 1)
-                bn(f'{p}.bn3', out_c)
-            plan.append((p, kind, k, stride, in_c, out_c, se, act))
-            in_c = out_c
-    conv('blocks.6.0.conv', 960, in_c, 1)
-    bn('blocks.6.0.bn1', 960)
-    conv('conv_head', 1280, 960, 1, bias=True)
-    writer.classifier(num_classes, 1280)
-    return state, plan
+# gen-efficientnet MobileNetV3-Large: mmdynamic.testing.official_layouts.gfnet (_gen_mobilenetv3_large)
 
 
 def _gen_mobilenetv3_forward(state, plan, x):
@@ -744,38 +540,6 @@ def _converter():
     converter = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(converter)
     return converter
-
-
-def _official_cascade(model, num_steps=3, with_results=True):
-    """A T = ``num_steps`` cascade model in the official layout: ``fc_2`` .. ``fc_5`` always (the
-    heads of steps > T untrained), the ResNet encoder keys as torchvision names them."""
-    import torch
-    state = model.state_dict()
-
-    def encoder(name):
-        out = {}
-        for key, value in state.items():
-            if key.startswith(f'{name}.backbone.'):
-                out['module.' + key[len(f'{name}.backbone.'):]] = value.clone()
-            elif key.startswith(f'{name}.head.'):
-                out['module.fc.' + key[len(f'{name}.head.'):]] = value.clone()
-        return out
-
-    feature = model.local_encoder.feature_dim
-    fc = {}
-    for k in range(2, 6):
-        if k <= num_steps:
-            fc[f'fc_{k}.weight'] = state[f'classifier.fcs.{k - 2}.weight'].clone()
-            fc[f'fc_{k}.bias'] = state[f'classifier.fcs.{k - 2}.bias'].clone()
-        else:
-            fc[f'fc_{k}.weight'] = torch.randn(model.num_classes, k * feature)
-            fc[f'fc_{k}.bias'] = torch.randn(model.num_classes)
-    official = dict(model_name='resnet50', patch_size=32, model_prime_state_dict=encoder(
-        'global_encoder'), model_state_dict=encoder('local_encoder'), fc=fc, policy=None)
-    if with_results:
-        official.update(flops=[1e8 * (t + 1) for t in range(num_steps)],
-                        anytime_classification=[50.0] * num_steps)
-    return official
 
 
 def test_converter_drops_the_unused_cascade_heads(tmp_path, capsys):
