@@ -11,7 +11,7 @@ val_dataloader = dict(batch_size=16, dataset=dict(
     ann_file='data/mini_kinetics/mini_val_videofolder.txt', data_prefix=dict(img=data_root),
     filename_tmpl='img_{:05d}.jpg', multi_class=False))
 test_dataloader = val_dataloader
-val_evaluator = [dict(_delete_=True, type='AccMetric', metric_list=('top_k_accuracy', )),
+val_evaluator = [dict(type='AccMetric', metric_list=('top_k_accuracy', )),  # a list replaces the base's
                  dict(type='AnytimeAccuracy')]
 test_evaluator = val_evaluator
 custom_hooks = [dict(type='BudgetEvalHook', fit_on='train', confidence='neg_entropy',

@@ -55,6 +55,11 @@ def test_demo_data_config_swaps_only_the_data(check, tmp_path):
                      'TSNCenterCrop', 'FormatShape', 'PackActionInputs']
     assert dataset.pipeline[1] == base.test_dataloader.dataset.pipeline[0]
     assert cfg.model == base.model and cfg.test_evaluator == base.test_evaluator
+    # ActivityNet's mAP needs one-hot labels: the config's label format is kept
+    path.write_text(check.demo_data_config(
+        'configs/uniadafocus/adafocusv2_mn2-r50-p128_4xb8-50e_activitynet-rgb.py', '/demo', 'video'))
+    dataset = Config.fromfile(str(path)).test_dataloader.dataset
+    assert dataset.multi_class is True and dataset.num_classes == 200
     # CIFAR's in-memory pipeline: the demo images are loaded and resized to 32 px
     path.write_text(check.demo_data_config(
         'configs/sar/sar-resnet32-g2a2b1-t0.5_1xb128-300e_cifar100.py', '/demo', 'cls'))
@@ -77,7 +82,11 @@ def test_sar_cifar_end_to_end(demo_root, tmp_path):
     assert row['ok'] and row['strict'] and row['keys'] == 464 and not row['error']
     assert row['metric'].startswith('top1 ')
     work = tmp_path / 'work' / 'sar_cifar100_r32'
-    assert (work / 'sar_resnet32_cifar100_checkpoint.pth.tar').is_file()
+    assert 'tensors of sar_resnet32_cifar100_checkpoint.pth.tar converted' in \
+        (work / 'convert.log').read_text()
+    # the (full-size) official and converted files are removed once checked; the logs stay
+    assert not (work / 'sar_resnet32_cifar100_checkpoint.pth.tar').exists()
+    assert not (work / 'converted.pth').exists()
     assert json.loads((work / 'metrics.json').read_text())['accuracy/top1'] >= 0
     assert 'Epoch(test) [2/2]' in (work / 'test.log').read_text()  # 4 images, batches of 2
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
@@ -229,7 +229,7 @@ def demo_data_config(config: str, demo_root: str, task: str) -> str:
     data: the test (and val) dataloader's dataset and a test pipeline that gives the model the input
     its own test pipeline gives (``cls``: the config's pipeline on the demo images, or
     load + resize for CIFAR's in-memory pipeline; ``video``: the config's frame sampler and
-    resize / crop on the demo mp4 videos, decoded by decord)."""
+    resize / crop on the demo mp4 videos, decoded by decord, with the config's label format)."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, config))
     pipeline = [dict(step) for step in cfg.test_dataloader.dataset.pipeline]
@@ -253,6 +253,10 @@ def demo_data_config(config: str, demo_root: str, task: str) -> str:
             out.append(step)
         dataset = dict(_delete_=True, type='VideoDataset', ann_file=f'{folder}/val_list.txt',
                        data_prefix=dict(video=folder), pipeline=out, test_mode=True)
+        # the label format the evaluator expects (ActivityNet / FCVID mAP: one-hot multi-class)
+        for key in ('multi_class', 'num_classes'):
+            if key in cfg.test_dataloader.dataset:
+                dataset[key] = cfg.test_dataloader.dataset[key]
     loader = dict(dataset=dataset, num_workers=0, persistent_workers=False)
     return '\n'.join([
         f'# {config} on the demo data (written by tools/misc/check_released_layouts.py)',
@@ -304,7 +308,8 @@ def _main_metric(metrics: Dict[str, Any]) -> str:
 
 
 def check_setting(setting: Setting, work_dir: str, demo_root: str,
-                  num_samples: Optional[int] = None, timeout: int = 600) -> Dict[str, Any]:
+                  num_samples: Optional[int] = None, timeout: int = 600,
+                  keep_files: bool = False) -> Dict[str, Any]:
     """Write, convert, load strictly and evaluate one released setting.
 
     Args:
@@ -314,6 +319,8 @@ def check_setting(setting: Setting, work_dir: str, demo_root: str,
         num_samples (int, optional): Demo test samples evaluated (default: ``NUM_SAMPLES`` of the
             data task: 8 images, 4 videos).
         timeout (int): Seconds each subprocess may take.
+        keep_files (bool): Keep the official and converted files (full size: up to a few hundred
+            MB each); by default they are removed once checked, the logs and metrics stay.
 
     Returns:
         dict: ``name``, ``ok``, ``keys`` (tensors converted), ``strict`` (loaded strictly),
@@ -375,6 +382,11 @@ def check_setting(setting: Setting, work_dir: str, demo_root: str,
         row['ok'] = True
     except Exception as exc:  # noqa: BLE001  (reported in the table, the others still run)
         row['error'] = f'{type(exc).__name__}: {exc}'
+    finally:
+        if not keep_files:
+            for name in (setting.filename, 'converted.pth'):
+                if osp.isfile(osp.join(out_dir, name)):
+                    os.remove(osp.join(out_dir, name))
     row['seconds'] = round(time.time() - start, 1)
     return row
 
@@ -385,7 +397,8 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
              '(random weights, demo data) | budget (GMACs) | seconds |',
              '|---|---|---|---|---|---|---|']
     for row in rows:
-        metric = row['metric'] if row['ok'] else f'FAILED: {row["error"][:200]}'
+        metric = row['metric'] if row['ok'] else 'FAILED: ' + ' '.join(row['error'].split())[-200:]
+        metric = metric.replace('|', '/')
         lines.append(f"| {row['name']} | `{osp.basename(row['config'] or '-')}` | "
                      f"{row['keys'] if row['keys'] is not None else '-'} | "
                      f"{'OK' if row['strict'] else 'no'} | {metric} | "
@@ -406,6 +419,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='demo test samples per run (default: 8 images, 4 videos)')
     parser.add_argument('--timeout', type=int, default=600, help='seconds per subprocess')
     parser.add_argument('--json-out', help='also write the rows as JSON')
+    parser.add_argument('--keep-files', action='store_true',
+                        help='keep the official and converted files (default: removed once checked)')
     return parser.parse_args(argv)
 
 
@@ -420,7 +435,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
     rows = []
     for setting in settings:
         row = check_setting(setting, osp.abspath(args.work_dir), demo_root, args.num_samples,
-                            args.timeout)
+                            args.timeout, args.keep_files)
         status = 'ok' if row['ok'] else f'FAILED ({row["error"][:300]})'
         print(f'[{setting.name}] {status} in {row["seconds"]} s', flush=True)
         rows.append(row)

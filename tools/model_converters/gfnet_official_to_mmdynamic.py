@@ -14,7 +14,8 @@ Key mapping: encoders -> ``global_encoder`` / ``local_encoder`` (their ``fc``/``
 encoder's DSN ``head``; the backbone keys are mapped per architecture: torchvision ResNet names
 equal mmpretrain's, torchvision DenseNet, pycls RegNet-Y and gen-efficientnet MobileNetV3 names are renamed
 (MobileNetV3's conv_head becomes the encoder's linear pre-logits layer), and gen-efficientnet
-EfficientNet names go to mmpretrain's EfficientNet (blocks in order, conv_head/bn2 = its last layer)); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
+EfficientNet names go to mmpretrain's EfficientNet (blocks in order, conv_head/bn2 = its last
+layer)); ``fc.rnn``/``fc.fc`` -> ``classifier.rnn``/``classifier.fc``; ``fc.fc_k`` ->
 ``classifier.fcs.{k-2}``; ``policy.state_encoder``/``gru``/``actor.0``/``critic.0`` -> ``policy.*``.
 The stored thresholds become mmdynamic exit policies in ``meta['exit_policies']`` (one per operating
 point, model 'GFNet', fitted on 'train' as in the official eval_mode 2), and the stored results and

@@ -53,6 +53,7 @@ if REPO not in sys.path:  # run as a script from anywhere
 from mmdynamic.utils.official_converter import (Rule, convert_checkpoint,  # noqa: E402
                                                 converter_arg_parser, load_official, run_cli,
                                                 unwrap_state_dict)
+from mmdynamic.utils.official_encoder_rules import mobilenet_v2_rules, resnet_rules  # noqa: E402
 
 METHOD = 'Uni-AdaFocus'
 CONFIG_DIR = osp.join('configs', 'uniadafocus')
@@ -60,15 +61,6 @@ CONFIG_DIR = osp.join('configs', 'uniadafocus')
 # ------------------------------------------------------------------------------------------------
 # shared pieces of the rule tables
 # ------------------------------------------------------------------------------------------------
-# tonylins MobileNet-V2 ``features.{b}`` (b = 1..17) -> mmpretrain MobileNetV2 ``layer{L}.{j}``
-MN2_BLOCKS = {1: (1, 0), 2: (2, 0), 3: (2, 1), 4: (3, 0), 5: (3, 1), 6: (3, 2), 7: (4, 0),
-              8: (4, 1), 9: (4, 2), 10: (4, 3), 11: (5, 0), 12: (5, 1), 13: (5, 2), 14: (6, 0),
-              15: (6, 1), 16: (6, 2), 17: (7, 0)}
-# inside a block: ``conv.{c}`` -> our ``conv.{m}.{conv|bn}``
-MN2_PARTS = {'0': '0.conv', '1': '0.bn', '3': '1.conv', '4': '1.bn', '6': '2.conv', '7': '2.bn'}
-# the residual blocks, where the TSM code shifts (``--shift_place=blockres``): ``conv.0.net``
-MN2_SHIFTED = (3, 5, 6, 8, 9, 10, 12, 13, 15, 16)
-MN2_BLOCK = r'(?P<b>1[0-7]|[1-9])'
 SPATIAL_PARTS = {'0': 'convs.0.conv', '1': 'convs.0.bn', '3': 'convs.1.conv', '4': 'convs.1.bn',
                  '6': 'convs.2.conv', '7': 'convs.2.bn', '9': 'out'}
 TEMPORAL_PARTS = {'0': 'convs.0.conv', '1': 'convs.0.bn', '3': 'convs.1.conv', '4': 'convs.1.bn',
@@ -76,51 +68,11 @@ TEMPORAL_PARTS = {'0': 'convs.0.conv', '1': 'convs.0.bn', '3': 'convs.1.conv', '
 ENCODERS = {'global': 'backbone', 'local': 'local_backbone'}
 
 
-def _mn2_block(match: 're.Match') -> str:
-    layer, index = MN2_BLOCKS[int(match['b'])]
-    return f'backbone.layer{layer}.{index}.conv.{MN2_PARTS[match["c"]]}.{match["rest"]}'
-
-
-def _mn2_shifted_bn(match: 're.Match') -> str:
-    """TSM: mmaction2's MobileNetV2TSM wraps the whole first ConvModule (BN included) in the shift,
-    so the BN of a shifted block is ``conv.0.net.bn``."""
-    layer, index = MN2_BLOCKS[int(match['b'])]
-    net = 'net.' if int(match['b']) in MN2_SHIFTED else ''
-    return f'backbone.layer{layer}.{index}.conv.0.{net}bn.{match["rest"]}'
-
-
-def _mn2_shifted_conv(match: 're.Match') -> str:
-    layer, index = MN2_BLOCKS[int(match['b'])]
-    return f'backbone.layer{layer}.{index}.conv.0.net.conv.{match["rest"]}'
-
-
-def mobilenet_v2_rules(prefix: str, tsm: bool) -> List[Rule]:
-    """tonylins MobileNet-V2 under ``prefix`` (``global_CNN.`` or ``global_CNN.base_model.``)."""
-    p = re.escape(prefix) + r'features\.'
-    rules = [Rule(p + r'0\.0\.(.+)', r'backbone.conv1.conv.\1'),
-             Rule(p + r'0\.1\.(.+)', r'backbone.conv1.bn.\1'),
-             Rule(p + r'18\.0\.(.+)', r'backbone.conv2.conv.\1'),
-             Rule(p + r'18\.1\.(.+)', r'backbone.conv2.bn.\1')]
-    if tsm:
-        rules += [Rule(p + MN2_BLOCK + r'\.conv\.0\.net\.(?P<rest>.+)', _mn2_shifted_conv),
-                  Rule(p + MN2_BLOCK + r'\.conv\.1\.(?P<rest>.+)', _mn2_shifted_bn)]
-    rules.append(Rule(p + MN2_BLOCK + r'\.conv\.(?P<c>[013467])\.(?P<rest>.+)', _mn2_block))
-    return rules
-
-
-def resnet50_rules(prefix: str, tsm: bool) -> List[Rule]:
-    """torchvision ResNet-50 under ``prefix`` -> ``local_backbone`` (mmaction2 ResNet(TSM) names)."""
-    p = re.escape(prefix)
-    block = r'(layer[1-4]\.\d+)\.'
-    rules = [Rule(p + r'conv1\.(.+)', r'local_backbone.conv1.conv.\1'),
-             Rule(p + r'bn1\.(.+)', r'local_backbone.conv1.bn.\1')]
-    if tsm:
-        rules.append(Rule(p + block + r'conv1\.net\.(.+)', r'local_backbone.\1.conv1.conv.net.\2'))
-    rules += [Rule(p + block + r'conv([123])\.(.+)', r'local_backbone.\1.conv\2.conv.\3'),
-              Rule(p + block + r'bn([123])\.(.+)', r'local_backbone.\1.conv\2.bn.\3'),
-              Rule(p + block + r'downsample\.0\.(.+)', r'local_backbone.\1.downsample.conv.\2'),
-              Rule(p + block + r'downsample\.1\.(.+)', r'local_backbone.\1.downsample.bn.\2')]
-    return rules
+def encoder_rules(prefix: str, tsm: bool) -> List[Rule]:
+    """f_G (tonylins MobileNet-V2) and f_L (torchvision ResNet-50) under ``<global|local>_CNN.`` +
+    ``prefix`` (``''`` or ``'base_model.'`` for TSM), without their ImageNet heads' rules."""
+    return (mobilenet_v2_rules(re.escape(f'global_CNN.{prefix}features.'), 'backbone.', tsm)
+            + resnet_rules(re.escape(f'local_CNN.{prefix}'), 'local_backbone.', tsm, head_note=None))
 
 
 POLICY_RULES = [
@@ -138,8 +90,7 @@ MN2R50_RULES: List[Rule] = [
          'unused 1000-way ImageNet classifier of MobileNet-V2 (the official FC_G is global_CNN_fc)'),
     Rule(r'local_CNN\.fc\..+', None,
          'unused 1000-way ImageNet classifier of ResNet-50 (the official FC_L is local_CNN_fc)'),
-    *mobilenet_v2_rules('global_CNN.', tsm=False),
-    *resnet50_rules('local_CNN.', tsm=False),
+    *encoder_rules('', tsm=False),
     Rule(r'global_CNN_fc\.1\.(.+)', r'fc_global.1.\1'),
     Rule(r'local_CNN_fc\.1\.(.+)', r'fc_local.1.\1'),
     Rule(r'aux_fc\.(.+)', r'fc_aux.\1'),
@@ -155,8 +106,7 @@ TSM_RULES: List[Rule] = [
     Rule(r'global_CNN\.new_new_fc\.(.+)', r'fc_global_frame.1.\1'),
     Rule(r'local_CNN\.new_new_fc\.(.+)', r'fc_local_frame.1.\1'),
     Rule(r'aux_fc\.(.+)', r'fc_aux.\1'),
-    *mobilenet_v2_rules('global_CNN.base_model.', tsm=True),
-    *resnet50_rules('local_CNN.base_model.', tsm=True),
+    *encoder_rules('base_model.', tsm=True),
     *POLICY_RULES,
 ]
 

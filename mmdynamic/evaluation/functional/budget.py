@@ -105,7 +105,8 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
     Args:
         scores (Tensor): (N, C) scores comparable across samples, e.g. softmax probabilities
-            (:func:`mean_average_precision_from_logits` takes logits). labels (Tensor): (N, C) multi-hot, or (N, ) class indices.
+            (:func:`mean_average_precision_from_logits` takes logits).
+        labels (Tensor): (N, C) multi-hot, or (N, ) class indices.
     """
     scores = torch.as_tensor(scores, dtype=torch.float64)
     if labels.dim() == 1:

@@ -1,6 +1,7 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""Files in the official MGNet layout (PyTorch Lightning checkpoints; official_checkpoints.md, MGNet),
-written from our model's state dict. Used by the converter tests and tools/misc/check_released_layouts.py."""
+"""Files in the official MGNet layout (PyTorch Lightning checkpoints; official_checkpoints.md,
+MGNet), written from our model's state dict. Used by the converter tests and
+tools/misc/check_released_layouts.py."""
 from collections import OrderedDict
 
 import torch
