@@ -71,29 +71,32 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def force_density(model: nn.Module, density: float, seed: int = 0) -> None:
     """Make every mask generator of ``model`` select a fixed random ``density`` of its cells.
 
-    The generator's own computation still runs (and counts its MACs); its logits (B, G, 2, K, K)
-    are replaced by +-1 logits of a fixed pattern with ``round(density * G * K * K)`` refined
-    cells, the same for every image.
+    The generator's own computation still runs (and counts its MACs); its logits (B, G, 2, K_h, K_w)
+    are replaced by +-1 logits of a fixed pattern with ``round(density * G * K_h * K_w)`` refined
+    cells, the same for every image (one pattern per generator and grid: a generator with mask cells
+    of a fixed size in pixels gets its grid from the input).
 
     Args:
         model (nn.Module): A SAR backbone.
         density (float): Wanted fraction of refined cells of each mask, in [0, 1].
         seed (int): Seed of the patterns.
     """
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if not isinstance(m, MaskGenerator):
-            continue
-        cells = m.groups * m.grid * m.grid
-        pattern = torch.zeros(cells)
-        pattern[torch.randperm(cells, generator=gen)[:round(density * cells)]] = 1
-        refine = pattern.view(1, m.groups, 1, m.grid, m.grid) * 2 - 1
-        fixed = torch.cat([torch.zeros_like(refine), refine], dim=2)  # (1, G, 2, K, K)
+    for index, m in enumerate(mod for mod in model.modules() if isinstance(mod, MaskGenerator)):
         original = type(m).forward.__get__(m)
+        patterns: Dict[Tuple[int, int], torch.Tensor] = {}
 
-        def forward(x, meter=None, original=original, fixed=fixed):
-            logits = original(x, meter)
-            return fixed.to(logits).expand_as(logits)
+        def forward(x, meter=None, grid=None, original=original, patterns=patterns, index=index,
+                    groups=m.groups):
+            logits = original(x, meter, grid)
+            size = tuple(logits.shape[-2:])
+            if size not in patterns:
+                gen = torch.Generator().manual_seed(seed * 1000 + index)
+                cells = groups * size[0] * size[1]
+                pattern = torch.zeros(cells)
+                pattern[torch.randperm(cells, generator=gen)[:round(density * cells)]] = 1
+                refine = pattern.view(1, groups, 1, *size) * 2 - 1
+                patterns[size] = torch.cat([torch.zeros_like(refine), refine], dim=2)
+            return patterns[size].to(logits).expand_as(logits)
 
         m.forward = forward
 

@@ -24,12 +24,41 @@ from mmdynamic.registry import MODELS, register_dual
 from ..layers.sar_blocks import (RefineBasicBlock, RefineBottleneck, SARBasicBlock,
                                  SARBottleneck, _Shortcut)
 from ..layers.sar_layers import (ChannelAttentionFusion, MacsMeter, MaskGenerator, conv_macs,
-                                 masks_from_logits, pool_macs)
+                                 mask_grid_of, masks_from_logits, pool_macs)
 
 BLOCKS = {
     'basic': (SARBasicBlock, RefineBasicBlock),
     'bottleneck': (SARBottleneck, RefineBottleneck),
 }
+
+
+def _mask_layout(mask_grid: Optional[Sequence[int]], mask_cell_size: Optional[Sequence[int]],
+                 default_grid: Sequence[int], num_stages: int
+                 ) -> Tuple[List[Optional[int]], List[Optional[int]]]:
+    """Per-stage (grid, cell size) from the backbone options; exactly one of each pair is None.
+
+    Args:
+        mask_grid (Sequence[int], optional): Fixed K of each SAR stage.
+        mask_cell_size (Sequence[int], optional): Cell size in pixels of each SAR stage.
+        default_grid (Sequence[int]): The grid when neither is given.
+        num_stages (int): Number of SAR stages.
+    """
+    if mask_grid is not None and mask_cell_size is not None:
+        raise ValueError('give exactly one of mask_grid (a fixed grid, e.g. (14, 7, 2)) and '
+                         'mask_cell_size (cells in pixels, e.g. (4, 4, 7)), got '
+                         f'mask_grid={tuple(mask_grid)} and mask_cell_size={tuple(mask_cell_size)}'
+                         '; set the other one to None (in a config: mask_grid=None)')
+    none = [None] * num_stages
+    if mask_cell_size is None:
+        grid = tuple(default_grid if mask_grid is None else mask_grid)
+        if len(grid) != num_stages:
+            raise ValueError(f'mask_grid takes {num_stages} values (SAR stages), got {grid}')
+        return [int(k) for k in grid], none
+    cells = tuple(mask_cell_size)
+    if len(cells) != num_stages or not all(isinstance(c, int) and c >= 1 for c in cells):
+        raise ValueError(f'mask_cell_size takes {num_stages} positive ints (SAR stages), got '
+                         f'{cells}')
+    return none, list(cells)
 
 
 class SARStage(nn.Module):
@@ -45,20 +74,31 @@ class SARStage(nn.Module):
         alpha (int): Channel compression of the base branch.
         beta (int): Widening of the refine branch.
         base_scale (int): Downsampling s of the base branch (2 or 4).
-        grid (int): K, the mask grid.
+        grid (int, optional): K, a fixed K x K mask grid. None when ``cell_size`` is given.
         fusion (str): 'att' (Eq. 5) or 'add'.
         fusion_stride (int): Stride of the fusion block.
         dilation (int): Dilation of the refine and fusion 3x3 convs.
         mask_output (bool): See :class:`RefineBottleneck`.
         norm_cfg (dict): Norm layer config.
         mask_bias_init (tuple[float, float]): Initial (skip, refine) bias of the mask generators.
+        cell_size (int, optional): c, mask cells of c x c pixels of the stage's input map instead
+            of a fixed grid: an H x W map gets a (ceil(H / c), ceil(W / c)) grid, the last row /
+            column of cells cropped to the map. Exactly one of ``grid`` and ``cell_size`` is given.
     """
 
     def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
-                 alpha: int, beta: int, base_scale: int, grid: int, fusion: str = 'att',
+                 alpha: int, beta: int, base_scale: int, grid: Optional[int], fusion: str = 'att',
                  fusion_stride: int = 2, dilation: int = 1, mask_output: bool = False,
-                 norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0)) -> None:
+                 norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0),
+                 cell_size: Optional[int] = None) -> None:
         super().__init__()
+        if (grid is None) == (cell_size is None):
+            raise ValueError('a SAR stage takes exactly one of grid (a fixed K x K mask grid) and '
+                             f'cell_size (mask cells in pixels), got grid={grid}, '
+                             f'cell_size={cell_size}')
+        for name, value in (('grid', grid), ('cell_size', cell_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
         regular, refine = BLOCKS[block]
         exp = regular.expansion
         channels = planes * exp
@@ -73,7 +113,7 @@ class SARStage(nn.Module):
                              f'({in_channels} in, {planes * beta} planes)')
         base_planes = planes // alpha
         n = num_blocks - 1
-        self.grid = grid
+        self.grid, self.cell_size = grid, cell_size
         self.prepool = nn.AvgPool2d(3, 2, 1) if base_scale == 4 else None
         self.base = nn.ModuleList(
             regular(in_channels if i == 0 else base_planes * exp, base_planes,
@@ -86,6 +126,8 @@ class SARStage(nn.Module):
             refine(in_channels if i == 0 else planes * beta * exp, planes * beta, groups=groups,
                    dilation=dilation, last_relu=(i < n - 1) or beta > 1, mask_output=mask_output,
                    norm_cfg=norm_cfg) for i in range(n))
+        for refine in self.refine:
+            refine.mask_cell_size = cell_size
         self.base_transform = (_Shortcut(base_planes * exp, channels, 1, norm_cfg)
                                if alpha != 1 else None)
         self.refine_transform = (_Shortcut(planes * beta * exp, channels, 1, norm_cfg)
@@ -102,8 +144,10 @@ class SARStage(nn.Module):
 
         Returns:
             tuple: the fused map before the fusion block (B, C, H, W), the stage output
-            (B, C, H / stride, W / stride) and the masks, each (B, G, K, K).
+            (B, C, H / stride, W / stride) and the masks, each (B, G, K_h, K_w) (K_h = K_w = K
+            with a fixed grid, (ceil(H / c), ceil(W / c)) with ``cell_size`` c).
         """
+        grid = None if self.cell_size is None else mask_grid_of(x.shape[-2:], self.cell_size)
         x_base = x
         if self.prepool is not None:
             x_base = self.prepool(x_base)
@@ -113,7 +157,7 @@ class SARStage(nn.Module):
         masks = []
         for base, mask_gen, refine in zip(self.base, self.masks, self.refine):
             x_base = base(x_base, meter)
-            mask = masks_from_logits(mask_gen(x_base, meter), self.training, tau, stochastic)
+            mask = masks_from_logits(mask_gen(x_base, meter, grid), self.training, tau, stochastic)
             x_ref = refine(x_ref, mask, meter)
             masks.append(mask)
         if self.base_transform is not None:
@@ -205,7 +249,15 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         alpha (int): Base-branch compression. Defaults to 2.
         beta (int): Refine-branch widening (SAR-1 always uses 1). Defaults to 1.
         base_scale (int): s of SAR-1 and SAR-2 (SAR-3 always uses 2). Defaults to 2.
-        mask_grid (Sequence[int]): K of each SAR stage. Defaults to (14, 7, 2).
+        mask_grid (Sequence[int], optional): K of each SAR stage, a fixed K x K grid whatever the
+            input size. Defaults to None: (14, 7, 2) unless ``mask_cell_size`` is given.
+        mask_cell_size (Sequence[int], optional): Instead of ``mask_grid``: the size c in pixels
+            of the square mask cells of each SAR stage, on the map the stage refines (strides 4, 8,
+            16, or 4, 8, 8 with the OS-8 strides). The grid follows the input, (ceil(H / c),
+            ceil(W / c)) on an H x W map, and the cells of the last row / column are cropped to the
+            map; sparse inference works at every input size. ``(4, 4, 7)`` is the (14, 7, 2) grid
+            at 224 px, with the same weights (no weight depends on the grid). Give exactly one of
+            ``mask_grid`` and ``mask_cell_size``. Defaults to None.
         fusion (str): 'att' (paper, Eq. 5) or 'add'. Defaults to 'att'.
         strides (Sequence[int]): Fusion-block strides of SAR-1..3 and the first stride of stage 4.
         dilations (Sequence[int]): Dilation of the refine/fusion 3x3s of SAR-1..3 and of stage 4.
@@ -236,7 +288,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
 
     def __init__(self, depth: int = 50, in_channels: int = 3, stem_channels: int = 64,
                  base_channels: int = 64, groups: int = 2, alpha: int = 2, beta: int = 1,
-                 base_scale: int = 2, mask_grid: Sequence[int] = (14, 7, 2),
+                 base_scale: int = 2, mask_grid: Optional[Sequence[int]] = None,
                  fusion: str = 'att', strides: Sequence[int] = (2, 2, 1, 2),
                  dilations: Sequence[int] = (1, 1, 1, 1), out_indices: Sequence[int] = (3, ),
                  frozen_stages: int = -1, norm_eval: bool = False,
@@ -244,13 +296,14 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None, stage_blocks: Optional[Sequence[int]] = None,
-                 deep_stem: bool = False) -> None:
+                 deep_stem: bool = False, mask_cell_size: Optional[Sequence[int]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
                            f'{sorted(self.arch_settings)}')
-        if len(mask_grid) != 3 or len(strides) != 4 or len(dilations) != 4:
-            raise ValueError('mask_grid takes 3 values (SAR stages) and strides/dilations 4')
+        grids, cells = _mask_layout(mask_grid, mask_cell_size, (14, 7, 2), 3)
+        if len(strides) != 4 or len(dilations) != 4:
+            raise ValueError('strides and dilations take 4 values')
         if not all(0 <= i <= 3 for i in out_indices):
             raise ValueError(f'out_indices must lie in [0, 3], got {tuple(out_indices)}')
         block, layers = self.arch_settings[depth]
@@ -269,6 +322,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         self.eval_stochastic, self.tau = eval_stochastic, tau
         self.zero_init_residual = zero_init_residual
         self.groups = groups
+        self.mask_grid = None if grids[0] is None else tuple(grids)
+        self.mask_cell_size = None if cells[0] is None else tuple(cells)
         if deep_stem:
             self.stem = self._make_deep_stem(in_channels, stem_channels, norm_cfg)
         else:
@@ -280,8 +335,9 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         channels = stem_channels
         for i in range(3):
             stage = SARStage(block, channels, base_channels * 2**i, layers[i], groups, alpha,
-                             beta if i > 0 else 1, base_scale if i < 2 else 2, mask_grid[i], fusion,
-                             strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init)
+                             beta if i > 0 else 1, base_scale if i < 2 else 2, grids[i], fusion,
+                             strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init,
+                             cell_size=cells[i])
             self.stages.append(stage)
             channels = stage.out_channels
         planes = base_channels * 8
@@ -380,22 +436,30 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
             norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
         fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
-        mask_grid (Sequence[int]): Defaults to (4, 4, 2).
+        mask_grid (Sequence[int], optional): Defaults to None: (4, 4, 2) unless ``mask_cell_size``
+            is given.
+        mask_cell_size (Sequence[int], optional): Mask cell sizes in pixels instead of
+            ``mask_grid`` (see :class:`SARResNet`); (8, 4, 4) is the (4, 4, 2) grid at 32 px.
+            Defaults to None.
         out_indices (Sequence[int]): Stage outputs to return. Defaults to (2, ).
     """
     depths = {20: 3, 32: 5, 56: 9}
 
     def __init__(self, depth: int = 32, width: float = 1.0, in_channels: int = 3, groups: int = 2,
-                 alpha: int = 2, beta: int = 1, mask_grid: Sequence[int] = (4, 4, 2),
+                 alpha: int = 2, beta: int = 1, mask_grid: Optional[Sequence[int]] = None,
                  fusion: str = 'add', out_indices: Sequence[int] = (2, ),
                  norm_cfg: dict = dict(type='BN', requires_grad=True), mask_output: bool = False,
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 mask_cell_size: Optional[Sequence[int]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.depths:
             raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
                            f'{sorted(self.depths)}')
+        grids, cells = _mask_layout(mask_grid, mask_cell_size, (4, 4, 2), 3)
+        self.mask_grid = None if grids[0] is None else tuple(grids)
+        self.mask_cell_size = None if cells[0] is None else tuple(cells)
         n = self.depths[depth]
         self.out_indices = tuple(out_indices)
         self.eval_stochastic, self.tau = eval_stochastic, tau
@@ -407,8 +471,9 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         self.stages = nn.ModuleList()
         channels = 16
         for i, (planes, stride) in enumerate(zip(widths, (2, 2, 1))):
-            stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, mask_grid[i],
-                             fusion, stride, 1, mask_output, norm_cfg, mask_bias_init)
+            stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, grids[i],
+                             fusion, stride, 1, mask_output, norm_cfg, mask_bias_init,
+                             cell_size=cells[i])
             self.stages.append(stage)
             channels = stage.out_channels
         self.out_channels = tuple(widths)

@@ -12,7 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 
-from .sar_layers import MacsMeter, conv_macs, expand_group_mask, pool_macs
+from .sar_layers import (MacsMeter, conv_macs, expand_group_mask, pool_macs,
+                         refined_fraction)
 
 
 def _norm(norm_cfg: dict, channels: int, module: nn.Module, name: str) -> str:
@@ -142,8 +143,14 @@ class _RefineBase(nn.Module):
 
     ``sparse_infer`` (set by the backbone): in eval mode, compute only the selected patches by
     gather-convolve-scatter (:func:`mmdynamic.models.layers.sar_sparse.sparse_refine_forward`), which
-    equals this dense masked computation. Patches must tile the feature map: a map that the mask grid
-    does not divide raises an error (pad the inputs, or turn ``sparse_infer`` off).
+    equals this dense masked computation. With a fixed grid (``mask_cell_size`` None) patches must
+    tile the feature map: a map that the mask grid does not divide raises an error (pad the inputs,
+    or turn ``sparse_infer`` off); the dense path upsamples the mask to the map (nearest).
+
+    ``mask_cell_size`` (set by the SAR stage): mask cells of c x c pixels from the top-left corner,
+    the grid is (ceil(H / c), ceil(W / c)) and the cells of the last row / column are cropped to the
+    map (the mask repeated c times along each axis, then cropped to H x W). The sparse path pads the
+    map internally to whole cells and gives the same result for every map size.
 
     The output is ``F(x * m) + shortcut(x)``: every conv input is masked with its group's mask, the last
     BN output is not (as in the authors' code). In a Bottleneck (last conv 1x1) unselected positions
@@ -154,10 +161,13 @@ class _RefineBase(nn.Module):
     """
     expansion = 1
     sparse_infer = False
+    mask_cell_size: Optional[int] = None
 
     def _use_sparse(self, x: torch.Tensor, mask: torch.Tensor) -> bool:
         if not self.sparse_infer or self.training:
             return False
+        if self.mask_cell_size is not None:
+            return True  # partial edge cells are handled by padding to whole cells
         grid_h, grid_w = mask.shape[-2:]
         height, width = x.shape[-2:]
         if height % grid_h or width % grid_w:
@@ -177,10 +187,11 @@ class _RefineBase(nn.Module):
     def _finish(self, h: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
                 meter: Optional[MacsMeter]) -> torch.Tensor:
         if self.mask_output:
-            h = h * expand_group_mask(mask, h.shape[1], h.shape[-2:])
+            h = h * expand_group_mask(mask, h.shape[1], h.shape[-2:], self.mask_cell_size)
         res = x if self.shortcut is None else self.shortcut(x, meter)
         if meter is not None:
-            meter.add_masked(self.dense_macs(h.shape[-2:]), mask.flatten(1).mean(dim=1))
+            meter.add_masked(self.dense_macs(h.shape[-2:]),
+                             refined_fraction(mask, h.shape[-2:], self.mask_cell_size))
         out = h + res
         return F.relu(out) if self.last_relu else out
 
@@ -199,7 +210,7 @@ class _RefineBase(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor,
                 meter: Optional[MacsMeter] = None) -> torch.Tensor:
-        """Args: x (Tensor): (B, C_in, H, W). mask (Tensor): (B, G, K, K) in {0, 1}.
+        """Args: x (Tensor): (B, C_in, H, W). mask (Tensor): (B, G, K_h, K_w) in {0, 1}.
 
         Every conv input is multiplied by the group masks, each conv but the last is followed by its
         norm and a ReLU, the last by its norm only.
@@ -214,7 +225,7 @@ class _RefineBase(nn.Module):
         for i, (conv, norm) in enumerate(layers):
             channels = h.shape[1]
             if channels not in expanded:
-                expanded[channels] = expand_group_mask(mask, channels, size)
+                expanded[channels] = expand_group_mask(mask, channels, size, self.mask_cell_size)
             h = norm(conv(h * expanded[channels]))
             if i < len(layers) - 1:
                 h = F.relu(h)

@@ -6,7 +6,7 @@ multiply-add; convs, linear layers, 3x3 pools at their output size and global po
 ReLU, upsampling, additions and masking are not; masked refine convs cost their density times the dense
 grouped cost).
 """
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -78,13 +78,16 @@ class MaskGenerator(nn.Module):
     Args:
         in_channels (int): Channels of the base feature.
         groups (int): G, independent masks (each from its own channel slice).
-        grid (int): K.
+        grid (int, optional): K, the fixed K x K grid. None: the grid is given to each forward call
+            (mask cells of a fixed size in pixels, the grid derived from the input). No weight
+            depends on it.
         hidden_per_group (int): Hidden channels per group. Defaults to 4.
         norm_cfg (dict): Norm layer config.
         bias_init (tuple[float, float]): Initial bias of (skip, refine). Defaults to (1, 10).
     """
 
-    def __init__(self, in_channels: int, groups: int, grid: int, hidden_per_group: int = 4,
+    def __init__(self, in_channels: int, groups: int, grid: Optional[int],
+                 hidden_per_group: int = 4,
                  norm_cfg: dict = dict(type='BN'), bias_init=(1.0, 10.0)) -> None:
         super().__init__()
         if in_channels % groups:
@@ -94,7 +97,7 @@ class MaskGenerator(nn.Module):
         self.conv = nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False, groups=groups)
         self.norm_name, norm = build_norm_layer(norm_cfg, hidden)
         self.add_module(self.norm_name, norm)
-        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.pool = nn.AdaptiveAvgPool2d(grid) if grid is not None else None
         self.fc = nn.Conv2d(hidden, 2 * groups, 1, groups=groups)
         self.reset_bias()
 
@@ -104,15 +107,33 @@ class MaskGenerator(nn.Module):
             self.fc.bias[0::2] = self.bias_init[0]
             self.fc.bias[1::2] = self.bias_init[1]
 
-    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None) -> torch.Tensor:
-        """Args: x (Tensor): (B, C, h, w). Returns: logits (B, G, 2, K, K)."""
+    def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None,
+                grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Mask logits of one base feature.
+
+        Args:
+            x (Tensor): (B, C, h, w).
+            meter (MacsMeter, optional): Receives the MACs.
+            grid (tuple[int, int], optional): (K_h, K_w) of this input; required when the generator
+                has no fixed grid, otherwise it must be None or (K, K).
+
+        Returns:
+            Tensor: logits (B, G, 2, K_h, K_w) (choice 0 = skip, 1 = refine).
+        """
+        if grid is None:
+            if self.grid is None:
+                raise ValueError('this MaskGenerator has no fixed grid: pass grid=(K_h, K_w)')
+            grid = (self.grid, self.grid)
+        elif self.grid is not None and tuple(grid) != (self.grid, self.grid):
+            raise ValueError(f'grid {tuple(grid)} differs from the fixed {self.grid}x{self.grid} '
+                             'grid of this MaskGenerator')
         h = F.relu(getattr(self, self.norm_name)(self.conv(x)), inplace=True)
-        pooled = self.pool(h)
+        pooled = self.pool(h) if self.pool is not None else F.adaptive_avg_pool2d(h, tuple(grid))
         logits = self.fc(pooled)
         if meter is not None:
             meter.add(conv_macs(self.conv, h) + h.shape[1] * h.shape[-2] * h.shape[-1] +
                       conv_macs(self.fc, logits))
-        return logits.view(x.shape[0], self.groups, 2, self.grid, self.grid)
+        return logits.view(x.shape[0], self.groups, 2, grid[0], grid[1])
 
 
 def masks_from_logits(logits: torch.Tensor, training: bool, tau: float,
@@ -127,13 +148,60 @@ def masks_from_logits(logits: torch.Tensor, training: bool, tau: float,
     return (logits[:, :, 1] > logits[:, :, 0]).to(logits.dtype)
 
 
-def expand_group_mask(mask: torch.Tensor, channels: int, size) -> torch.Tensor:
-    """Masks (B, G, K, K) -> (B, channels, H, W): group g covers channels [g C/G, (g+1) C/G),
-    nearest upsampling to ``size``."""
+def mask_grid_of(size: Sequence[int], cell_size: int) -> Tuple[int, int]:
+    """Grid (K_h, K_w) = (ceil(H / c), ceil(W / c)) of c x c px mask cells on an H x W map."""
+    return -(-int(size[0]) // cell_size), -(-int(size[1]) // cell_size)
+
+
+def refined_fraction(mask: torch.Tensor, size: Sequence[int],
+                     cell_size: Optional[int] = None) -> torch.Tensor:
+    """Per-sample fraction of the refined positions of an H x W map (all groups together).
+
+    Args:
+        mask (Tensor): (B, G, K_h, K_w) in {0, 1}.
+        size (tuple[int, int]): (H, W) of the map.
+        cell_size (int, optional): c px cells (the edge cells cropped to the map count with their
+            cropped area). None (a fixed grid): the mean of the mask.
+
+    Returns:
+        Tensor: (B, ).
+    """
+    if cell_size is None:
+        return mask.flatten(1).mean(dim=1)
+    rows = (int(size[0]) - torch.arange(mask.shape[-2]) * cell_size).clamp(max=cell_size)
+    cols = (int(size[1]) - torch.arange(mask.shape[-1]) * cell_size).clamp(max=cell_size)
+    area = (rows[:, None] * cols).to(device=mask.device, dtype=mask.dtype)
+    return (mask * area).sum(dim=(2, 3)).mean(dim=1) / (int(size[0]) * int(size[1]))
+
+
+def expand_group_mask(mask: torch.Tensor, channels: int, size,
+                      cell_size: Optional[int] = None) -> torch.Tensor:
+    """Masks (B, G, K_h, K_w) -> (B, channels, H, W): group g covers channels [g C/G, (g+1) C/G).
+
+    Args:
+        mask (Tensor): (B, G, K_h, K_w).
+        channels (int): C, a multiple of G.
+        size (tuple[int, int]): (H, W) of the map.
+        cell_size (int, optional): c, the cell size in pixels: every cell covers c x c pixels from
+            the top-left corner and the cells of the last row / column are cropped to the map
+            (``K_h = ceil(H / c)``, ``K_w = ceil(W / c)``). None (a fixed grid): nearest upsampling
+            to ``size``, the same when K divides the map.
+
+    Returns:
+        Tensor: (B, C, H, W).
+    """
     batch, groups = mask.shape[:2]
     if channels % groups:
         raise ValueError(f'groups={groups} does not divide {channels} channels')
     expanded = mask.repeat_interleave(channels // groups, dim=1)
+    if cell_size is not None:
+        if tuple(mask.shape[-2:]) != mask_grid_of(size, cell_size):
+            raise ValueError(f'a {tuple(mask.shape[-2:])} mask grid does not fit {cell_size} px '
+                             f'cells on a {tuple(size)} map')
+        if cell_size > 1:
+            expanded = expanded.repeat_interleave(cell_size, dim=2).repeat_interleave(
+                cell_size, dim=3)
+        return expanded[:, :, :size[0], :size[1]]
     if tuple(expanded.shape[-2:]) != tuple(size):
         expanded = F.interpolate(expanded, size=size, mode='nearest')
     return expanded

@@ -43,7 +43,9 @@ the block and rebuilt whenever a conv/BN module or tensor is replaced or changed
 :func:`_folded_steps`). Blocks whose norms cannot be folded (e.g. GroupNorm) run the dense path.
 
 MACs are accounted exactly as in the dense path: ``density x dense grouped MACs`` of the masked
-convs (the 3x3 halo overhead is not counted, sar.md §5), plus the shortcut's own MACs.
+convs (the 3x3 halo overhead is not counted, sar.md §5; with cells in pixels the density weights
+every cell by its area cropped to the map, so the internal padding is not counted either), plus
+the shortcut's own MACs.
 """
 from functools import partial
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -53,7 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .sar_layers import MacsMeter
+from .sar_layers import MacsMeter, mask_grid_of, refined_fraction
 
 
 class _Step(NamedTuple):
@@ -177,16 +179,18 @@ def _folded_steps(block: nn.Module, groups: int) -> Optional[List[_Step]]:
 _TABLES: Dict[tuple, torch.Tensor] = {}
 
 
-def _table(batch: int, size: Tuple[int, int], grid: int, pad: int, kernel: int, dilation: int,
-           device: torch.device) -> torch.Tensor:
+def _table(batch: int, size: Tuple[int, int], grid: Tuple[int, int], pad: int, kernel: int,
+           dilation: int, device: torch.device) -> torch.Tensor:
     """Flat pixel indices of every patch, cached per geometry.
 
-    With ``kernel == 1``: (B * K * K, ph * pw) indices of each patch's pixels in the flattened
-    (B, H + 2 pad, W + 2 pad) map, row-major inside the patch. Otherwise: (B * K * K,
-    ph * pw * k * k) indices, in that padded map, of the k x k taps (dilation ``dilation``) of each
-    pixel of the patch in the unpadded map, ordered (pixel, tap). Patch ``b * K * K + i * K + j``.
+    ``size`` (H, W) is a multiple of ``grid`` (K_h, K_w); patches are ph x pw = (H / K_h) x
+    (W / K_w). With ``kernel == 1``: (B * K_h * K_w, ph * pw) indices of each patch's pixels in the
+    flattened (B, H + 2 pad, W + 2 pad) map, row-major inside the patch. Otherwise:
+    (B * K_h * K_w, ph * pw * k * k) indices, in that padded map, of the k x k taps (dilation
+    ``dilation``) of each pixel of the patch in the unpadded map, ordered (pixel, tap). Patch
+    ``b * K_h * K_w + i * K_w + j``.
     """
-    key = (batch, tuple(size), grid, pad, kernel, dilation, str(device))
+    key = (batch, tuple(size), tuple(grid), pad, kernel, dilation, str(device))
     table = _TABLES.get(key)
     if table is None:
         table = _make_table(batch, size, grid, pad, kernel, dilation, device)
@@ -197,15 +201,15 @@ def _table(batch: int, size: Tuple[int, int], grid: int, pad: int, kernel: int, 
 
 
 @torch.inference_mode(False)
-def _make_table(batch: int, size: Tuple[int, int], grid: int, pad: int, kernel: int,
+def _make_table(batch: int, size: Tuple[int, int], grid: Tuple[int, int], pad: int, kernel: int,
                 dilation: int, device: torch.device) -> torch.Tensor:
     # a normal (not inference) tensor, so that it may be saved for backward later
     with torch.no_grad():
         h, w = size[0] + 2 * pad, size[1] + 2 * pad
-        ph, pw = size[0] // grid, size[1] // grid
+        ph, pw = size[0] // grid[0], size[1] // grid[1]
         ar = partial(torch.arange, device=device)
-        corner = (ar(batch)[:, None, None] * (h * w) + ar(grid)[:, None] * (ph * w) +
-                  ar(grid) * pw).flatten()
+        corner = (ar(batch)[:, None, None] * (h * w) + ar(grid[0])[:, None] * (ph * w) +
+                  ar(grid[1]) * pw).flatten()
         inner = (ar(ph)[:, None] * w + ar(pw)).flatten()
         if kernel == 1:
             table = corner[:, None] + (inner + pad * (w + 1))
@@ -217,7 +221,8 @@ def _make_table(batch: int, size: Tuple[int, int], grid: int, pad: int, kernel: 
 
 
 def _patch_ids(mask: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-    """Ones of mask (B, G, K, K) per group: G tensors (N_g, ) of patch ids b * K * K + i * K + j."""
+    """Ones of mask (B, G, K_h, K_w) per group: G tensors (N_g, ) of patch ids
+    b * K_h * K_w + i * K_w + j."""
     flat = mask.transpose(0, 1).reshape(mask.shape[1], -1)
     nz = flat.nonzero()
     counts = torch.count_nonzero(flat, dim=1).tolist()
@@ -228,10 +233,18 @@ def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
                           meter: Optional[MacsMeter] = None) -> torch.Tensor:
     """Patch-sparse eval forward of a refine block, equal to its dense masked forward.
 
+    With a fixed grid (``block.mask_cell_size`` None) the cells are (H / K_h) x (W / K_w) pixels
+    and must tile the map. With cells of c px (``block.mask_cell_size = c``, K_h = ceil(H / c),
+    K_w = ceil(W / c)) the map is zero-padded at the bottom / right to whole cells
+    (K_h c x K_w c), the intermediate activations are zeroed outside the H x W map before every
+    k x k conv (the dense path's zero padding at the image border) and the output is cropped: the
+    same as the dense path, whose edge cells are cropped to the map.
+
     Args:
         block (nn.Module): A :class:`RefineBottleneck` or :class:`RefineBasicBlock` in eval mode.
-        x (Tensor): (B, C_in, H, W), H and W divisible by K.
-        mask (Tensor): (B, G, K, K) in {0, 1}; mask g gates channel block g of every grouped conv.
+        x (Tensor): (B, C_in, H, W); with a fixed grid H and W divisible by K_h and K_w.
+        mask (Tensor): (B, G, K_h, K_w) in {0, 1}; mask g gates channel block g of every grouped
+            conv.
         meter (MacsMeter, optional): Receives the realised MACs (as the dense path counts them).
 
     Returns:
@@ -247,19 +260,32 @@ def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
         finally:
             block.sparse_infer = previous
     batch, in_channels, height, width = x.shape
-    groups, grid = mask.shape[1], mask.shape[-1]
-    if (mask.shape[0] != batch or mask.shape[-2] != grid or groups != block.groups
-            or height % grid or width % grid):
-        raise ValueError(f'mask of shape {tuple(mask.shape)} does not fit x {tuple(x.shape)} and '
-                         f'{block.groups} groups')
-    size = (height, width)
+    groups, grid = mask.shape[1], tuple(mask.shape[-2:])
+    cell_size = getattr(block, 'mask_cell_size', None)
+    if cell_size is None:
+        fits = height % grid[0] == 0 and width % grid[1] == 0
+        size = (height, width)
+    else:
+        fits = grid == mask_grid_of((height, width), cell_size)
+        size = (grid[0] * cell_size, grid[1] * cell_size)  # padded to whole cells
+    if mask.shape[0] != batch or groups != block.groups or not fits:
+        raise ValueError(f'mask of shape {tuple(mask.shape)} does not fit x {tuple(x.shape)}, '
+                         f'{block.groups} groups and mask_cell_size={cell_size}')
     last = steps[-1]
     out_channels = last.bias.shape[0]
+    channels_last_in = x.is_contiguous(memory_format=torch.channels_last)
+
+    res = x if block.shortcut is None else block.shortcut(x, meter)
+    valid = None  # (B * H_pad * W_pad, 1): 1 inside the H x W map, 0 in the padding
+    if size != (height, width):
+        pad = (0, size[1] - width, 0, size[0] - height)
+        res = F.pad(x, pad) if res is x else F.pad(res, pad)
+        x = res if block.shortcut is None else F.pad(x, pad)
+        valid = F.pad(x.new_ones(batch, 1, height, width), pad).view(-1, 1)
 
     # Pixel matrices: channel-major (C, H * W) for a contiguous NCHW batch of 1, otherwise
     # pixel-major (B * H * W, C) on a channels-last tensor.
     channel_major = batch == 1 and x.is_contiguous()
-    res = x if block.shortcut is None else block.shortcut(x, meter)
     fmt = torch.contiguous_format if channel_major else torch.channels_last
     # a fresh shortcut output in the right layout may be updated in place (without autograd)
     fresh = (res is not x and not torch.is_grad_enabled()
@@ -280,7 +306,7 @@ def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
     ids_out = ids_in
     if last.pad and not block.mask_output:
         # A k x k last conv reaches ``pad`` pixels into the neighbouring patches.
-        reach = -(-last.pad // min(height // grid, width // grid))
+        reach = -(-last.pad // min(size[0] // grid[0], size[1] // grid[1]))
         ids_out = _patch_ids(F.max_pool2d(mask.to(torch.float32), 2 * reach + 1, 1, reach))
     pixel_table = _table(batch, size, grid, 0, 1, 1, x.device)
     in_per_group = in_channels // groups
@@ -297,8 +323,10 @@ def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
         for k, step in enumerate(steps):
             if step.kernel > 1:  # im2col rows of the conv on the masked map
                 target = ids_out[g] if k == len(steps) - 1 else ids
+                if valid is not None and k > 0:  # zeros outside the map, like the border padding
+                    h = h * valid.index_select(0, pixel_table.index_select(0, ids).view(-1))
                 pad, channels = step.pad, h.shape[1]
-                canvas = h.new_zeros(batch * (height + 2 * pad) * (width + 2 * pad), channels)
+                canvas = h.new_zeros(batch * (size[0] + 2 * pad) * (size[1] + 2 * pad), channels)
                 canvas.index_copy_(
                     0, _table(batch, size, grid, pad, 1, 1, x.device).index_select(0, ids).view(-1),
                     h)
@@ -328,9 +356,14 @@ def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
                     y = y.add_(bias)
                 target.index_copy_(0, pixels, y)
     if meter is not None:
-        meter.add_masked(block.dense_macs(size), mask.flatten(1).mean(dim=1))
+        meter.add_masked(block.dense_macs((height, width)),
+                         refined_fraction(mask, (height, width), cell_size))
     if block.last_relu:
         out = out.relu_()
-    if not channel_major and not x.is_contiguous(memory_format=torch.channels_last):
+    if valid is not None:
+        out = out[:, :, :height, :width]
+        if channels_last_in:
+            return out.contiguous(memory_format=torch.channels_last)
+    if not channels_last_in:
         out = out.contiguous()
     return out

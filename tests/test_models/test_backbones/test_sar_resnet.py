@@ -451,3 +451,80 @@ def test_deep_stem_sparse_equals_dense():
     x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(4))
     _mixed_masks(model, x)
     _compare_backbone(model, x, rel_tol=1e-5)
+
+
+# Mask cells in pixels (``mask_cell_size``) next to the fixed grid (``mask_grid``).
+
+
+def test_mask_cell_size_arguments():
+    model = SARResNet(depth=50, base_channels=8, stem_channels=16, mask_cell_size=(4, 4, 7))
+    assert model.mask_grid is None and model.mask_cell_size == (4, 4, 7)
+    assert [s.cell_size for s in model.stages] == [4, 4, 7] and all(
+        s.grid is None for s in model.stages)
+    assert SARResNet(depth=50, base_channels=8).mask_grid == (14, 7, 2)
+    with pytest.raises(ValueError, match='exactly one of mask_grid .* and mask_cell_size'):
+        SARResNet(depth=50, mask_grid=(14, 7, 2), mask_cell_size=(4, 4, 7))
+    with pytest.raises(ValueError, match='mask_cell_size takes 3 positive ints'):
+        SARResNet(depth=50, mask_cell_size=(4, 4))
+    with pytest.raises(ValueError, match='mask_cell_size takes 3 positive ints'):
+        SARResNet(depth=50, mask_cell_size=(4, 0, 7))
+    with pytest.raises(ValueError, match='mask_grid takes 3 values'):
+        SARResNet(depth=50, mask_grid=(14, 7))
+    with pytest.raises(ValueError, match='exactly one of mask_grid .* and mask_cell_size'):
+        SARResNetCifar(depth=20, mask_grid=(4, 4, 2), mask_cell_size=(8, 4, 4))
+
+
+def test_mask_generator_weights_do_not_depend_on_the_grid():
+    shapes = [{k: v.shape for k, v in MaskGenerator(32, 2, grid).state_dict().items()}
+              for grid in (2, 7, 14, None)]
+    assert all(s == shapes[0] for s in shapes)
+    gen = MaskGenerator(32, 2, None).eval()
+    x = torch.randn(2, 32, 13, 17)
+    assert gen(x, grid=(4, 5)).shape == (2, 2, 2, 4, 5)
+    with pytest.raises(ValueError, match='no fixed grid'):
+        gen(x)
+    with pytest.raises(ValueError, match='differs from the fixed 7x7 grid'):
+        MaskGenerator(32, 2, 7)(x, grid=(4, 5))
+
+
+@pytest.mark.parametrize('os8', [False, True])
+def test_fixed_grid_checkpoint_loads_into_cell_size_model(os8):
+    # (4, 4, 7) px cells at strides 4 / 8 / 16 are the (14, 7, 2) grid at 224 px; OS-8 (SAR-3 at
+    # stride 8, a 28 px map): (4, 4, 14) px cells
+    extra = dict(strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4)) if os8 else {}
+    kwargs = dict(depth=50, base_channels=8, stem_channels=16, out_indices=(0, 1, 2, 3), **extra)
+    fixed = _randomise(SARResNet(mask_grid=(14, 7, 2), **kwargs), 0)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(7))
+    _mixed_masks(fixed, x)
+    cells = SARResNet(mask_cell_size=(4, 4, 14 if os8 else 7), **kwargs).eval()
+    state = fixed.state_dict()
+    assert set(cells.state_dict()) == set(state)
+    cells.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        expected = fixed.eval()(x)
+        for sparse in (False, True):
+            cells.set_sparse_infer(sparse)
+            outs = cells(x)
+            for a, b in zip(outs, expected):
+                if sparse:  # fp32 rounding of the gathered GEMMs, relative to the output scale
+                    assert (a - b).abs().max() <= 1e-5 * max(b.abs().max().item(), 1.0)
+                else:  # the same computation
+                    assert torch.equal(a, b)
+            for a, b in zip(cells.last_masks, fixed.last_masks):
+                assert torch.equal(a, b)
+            assert torch.equal(cells.last_flops, fixed.last_flops)
+        cells.set_sparse_infer(False)
+        cells(x[:, :, :200])  # any size: the grids follow the input (maps 50x56, 25x28, 13x14)
+    assert [tuple(m.shape[-2:]) for m in cells.last_masks][::4] == [(13, 14), (7, 7), (2, 2)]
+    # and back: the cell-size model's weights load into a fixed-grid model
+    SARResNet(mask_grid=(14, 7, 2), **kwargs).load_state_dict(cells.state_dict(), strict=True)
+
+
+def test_cifar_cell_size_equals_fixed_grid_at_32px():
+    fixed = _randomise(SARResNetCifar(depth=20), 0).eval()
+    cells = SARResNetCifar(depth=20, mask_grid=None, mask_cell_size=(8, 4, 4)).eval()
+    cells.load_state_dict(fixed.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(cells(x)[0], fixed(x)[0])
+        assert [tuple(m.shape[-2:]) for m in cells.last_masks] == [(4, 4)] * 4 + [(2, 2)] * 2

@@ -8,7 +8,8 @@ from mmcv.cnn import fuse_conv_bn
 from mmdynamic.models.backbones.sar_resnet import SARResNet, SARResNetCifar
 from mmdynamic.models.layers import sar_sparse
 from mmdynamic.models.layers.sar_blocks import RefineBasicBlock, RefineBottleneck
-from mmdynamic.models.layers.sar_layers import MacsMeter, MaskGenerator
+from mmdynamic.models.layers.sar_layers import (MacsMeter, MaskGenerator, expand_group_mask,
+                                              mask_grid_of, refined_fraction)
 from mmdynamic.models.layers.sar_sparse import sparse_refine_forward
 
 # fp32: 1e-5 absolute plus 1e-6 relative (the trained-like blocks reach output magnitudes ~30,
@@ -243,7 +244,8 @@ def _mixed_masks(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
                 m.fc.bias[1::2] -= shift + jitter
 
 
-def _compare_backbone(model: nn.Module, x: torch.Tensor, rel_tol: float) -> None:
+def _compare_backbone(model: nn.Module, x: torch.Tensor, rel_tol: float,
+                      density_range: tuple = (0.1, 0.9)) -> None:
     model.eval()
     with torch.no_grad():
         model.set_sparse_infer(False)
@@ -253,7 +255,8 @@ def _compare_backbone(model: nn.Module, x: torch.Tensor, rel_tol: float) -> None
         model.set_sparse_infer(True)
         sparse = model(x)
     densities = torch.stack([m.mean() for m in dense_masks])
-    assert ((densities > 0.1) & (densities < 0.9)).all(), densities
+    low, high = density_range
+    assert ((densities > low) & (densities < high)).all(), densities
     for a, b in zip(dense_masks, model.last_masks):
         assert torch.equal(a, b)
     assert torch.equal(model.last_flops, dense_flops)
@@ -289,3 +292,113 @@ def test_non_divisible_input_is_refused_in_sparse_mode():
         with pytest.raises(ValueError, match='50x50 feature map .* not divisible by its 14x14 mask'):
             model(x)
 
+
+
+# Mask cells in pixels (``mask_cell_size``): grids (ceil(H / c), ceil(W / c)), edge cells cropped.
+
+
+def _cell_masks(batch: int, groups: int, size, cell: int, seed: int = 0):
+    grid = mask_grid_of(size, cell)
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.rand(batch, groups, *grid, generator=gen) < p).float() for p in (0.15, 0.5)]
+
+
+def test_expand_group_mask_with_cells_crops_the_edge_cells():
+    mask = torch.tensor([[[[1., 0., 1.], [0., 1., 0.]]]])  # (1, 1, 2, 3): 4 px cells on 7 x 9
+    expanded = expand_group_mask(mask, 2, (7, 9), cell_size=4)
+    assert expanded.shape == (1, 2, 7, 9)
+    reference = mask[0, 0].repeat_interleave(4, 0).repeat_interleave(4, 1)[:7, :9]
+    assert torch.equal(expanded[0, 0], reference) and torch.equal(expanded[0, 1], reference)
+    # divisible maps: the same as the fixed grid's nearest upsampling
+    mask = (torch.rand(2, 2, 3, 4) < 0.5).float()
+    assert torch.equal(expand_group_mask(mask, 4, (12, 16), 4),
+                       expand_group_mask(mask, 4, (12, 16)))
+    with pytest.raises(ValueError, match='does not fit 4 px cells'):
+        expand_group_mask(mask, 4, (13, 16), 4)
+    # MACs density: the refined fraction of the map, edge cells counted with their cropped area
+    mask = (torch.rand(2, 2, 4, 5) < 0.5).float()
+    expected = expand_group_mask(mask, 2, (13, 18), 4).flatten(1).mean(dim=1)
+    torch.testing.assert_close(refined_fraction(mask, (13, 18), 4), expected)
+    assert torch.equal(refined_fraction(mask, (8, 10), None), mask.flatten(1).mean(dim=1))
+
+
+@pytest.mark.parametrize('cls', [RefineBottleneck, RefineBasicBlock])
+@pytest.mark.parametrize('groups', [1, 2, 4])
+@pytest.mark.parametrize('dilation', [1, 2])
+@pytest.mark.parametrize('mask_output', [False, True])
+def test_cell_size_sparse_equals_dense_at_odd_sizes(cls, groups, dilation, mask_output):
+    block = _block(cls, groups, dilation, mask_output, shortcut=groups != 4)
+    gen = torch.Generator().manual_seed(4)
+    for size, cell in (((13, 18), 4), ((9, 7), 2), ((11, 11), 3), ((12, 8), 4), ((5, 6), 7)):
+        x = torch.randn(2, block.conv1.in_channels, *size, generator=gen)
+        block.mask_cell_size = cell
+        with torch.no_grad():
+            for mask in _cell_masks(2, groups, size, cell):
+                _check(block, x, mask)
+
+
+@pytest.mark.parametrize('cls', [RefineBottleneck, RefineBasicBlock])
+@pytest.mark.parametrize('layout', ['nchw_batch1', 'channels_last', 'channels_last_batch1'])
+def test_cell_size_memory_layouts(cls, layout):
+    block = _block(cls, 2, 1, False, True)
+    block.mask_cell_size = 4
+    batch = 1 if layout.endswith('batch1') else 3
+    x = torch.randn(batch, block.conv1.in_channels, 15, 10)
+    if layout.startswith('channels_last'):
+        x = x.contiguous(memory_format=torch.channels_last)
+        block = block.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if layout.startswith('channels_last') else torch.contiguous_format
+    with torch.no_grad():
+        for mask in _cell_masks(batch, 2, (15, 10), 4):
+            _check(block, x, mask)
+            assert sparse_refine_forward(block, x, mask).is_contiguous(memory_format=fmt)
+
+
+def test_cell_size_grad_mode():
+    block = _block(RefineBasicBlock, 2, 2, False, True)
+    block.mask_cell_size = 3
+    x = torch.randn(2, block.conv1.in_channels, 10, 11)
+    mask = _cell_masks(2, 2, (10, 11), 3)[1]
+    torch.testing.assert_close(sparse_refine_forward(block, x, mask), block(x, mask), atol=ATOL,
+                               rtol=RTOL)
+
+
+@pytest.mark.parametrize('size', [(97, 131), (160, 224)])
+@pytest.mark.parametrize('groups', [1, 2, 4])
+@pytest.mark.parametrize('os8', [False, True])
+def test_cell_size_backbone_sparse_equals_dense_at_any_size(size, groups, os8):
+    # small widths; maps of 25x33 / 13x17 / 7x9 px (97x131) with 4 / 3 / 3 px cells: partial cells
+    # at the bottom / right edges (3 px at stride 16: enough cells for mixed masks)
+    extra = dict(strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4)) if os8 else {}
+    model = _randomise(SARResNet(depth=50, base_channels=8, stem_channels=16, groups=groups,
+                                 mask_cell_size=(4, 3, 3), out_indices=(0, 1, 2, 3), **extra), 0)
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(5))
+    _mixed_masks(model, x)
+    # few cells at stride 16 (18 per group): every mask mixed, not necessarily 10-90 %
+    _compare_backbone(model, x, rel_tol=1e-5, density_range=(0.0, 1.0))
+    grids = [tuple(m.shape[-2:]) for m in model.last_masks]
+    maps = [(-(-size[0] // s), -(-size[1] // s)) for s in ((4, 8, 8) if os8 else (4, 8, 16))]
+    expected = [mask_grid_of(maps[0], 4)] * 2 + [mask_grid_of(maps[1], 3)] * 3 + \
+        [mask_grid_of(maps[2], 3)] * 5
+    assert grids == expected
+
+
+def test_cell_size_backbone_is_exact_in_float64():
+    model = _randomise(SARResNet(depth=50, base_channels=8, stem_channels=16, groups=2,
+                                 mask_cell_size=(4, 3, 5), out_indices=(0, 1, 2, 3),
+                                 strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4)), 0).double()
+    x = torch.randn(3, 3, 97, 131, generator=torch.Generator().manual_seed(6)).double()
+    _mixed_masks(model, x)
+    _compare_backbone(model, x, rel_tol=1e-12, density_range=(0.0, 1.0))
+
+
+def test_fixed_grid_still_refuses_non_divisible_maps_in_sparse_mode():
+    block = _block(RefineBottleneck, 2, 1, False, False).eval()
+    block.sparse_infer = True
+    with torch.no_grad(), pytest.raises(ValueError, match='30x30 feature map .* 7x7 mask grid'):
+        block(torch.randn(1, 32, 30, 30), torch.ones(1, 2, 7, 7))
+    block.mask_cell_size = 5  # 30 / 5 = 6 cells; 30 / 7 -> 5 cells of 7 px, the last one cropped
+    with torch.no_grad():
+        block(torch.randn(1, 32, 30, 30), torch.ones(1, 2, 6, 6))
+        block.mask_cell_size = 7
+        block(torch.randn(1, 32, 30, 30), torch.ones(1, 2, 5, 5))
