@@ -60,18 +60,16 @@ from mmdynamic.utils.official_encoder_rules import (IMAGENET_HEAD, MBV2_BLOCKS, 
 METHOD = 'AdaFocusV2'
 CONFIG_DIR = osp.join(REPO, 'configs', 'uniadafocus')
 SETTINGS = ('mbv2', 'res50', 'tsm')
-# the key suffix of a parameter or buffer
-_PARAM = PARAM
 
 # the MN2 + R50 model (main_v2.py): heads, GRU policy, classifier (global first, as ours)
 _V2_HEAD_RULES = [
-    Rule(rf'global_CNN_fc\.1\.{_PARAM}', r'fc_global.1.\1'),
-    Rule(rf'local_CNN_fc\.1\.{_PARAM}', r'fc_local.1.\1'),
-    Rule(rf'policy_stn\.encoder\.([0145])\.{_PARAM}', r'policy.embed.\1.\2'),
-    Rule(rf'policy_stn\.gru\.{_PARAM}', r'policy.gru.\1'),
-    Rule(rf'policy_stn\.fc\.0\.{_PARAM}', r'policy.out.\1'),
-    Rule(rf'classifier\.mlp\.layers\.([01])\.{_PARAM}', r'fusion_head.mlp.\1.\2'),
-    Rule(rf'classifier\.classifiers\.(\d+)\.1\.{_PARAM}', r'fusion_head.heads.\1.\2'),
+    Rule(rf'global_CNN_fc\.1\.{PARAM}', r'fc_global.1.\1'),
+    Rule(rf'local_CNN_fc\.1\.{PARAM}', r'fc_local.1.\1'),
+    Rule(rf'policy_stn\.encoder\.([0145])\.{PARAM}', r'policy.embed.\1.\2'),
+    Rule(rf'policy_stn\.gru\.{PARAM}', r'policy.gru.\1'),
+    Rule(rf'policy_stn\.fc\.0\.{PARAM}', r'policy.out.\1'),
+    Rule(rf'classifier\.mlp\.layers\.([01])\.{PARAM}', r'fusion_head.mlp.\1.\2'),
+    Rule(rf'classifier\.classifiers\.(\d+)\.1\.{PARAM}', r'fusion_head.heads.\1.\2'),
 ]
 
 RULES: Dict[str, List[Rule]] = {
@@ -83,16 +81,16 @@ RULES: Dict[str, List[Rule]] = {
     'res50': (resnet_rules(r'global_CNN\.', 'backbone.')
               + resnet_rules(r'local_CNN\.', 'local_backbone.') + _V2_HEAD_RULES),
     # AdaFocusV2-TSM (main.py): TSN-wrapped TSM encoders, two heads each, MLP policy
-    'tsm': ([Rule(rf'global_CNN\.new_fc\.{_PARAM}', r'fc_global.1.\1'),
-             Rule(rf'global_CNN\.new_new_fc\.{_PARAM}', r'fc_global_frame.1.\1'),
-             Rule(rf'local_CNN\.new_fc\.{_PARAM}', r'fc_local.1.\1'),
-             Rule(rf'local_CNN\.new_new_fc\.{_PARAM}', r'fc_local_frame.1.\1')]
+    'tsm': ([Rule(rf'global_CNN\.new_fc\.{PARAM}', r'fc_global.1.\1'),
+             Rule(rf'global_CNN\.new_new_fc\.{PARAM}', r'fc_global_frame.1.\1'),
+             Rule(rf'local_CNN\.new_fc\.{PARAM}', r'fc_local.1.\1'),
+             Rule(rf'local_CNN\.new_new_fc\.{PARAM}', r'fc_local_frame.1.\1')]
             + mobilenet_v2_rules(r'global_CNN\.base_model\.features\.', 'backbone.', tsm=True)
             + resnet_rules(r'local_CNN\.base_model\.', 'local_backbone.', tsm=True, head_note=None)
-            + [Rule(rf'policy_stn\.([0145])\.{_PARAM}', r'policy.embed.\1.\2'),
-               Rule(rf'policy_stn\.7\.{_PARAM}', r'policy.hidden.0.\1'),
-               Rule(rf'policy_stn\.8\.{_PARAM}', r'policy.hidden.1.\1'),
-               Rule(rf'policy_stn\.10\.{_PARAM}', r'policy.out.\1')]),
+            + [Rule(rf'policy_stn\.([0145])\.{PARAM}', r'policy.embed.\1.\2'),
+               Rule(rf'policy_stn\.7\.{PARAM}', r'policy.hidden.0.\1'),
+               Rule(rf'policy_stn\.8\.{PARAM}', r'policy.hidden.1.\1'),
+               Rule(rf'policy_stn\.10\.{PARAM}', r'policy.out.\1')]),
 }
 
 # the released datasets (as our config names end) -> (classes, how the released file names start)
