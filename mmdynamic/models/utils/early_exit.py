@@ -57,15 +57,24 @@ class StepwiseMixin:
         """
         raise NotImplementedError
 
-    def forward_exits(self, inputs: torch.Tensor, num_steps: Optional[int] = None,
-                      **kwargs) -> torch.Tensor:
-        """Run steps 0..num_steps-1 for every sample. Returns: (num_steps, B, num_classes)."""
+    def run_steps(self, inputs: torch.Tensor, num_steps: Optional[int] = None,
+                  **kwargs) -> Tuple[torch.Tensor, State]:
+        """Run steps 0..num_steps-1 for every sample.
+
+        Returns:
+            tuple: the logits (num_steps, B, num_classes) and the state after the last step.
+        """
         state = self.init_state(inputs, **kwargs)
         outputs = []
         for index in range(self.num_exits if num_steps is None else num_steps):
             logits, state = self.step(index, inputs, state)
             outputs.append(logits)
-        return torch.stack(outputs)
+        return torch.stack(outputs), state
+
+    def forward_exits(self, inputs: torch.Tensor, num_steps: Optional[int] = None,
+                      **kwargs) -> torch.Tensor:
+        """Run steps 0..num_steps-1 for every sample. Returns: (num_steps, B, num_classes)."""
+        return self.run_steps(inputs, num_steps, **kwargs)[0]
 
     def exit_macs(self, input_shape: Sequence[int], **kwargs) -> List[int]:
         """Cumulative MACs per sample of each exit, counted from the modules at ``input_shape``
@@ -82,12 +91,8 @@ class StepwiseMixin:
         inputs = torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device)
 
         def run(x: torch.Tensor, num_steps: int) -> Tuple[torch.Tensor, ...]:
-            state = self.init_state(x, **kwargs)
-            outputs = []
-            for index in range(num_steps):
-                logits, state = self.step(index, x, state)
-                outputs.append(logits)
-            return (torch.stack(outputs), *flatten_tensors(state))
+            logits, state = self.run_steps(x, num_steps, **kwargs)
+            return (logits, *flatten_tensors(state))
 
         return [
             count_macs(self, (inputs, ), fn=lambda x, n=n: run(x, n))
