@@ -135,7 +135,7 @@ def test_tsn_center_crop_rounds_as_torchvision(height, width, x, y):
 
 
 def test_tsn_three_crop_rejects_bad_sizes():
-    with pytest.raises(ValueError, match='do not fit'):
+    with pytest.raises(ValueError, match='does not fit'):
         TSNThreeCrop(224).transform(dict(imgs=_frames(200, 300), img_shape=(200, 300)))
     with pytest.raises(ValueError, match='crop_size'):
         TSNThreeCrop(0)

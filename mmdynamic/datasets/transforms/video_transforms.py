@@ -162,16 +162,43 @@ class PillowResize(BaseTransform):
                 f'interpolation={self.interpolation!r}, size_rounding={self.size_rounding!r})')
 
 
-def _crop_size(crop_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    """(w, h) of an int or (w, h) crop size; ValueError if it is not positive."""
-    size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise ValueError(f'crop_size must be a positive int or (w, h), got {crop_size!r}')
-    return size
+class _FixedCrop(BaseTransform):
+    """Base of the crops at fixed offsets: checks the crop size and the frames, crops, reprs.
+
+    Args:
+        crop_size (int | tuple[int]): Side, or (w, h), of the crop(s).
+    """
+
+    def __init__(self, crop_size: Union[int, Sequence[int]] = 224) -> None:
+        size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+        if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+            raise ValueError(f'crop_size must be a positive int or (w, h), got {crop_size!r}')
+        self.crop_size = size
+
+    def _check_fits(self, width: int, height: int) -> None:
+        crop_w, crop_h = self.crop_size
+        if crop_w > width or crop_h > height:
+            raise ValueError(f'{type(self).__name__}: a {crop_w} x {crop_h} crop does not fit a '
+                             f'{width} x {height} frame')
+
+    def _frames(self, results: dict) -> Tuple[list, int, int]:
+        """The frames of ``results`` and their (width, height); refuses lazy mode."""
+        if results.get('lazy'):
+            raise ValueError(f'{type(self).__name__} does not support lazy mode')
+        imgs = results['imgs']
+        height, width = imgs[0].shape[:2]
+        return imgs, width, height
+
+    def _crop(self, imgs: list, x: int, y: int) -> list:
+        crop_w, crop_h = self.crop_size
+        return [img[y:y + crop_h, x:x + crop_w] for img in imgs]
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(crop_size={self.crop_size})'
 
 
 @register_dual(TRANSFORMS)
-class TSNCenterCrop(BaseTransform):
+class TSNCenterCrop(_FixedCrop):
     """The centre crop of every frame as torchvision's ``CenterCrop`` (the official tests'
     ``GroupCenterCrop``): top-left corner ``round((W - w) / 2)``, ``round((H - h) / 2)`` with Python's
     rounding of halves to even.
@@ -186,34 +213,24 @@ class TSNCenterCrop(BaseTransform):
         crop_size (int | tuple[int]): Side, or (w, h), of the crop. Defaults to 224.
     """
 
-    def __init__(self, crop_size: Union[int, Sequence[int]] = 224) -> None:
-        self.crop_size = _crop_size(crop_size)
-
     def offset(self, width: int, height: int) -> Tuple[int, int]:
         """(x, y) top-left corner of the crop of a ``width`` x ``height`` frame."""
+        self._check_fits(width, height)
         crop_w, crop_h = self.crop_size
-        if crop_w > width or crop_h > height:
-            raise ValueError(f'a {crop_w} x {crop_h} crop does not fit a {width} x {height} frame')
         return int(round((width - crop_w) / 2.0)), int(round((height - crop_h) / 2.0))
 
     def transform(self, results: dict) -> dict:
-        if results.get('lazy'):
-            raise ValueError(f'{type(self).__name__} does not support lazy mode')
-        imgs = results['imgs']
-        height, width = imgs[0].shape[:2]
+        imgs, width, height = self._frames(results)
         crop_w, crop_h = self.crop_size
         x, y = self.offset(width, height)
-        results['imgs'] = [img[y:y + crop_h, x:x + crop_w] for img in imgs]
+        results['imgs'] = self._crop(imgs, x, y)
         results['crop_bbox'] = np.array([x, y, x + crop_w, y + crop_h])
         results['img_shape'] = (crop_h, crop_w)
         return results
 
-    def __repr__(self) -> str:
-        return f'{type(self).__name__}(crop_size={self.crop_size})'
-
 
 @register_dual(TRANSFORMS)
-class TSNThreeCrop(BaseTransform):
+class TSNThreeCrop(_FixedCrop):
     """Three crops of every frame at TSN's offsets, as the official Uni-AdaFocus-X3D 3-crop test
     (TSN's ``GroupFullResSample`` without flips, ``ops/transforms.py``).
 
@@ -234,32 +251,22 @@ class TSNThreeCrop(BaseTransform):
         crop_size (int | tuple[int]): Side, or (w, h), of the crops. Defaults to 224.
     """
 
-    def __init__(self, crop_size: Union[int, Sequence[int]] = 224) -> None:
-        self.crop_size = _crop_size(crop_size)
-
     def offsets(self, width: int, height: int) -> List[Tuple[int, int]]:
         """(x, y) top-left corners of the left, right and centre crops of a ``width`` x ``height``
         frame."""
+        self._check_fits(width, height)
         crop_w, crop_h = self.crop_size
-        if crop_w > width or crop_h > height:
-            raise ValueError(f'{crop_w} x {crop_h} crops do not fit a {width} x {height} frame')
         step_x, step_y = (width - crop_w) // 4, (height - crop_h) // 4
         return [(0, 2 * step_y), (4 * step_x, 2 * step_y), (2 * step_x, 2 * step_y)]
 
     def transform(self, results: dict) -> dict:
-        if results.get('lazy'):
-            raise ValueError(f'{type(self).__name__} does not support lazy mode')
-        imgs = results['imgs']
-        height, width = imgs[0].shape[:2]
+        imgs, width, height = self._frames(results)
         crop_w, crop_h = self.crop_size
         cropped, boxes = [], []
         for x, y in self.offsets(width, height):
-            cropped.extend(img[y:y + crop_h, x:x + crop_w] for img in imgs)
+            cropped.extend(self._crop(imgs, x, y))
             boxes.extend([[x, y, x + crop_w, y + crop_h]] * len(imgs))
         results['imgs'] = cropped
         results['crop_bbox'] = np.array(boxes)
         results['img_shape'] = (crop_h, crop_w)
         return results
-
-    def __repr__(self) -> str:
-        return f'{type(self).__name__}(crop_size={self.crop_size})'
