@@ -54,3 +54,20 @@ def _isolated_default_scope():
     yield
     from mmengine.registry import DefaultScope
     DefaultScope._instance_dict = _INITIAL_SCOPES.copy()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the tests marked ``cuda`` (and the ``cuda`` variants of device-parametrised tests, see
+    :data:`DEVICES`) where torch sees no CUDA GPU, so that the CPU suite stays green."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA GPU (torch.cuda.is_available() is False)')
+    for item in items:
+        if item.get_closest_marker('cuda') is not None:
+            item.add_marker(skip)
+
+
+# the device parametrisation of tests that run the same body on the CPU and on a GPU: the cuda
+# variant carries the ``cuda`` marker (skipped without a GPU)
+DEVICES = [pytest.param('cpu', id='cpu'), pytest.param('cuda', id='cuda', marks=pytest.mark.cuda)]

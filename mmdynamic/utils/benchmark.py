@@ -28,6 +28,16 @@ frozen graphs are fused by PyTorch's oneDNN Graph fuser instead (``torch.jit.ena
 convolutions with their activations and additions), which on the development VM runs MobileNet-V2
 about 30 % and ResNet-50 5-10 % faster; it is switched on for the whole process, since TorchScript fuses
 a graph on its first calls with each new input shape.
+
+Devices. Tools that accept ``--device`` (``add_inference_args(..., device=True)``, read back by
+:func:`device_from_args`) run their models and inputs there. CUDA kernels run asynchronously: a
+wall clock read right after a call measures the launches, not the work. :func:`time_interleaved`
+therefore times CUDA work with CUDA events recorded around each call on the current stream
+(``torch.cuda.Event(enable_timing=True)``), synchronises once per round before reading them, and
+synchronises after the warm-up rounds; on the CPU it reads ``time.perf_counter``. Either way the
+result is the median over the timed rounds. The CPU preparations (allocator, TorchScript freezing,
+oneDNN Graph) do not apply on CUDA: :func:`freeze_from_args` leaves the encoders eager there and
+:func:`check_inference_args` refuses ``--onednn-graph`` with a CUDA device.
 """
 import argparse
 import copy
@@ -36,12 +46,13 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
 SYSTEM_MALLOC_FLAG = '--system-malloc'
+DEVICE_FLAG = '--device'
 ONEDNN_GRAPH_PROFILING_CALLS = 2  # calls before TorchScript's profiling executor fuses a graph
 TUNED_MALLOC_ENV: Dict[str, str] = {
     'MALLOC_MMAP_MAX_': '0',  # never mmap: large blocks come from (and go back to) the heap
@@ -199,23 +210,40 @@ def freeze_submodules(model: nn.Module, examples: Dict[str, torch.Tensor],
 def freeze_from_args(args: argparse.Namespace, model: nn.Module,
                      examples: Dict[str, torch.Tensor]) -> None:
     """:func:`freeze_submodules` with the options of :func:`add_inference_args` (``freeze=True``):
-    nothing with ``--no-freeze``, oneDNN Graph fusion with ``--onednn-graph``."""
-    if not args.no_freeze:
-        freeze_submodules(model, examples, onednn_graph=args.onednn_graph)
+    nothing with ``--no-freeze`` or on a non-CPU ``--device`` (freezing is a CPU preparation, see the
+    module docstring), oneDNN Graph fusion with ``--onednn-graph``."""
+    if not _freezes(args):
+        return
+    freeze_submodules(model, examples, onednn_graph=args.onednn_graph)
+
+
+def _freezes(args: argparse.Namespace) -> bool:
+    return not args.no_freeze and device_from_args(args).type == 'cpu'
 
 
 def encoder_note(args: argparse.Namespace) -> str:
     """How :func:`freeze_from_args` prepared the encoders, for a report."""
     if args.no_freeze:
         return 'eager'
+    if not _freezes(args):
+        return f'eager (on {device_from_args(args).type}: TorchScript freezing is a CPU preparation)'
     return 'TorchScript-frozen (oneDNN Graph)' if args.onednn_graph else 'TorchScript-frozen'
 
 
 def add_inference_args(parser: argparse.ArgumentParser, layout: bool = True,
-                       freeze: bool = False) -> None:
+                       freeze: bool = False, device: bool = False) -> None:
     """The options every benchmark tool shares: ``--system-malloc`` and, with ``layout``,
     ``--memory-format`` and ``--no-fuse-bn`` (read back by :func:`prepare_from_args`), with
-    ``freeze`` also ``--no-freeze`` and ``--onednn-graph`` (read back by :func:`freeze_from_args`)."""
+    ``freeze`` also ``--no-freeze`` and ``--onednn-graph`` (read back by :func:`freeze_from_args`),
+    with ``device`` also ``--device`` (read back by :func:`device_from_args`).
+
+    ``device`` is opt-in: a tool passes ``device=True`` once it moves its models and inputs to
+    :func:`device_from_args` and times them with :func:`time_interleaved` (``device=``), so that a
+    tool that would ignore it rejects ``--device`` instead of timing the CPU under a GPU label."""
+    if device:
+        parser.add_argument(DEVICE_FLAG, default='cpu',
+                            help="where the models run: 'cpu' (default), 'cuda' or 'cuda:N'; "
+                            'CUDA work is timed with CUDA events (see mmdynamic.utils.benchmark)')
     if layout:
         parser.add_argument('--memory-format', choices=['channels_last', 'contiguous'],
                             default='channels_last')
@@ -238,6 +266,13 @@ def check_inference_args(parser: argparse.ArgumentParser, args: argparse.Namespa
     if getattr(args, 'onednn_graph', False) and args.warmup < ONEDNN_GRAPH_PROFILING_CALLS:
         parser.error(f'--onednn-graph needs --warmup {ONEDNN_GRAPH_PROFILING_CALLS} or more (new '
                      f'input shapes are fused on later calls), got --warmup {args.warmup}')
+    try:
+        device = device_from_args(args)
+    except (RuntimeError, ValueError) as err:
+        parser.error(str(err))
+    if device.type != 'cpu' and getattr(args, 'onednn_graph', False):
+        parser.error(f'--onednn-graph fuses TorchScript graphs for the CPU; it does not apply to '
+                     f'--device {args.device}')
 
 
 def memory_format_from_args(args: argparse.Namespace) -> torch.memory_format:
@@ -253,43 +288,147 @@ def prepare_from_args(args: argparse.Namespace, *models: nn.Module) -> None:
             channels_last=memory_format_from_args(args) == torch.channels_last)
 
 
-def time_round_robin(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> List[float]:
+DeviceLike = Union[str, torch.device, None]
+
+
+def resolve_device(device: DeviceLike = None) -> torch.device:
+    """The ``torch.device`` named by ``device`` ('cpu', 'cuda', 'cuda:N'; None: 'cpu'), checked.
+
+    Raises:
+        ValueError: For a name that is not a device, or a device type the benchmarks do not time.
+        RuntimeError: For a CUDA device on a machine without one (or with fewer GPUs).
+    """
+    try:
+        resolved = torch.device('cpu' if device is None else device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'") from err
+    if resolved.type not in ('cpu', 'cuda'):
+        raise ValueError(f"the benchmarks time 'cpu' or 'cuda' devices, got {device!r}")
+    if resolved.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise RuntimeError(f'device {device!r} asked for, but torch sees no CUDA GPU here '
+                               f'(torch {torch.__version__}, CUDA build: {torch.version.cuda})')
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise RuntimeError(f'device {device!r} asked for, but only '
+                               f'{torch.cuda.device_count()} CUDA GPU(s) are visible')
+    return resolved
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    """The device of ``--device`` (:func:`add_inference_args` with ``device=True``); the CPU for a
+    tool without the option."""
+    return resolve_device(getattr(args, 'device', None))
+
+
+def device_note(device: DeviceLike = None) -> str:
+    """One line for a report naming the hardware that ran: the GPU (name, memory, CUDA version) or
+    the CPU (model, logical cores)."""
+    device = resolve_device(device)
+    if device.type == 'cuda':
+        props = torch.cuda.get_device_properties(device)
+        return (f'GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB, CUDA '
+                f'{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})')
+    return f'CPU: {cpu_name()} ({os.cpu_count()} logical cores)'
+
+
+def synchronize(device: DeviceLike = None) -> None:
+    """Wait for the work queued on ``device`` (nothing to wait for on the CPU)."""
+    device = torch.device('cpu' if device is None else device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_round_robin(fns: Sequence[Callable[[], object]], runs: int, warmup: int,
+                     device: DeviceLike = None) -> List[float]:
     """Median seconds of each ``fn()`` over ``runs`` rounds after ``warmup`` untimed rounds; every
-    round calls each fn once, so a change of machine load hits all of them alike."""
-    return time_interleaved([[fn] for fn in fns], runs, warmup)
+    round calls each fn once, so a change of machine load hits all of them alike. ``device``: see
+    :func:`time_interleaved`."""
+    return time_interleaved([[fn] for fn in fns], runs, warmup, device=device)
+
+
+class _WallClock:
+    """Seconds between :meth:`start` and :meth:`stop` by ``time.perf_counter`` (CPU work)."""
+
+    def __init__(self) -> None:
+        self._start = self._stop = 0.0
+
+    def start(self) -> None:
+        self._start = time.perf_counter()
+
+    def stop(self) -> None:
+        self._stop = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self._stop - self._start
+
+
+class _CudaEvents:
+    """Seconds between :meth:`start` and :meth:`stop` on the current CUDA stream of ``device``,
+    by CUDA events; :meth:`seconds` is valid once the device has been synchronised."""
+
+    def __init__(self, device: torch.device) -> None:
+        with torch.cuda.device(device):
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._stop = torch.cuda.Event(enable_timing=True)
+        self._device = device
+
+    def start(self) -> None:
+        self._start.record(torch.cuda.current_stream(self._device))
+
+    def stop(self) -> None:
+        self._stop.record(torch.cuda.current_stream(self._device))
+
+    def seconds(self) -> float:
+        return self._start.elapsed_time(self._stop) / 1000.0  # elapsed_time is in ms
+
+
+def _clock(device: torch.device):
+    return _CudaEvents(device) if device.type == 'cuda' else _WallClock()
 
 
 def time_interleaved(parts: Sequence[Sequence[Callable[[], object]]], runs: int,
-                     warmup: int) -> List[float]:
+                     warmup: int, device: DeviceLike = None) -> List[float]:
     """:func:`time_round_robin` for work split into parts (e.g. the batches of a dataset).
 
     A round runs part j of every model before part j + 1 of any, so that the load of a shared machine,
     which drifts over seconds, hits the models alike even when one pass over all parts takes a minute.
 
+    On a CUDA ``device`` every call is bracketed by CUDA events on the current stream (the work
+    the call queued, host syncs inside it included, e.g. an early-exit decision), the device is
+    synchronised after the warm-up rounds and at the end of every round, before the events are
+    read; the calls of a round are not separated by synchronisations, as in a real loop. On the
+    CPU each call is timed by the wall clock.
+
     Args:
         parts (Sequence[Sequence[Callable]]): ``parts[m][j]`` runs part j of model m; every model has
             the same number of parts.
-        runs (int): Timed rounds. warmup (int): Untimed rounds first.
+        runs (int): Timed rounds (at least 1). warmup (int): Untimed rounds first.
+        device (str | torch.device, optional): Where the work runs (None: the CPU).
 
     Returns:
         list[float]: Per model, the median over rounds of the seconds of all its parts.
     """
     if len({len(p) for p in parts}) > 1:
         raise ValueError(f'every model needs the same number of parts, got {[len(p) for p in parts]}')
+    if runs < 1 or warmup < 0:
+        raise ValueError(f'need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}')
+    device = resolve_device(device)
     for _ in range(warmup):
         for step in zip(*parts):
             for fn in step:
                 fn()
+    synchronize(device)
     times: List[List[float]] = [[] for _ in parts]
     for _ in range(runs):
-        spent = [0.0] * len(parts)
-        for step in zip(*parts):
-            for m, fn in enumerate(step):
-                start = time.perf_counter()
+        clocks = [[_clock(device) for _ in step] for step in zip(*parts)]
+        for step, step_clocks in zip(zip(*parts), clocks):
+            for fn, clock in zip(step, step_clocks):
+                clock.start()
                 fn()
-                spent[m] += time.perf_counter() - start
-        for out, secs in zip(times, spent):
-            out.append(secs)
+                clock.stop()
+        synchronize(device)
+        for m, out in enumerate(times):
+            out.append(sum(step_clocks[m].seconds() for step_clocks in clocks))
     return [statistics.median(t) for t in times]
 
 

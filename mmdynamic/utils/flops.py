@@ -143,21 +143,36 @@ def count_macs(module: nn.Module, inputs: Inputs, fn: Optional[Callable] = None,
         int: Multiply-accumulate operations.
     """
     target = _CallWith(module, fn or module.forward, kwargs, tap_modules=count_all_modules)
+    inputs = inputs if isinstance(inputs, tuple) else (inputs, )
     was_training = module.training
     module.eval()
     try:
-        analyzer = FlopAnalyzer(target, inputs if isinstance(inputs, tuple) else (inputs, ))
-        for op, gates in _GATES.items():
-            analyzer.set_op_handle(op, _recurrent_handle(gates))
-        for op, handle in (op_handles or {}).items():
-            # MMEngine keeps counting an op whose handle is set to None: count it as zero instead
-            analyzer.set_op_handle(op, handle if handle is not None else _uncounted)
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        analyzer.tracer_warnings('none')
-        return int(analyzer.total())
+        with _no_autocast(inputs):
+            return _count(target, inputs, op_handles)
     finally:
         module.train(was_training)
+
+
+def _no_autocast(inputs: Tuple[Any, ...]):
+    """Autocast off on the inputs' device for the count: a count asked for inside an AMP test run
+    (``test_cfg.fp16``) traces the plain ops; MACs do not depend on the precision."""
+    device = next((x.device.type for x in flatten_tensors(list(inputs))), 'cpu')
+    return torch.autocast(device_type=device, enabled=False)
+
+
+def _count(target: nn.Module, inputs: Tuple[Any, ...],
+           op_handles: Optional[Dict[str, Optional[Callable]]]) -> int:
+    """The counter's total for ``target(*inputs)`` with mmdynamic's op handles."""
+    analyzer = FlopAnalyzer(target, inputs)
+    for op, gates in _GATES.items():
+        analyzer.set_op_handle(op, _recurrent_handle(gates))
+    for op, handle in (op_handles or {}).items():
+        # MMEngine keeps counting an op whose handle is set to None: count it as zero instead
+        analyzer.set_op_handle(op, handle if handle is not None else _uncounted)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    analyzer.tracer_warnings('none')
+    return int(analyzer.total())
 
 
 def count_params(module: nn.Module, trainable_only: bool = False) -> int:

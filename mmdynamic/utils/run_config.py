@@ -109,8 +109,9 @@ def enable_amp(cfg: Config) -> None:
     if not torch.cuda.is_available():
         raise RuntimeError('--amp needs a CUDA GPU: MMEngine\'s AmpOptimWrapper does not run on CPU.')
     wrapper = cfg.get('optim_wrapper')
-    if wrapper is not None and 'type' in wrapper:
-        kind = wrapper['type']
+    if wrapper is not None:
+        # MMEngine builds an OptimWrapper when the config names no type
+        kind = wrapper.get('type', 'OptimWrapper')
         if kind == 'AmpOptimWrapper':
             print_log('AMP is already enabled in the config.', logger='current', level=logging.WARNING)
             return

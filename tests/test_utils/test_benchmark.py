@@ -183,3 +183,123 @@ def test_onednn_graph_needs_warm_up_rounds():
     check_inference_args(parser, parser.parse_args(['--onednn-graph', '--warmup', '2']))
     with pytest.raises(SystemExit):
         check_inference_args(parser, parser.parse_args(['--onednn-graph', '--warmup', '1']))
+
+
+# ---------------------------------------------------------------------------- devices and timing
+from mmdynamic.utils import benchmark as bench  # noqa: E402
+
+
+def test_device_option_is_opt_in_and_checked():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--warmup', type=int, default=1)
+    add_inference_args(parser, layout=False)
+    with pytest.raises(SystemExit):  # a tool that does not move its models rejects --device
+        parser.parse_args(['--device', 'cuda'])
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--warmup', type=int, default=1)
+    add_inference_args(parser, layout=False, freeze=True, device=True)
+    args = parser.parse_args([])
+    assert args.device == 'cpu' and bench.device_from_args(args) == torch.device('cpu')
+    check_inference_args(parser, args)
+    assert bench.device_from_args(argparse.Namespace()) == torch.device('cpu')  # no option: CPU
+    with pytest.raises(SystemExit):  # not a device
+        check_inference_args(parser, parser.parse_args(['--device', 'gpu0']))
+
+
+def test_resolve_device_names_the_problem(monkeypatch):
+    assert bench.resolve_device(None) == torch.device('cpu')
+    assert bench.resolve_device('cpu') == torch.device('cpu')
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        bench.resolve_device('gpu0')
+    with pytest.raises(ValueError, match="time 'cpu' or 'cuda'"):
+        bench.resolve_device('meta')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(RuntimeError, match='no CUDA GPU'):
+        bench.resolve_device('cuda')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    assert bench.resolve_device('cuda:0') == torch.device('cuda', 0)
+    with pytest.raises(RuntimeError, match='only 1 CUDA GPU'):
+        bench.resolve_device('cuda:1')
+
+
+def test_cuda_device_keeps_encoders_eager_and_refuses_onednn_graph(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    args = argparse.Namespace(no_freeze=False, onednn_graph=False, device='cuda')
+    model = nn.Sequential(_TwoMaps().eval())
+    freeze_from_args(args, model, {'0': torch.randn(2, 3, 8, 8)})
+    assert not isinstance(model[0], torch.jit.ScriptModule)
+    assert encoder_note(args).startswith('eager (on cuda')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--warmup', type=int, default=3)
+    add_inference_args(parser, freeze=True, device=True)
+    with pytest.raises(SystemExit):
+        check_inference_args(parser, parser.parse_args(['--device', 'cuda', '--onednn-graph']))
+    check_inference_args(parser, parser.parse_args(['--device', 'cuda']))
+
+
+def test_device_note_names_the_cpu():
+    assert bench.device_note('cpu').startswith('CPU: ') and 'logical cores' in bench.device_note()
+
+
+class _FakeCuda:
+    """Stands in for torch.cuda in :func:`time_interleaved`: events record the log position at
+    which they were recorded; ``elapsed_time`` fails unless the device was synchronised after the
+    stop event was recorded (reading an event before that is the classic timing bug)."""
+
+    def __init__(self) -> None:
+        self.log = []
+        fake = self
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                assert enable_timing
+                self.at = None
+
+            def record(self, stream=None):
+                fake.log.append('record')
+                self.at = len(fake.log)
+
+            def elapsed_time(self, end):
+                synced = [i for i, e in enumerate(fake.log, 1) if e == 'sync']
+                assert synced and synced[-1] > end.at, 'event read before synchronize'
+                return 1000.0 * (end.at - self.at)  # ms: one "second" per log entry between
+
+        self.Event = Event
+
+    def install(self, monkeypatch):
+        import contextlib
+        monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+        monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+        monkeypatch.setattr(torch.cuda, 'Event', self.Event)
+        monkeypatch.setattr(torch.cuda, 'current_stream', lambda device=None: None)
+        monkeypatch.setattr(torch.cuda, 'device', lambda device: contextlib.nullcontext())
+        monkeypatch.setattr(torch.cuda, 'synchronize', lambda device=None: self.log.append('sync'))
+
+
+def test_time_interleaved_on_cuda_brackets_calls_with_events_and_syncs_before_reading(monkeypatch):
+    fake = _FakeCuda()
+    fake.install(monkeypatch)
+    parts = [[lambda m=m, j=j: fake.log.append(f'call{m}{j}') for j in range(2)] for m in range(2)]
+    seconds = time_interleaved(parts, runs=3, warmup=1, device='cuda')
+    warm = ['call00', 'call10', 'call01', 'call11', 'sync']  # warm-up, then wait for it
+    one_round = ['record', 'call00', 'record', 'record', 'call10', 'record', 'record', 'call01',
+                 'record', 'record', 'call11', 'record', 'sync']
+    assert fake.log == warm + one_round * 3
+    # each call: 2 log entries from its start event to its stop event (the call and the stop)
+    assert seconds == [4.0, 4.0]
+    # the CPU path of the same body gives the same call order, without events
+    calls = []
+    parts = [[lambda m=m, j=j: calls.append((m, j)) for j in range(2)] for m in range(2)]
+    assert len(time_interleaved(parts, runs=1, warmup=0, device='cpu')) == 2
+    assert calls == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    with pytest.raises(ValueError, match='runs >= 1'):
+        time_interleaved(parts, runs=0, warmup=0)
+
+
+def test_time_round_robin_measures_wall_time_on_cpu():
+    import time as _time
+    slow, fast = (lambda: _time.sleep(0.02)), (lambda: None)
+    slow_s, fast_s = bench.time_round_robin([slow, fast], runs=3, warmup=0, device='cpu')
+    assert slow_s >= 0.015 and fast_s < slow_s

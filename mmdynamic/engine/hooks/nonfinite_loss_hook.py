@@ -9,12 +9,21 @@ from mmengine.hooks import Hook
 from mmdynamic.registry import HOOKS, register_dual
 
 
-def _as_float(value) -> Optional[float]:
-    if isinstance(value, torch.Tensor):
-        return float(value.detach().float().mean()) if value.numel() else None
-    if isinstance(value, (int, float)):
-        return float(value)
-    return None
+def _as_floats(values: Dict) -> Dict[str, Optional[float]]:
+    """Every value as a Python float (a tensor: its mean; None for empty tensors and non-numbers).
+
+    The tensors (on the model's device) are stacked and copied to the host together: one device
+    synchronisation per iteration instead of one per loss term.
+    """
+    tensors = {k: v for k, v in values.items() if isinstance(v, torch.Tensor) and v.numel()}
+    out: Dict[str, Optional[float]] = {
+        k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        for k, v in values.items()}
+    if tensors:
+        means = torch.stack([v.detach().float().mean().to(next(iter(tensors.values())).device)
+                             for v in tensors.values()])
+        out.update(zip(tensors, means.tolist()))
+    return out
 
 
 @register_dual(HOOKS)
@@ -39,7 +48,7 @@ class NonFiniteLossHook(Hook):
                          outputs: Optional[Dict] = None) -> None:
         if not outputs:
             return
-        values = {k: _as_float(v) for k, v in outputs.items() if self.keys in k}
+        values = _as_floats({k: v for k, v in outputs.items() if self.keys in k})
         bad = [k for k, v in values.items() if v is not None and not math.isfinite(v)]
         if not bad:
             return

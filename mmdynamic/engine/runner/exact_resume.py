@@ -23,6 +23,7 @@ after the resume point differ from the uninterrupted run (weights then differ li
 different augmentation noise, i.e. within run-to-run variation); GPU kernels without deterministic
 mode may differ in the last bits.
 """
+import logging
 import random
 from typing import Dict, Iterator, List, Optional
 
@@ -48,12 +49,23 @@ def get_rng_states() -> Dict:
 
 
 def set_rng_states(states: Dict) -> None:
-    """Restore what :func:`get_rng_states` returned."""
+    """Restore what :func:`get_rng_states` returned.
+
+    The CUDA states are restored per visible GPU; a checkpoint written where another number of GPUs
+    was visible restores the first ones and says so (the others keep their generators).
+    """
     random.setstate(states['python'])
     np.random.set_state(states['numpy'])
     torch.set_rng_state(states['torch'])
-    if 'cuda' in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states['cuda'])
+    cuda = states.get('cuda')
+    if cuda is not None and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if len(cuda) != count:
+            print_log(f'the checkpoint holds the CUDA generator states of {len(cuda)} GPU(s), this '
+                      f'process sees {count}: restoring the first {min(len(cuda), count)}',
+                      logger='current', level=logging.WARNING)
+        for index, state in enumerate(cuda[:count]):
+            torch.cuda.set_rng_state(state, index)
 
 
 @register_dual(HOOKS)

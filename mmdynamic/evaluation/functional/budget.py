@@ -47,14 +47,15 @@ def fit_thresholds(scores: torch.Tensor, priors: Sequence[float]) -> torch.Tenso
         priors (Sequence[float]): (K, ) target exit fractions.
 
     Returns:
-        Tensor: (K, ) thresholds; ``+inf`` where nobody exits, ``-inf`` at the last exit.
+        Tensor: (K, ) float64 thresholds on the device of ``scores``; ``+inf`` where nobody exits,
+        ``-inf`` at the last exit.
     """
     scores = torch.as_tensor(scores, dtype=torch.float64)
     num_exits, num = scores.shape
     if len(priors) != num_exits:
         raise ValueError(f'{len(priors)} priors for {num_exits} exits')
-    thresholds = torch.full((num_exits, ), math.inf, dtype=torch.float64)
-    exited = torch.zeros(num, dtype=torch.bool)
+    thresholds = torch.full((num_exits, ), math.inf, dtype=torch.float64, device=scores.device)
+    exited = torch.zeros(num, dtype=torch.bool, device=scores.device)
     for k in range(num_exits - 1):
         quota = int(math.floor(num * float(priors[k]) + 1e-9))
         remaining = scores[k][~exited]
@@ -74,10 +75,10 @@ def assign_exits(scores: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor
         scores (Tensor): (K, N). thresholds (Tensor): (K, ), the last one accepts everything.
 
     Returns:
-        Tensor: (N, ) int64 exit indices.
+        Tensor: (N, ) int64 exit indices, on the device of ``scores``.
     """
     scores = torch.as_tensor(scores, dtype=torch.float64)
-    thresholds = torch.as_tensor(thresholds, dtype=torch.float64).clone()
+    thresholds = torch.as_tensor(thresholds, dtype=torch.float64, device=scores.device).clone()
     thresholds[-1] = -math.inf
     passed = scores >= thresholds[:, None]
     return passed.to(torch.int64).argmax(dim=0)
@@ -96,7 +97,7 @@ def expected_cost(fractions: Sequence[float], exit_costs: Sequence[float]) -> fl
 
 def top1_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy in percent. Args: scores (N, C); labels (N, ) class indices."""
-    return float((scores.argmax(dim=-1) == labels).to(torch.float64).mean() * 100)
+    return float((scores.argmax(dim=-1) == labels.to(scores.device)).to(torch.float64).mean() * 100)
 
 
 def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
@@ -109,6 +110,7 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
         labels (Tensor): (N, C) multi-hot, or (N, ) class indices.
     """
     scores = torch.as_tensor(scores, dtype=torch.float64)
+    labels = labels.to(scores.device)
     if labels.dim() == 1:
         labels = torch.nn.functional.one_hot(labels.long(), scores.shape[1])
     labels = labels.to(torch.bool)
@@ -119,7 +121,8 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
             continue
         order = scores[:, c].argsort(descending=True, stable=True)
         hits = labels[order, c].to(torch.float64)
-        precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64)
+        precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64,
+                                                  device=hits.device)
         aps.append(float((precision * hits).sum() / positives))
     if not aps:
         raise ValueError('mAP needs at least one positive label')
@@ -173,8 +176,8 @@ def evaluate_thresholds(exit_logits: torch.Tensor, labels: torch.Tensor, scores:
     Returns:
         tuple: (metric, expected cost, exit fractions (K, )).
     """
-    exits = assign_exits(scores, thresholds)
-    chosen = exit_logits[exits, torch.arange(exit_logits.shape[1])]
+    exits = assign_exits(scores, thresholds).to(exit_logits.device)
+    chosen = exit_logits[exits, torch.arange(exit_logits.shape[1], device=exit_logits.device)]
     fractions = exit_fractions(exits, exit_logits.shape[0])
     return get_metric_fn(metric)(chosen, labels), expected_cost(fractions, exit_costs), fractions
 

@@ -54,8 +54,9 @@ def build_report(test_logits: torch.Tensor, test_labels: torch.Tensor, exit_cost
         if scores is None:
             from mmdynamic.models.utils.confidence import get_confidence_fn
             scores = get_confidence_fn(p.confidence)(test_logits.float()).double()
-        value, cost, fractions = evaluate_thresholds(test_logits, test_labels, scores,
-                                                     torch.tensor(p.thresholds), costs, metric)
+        thresholds = test_logits.new_tensor(p.thresholds, dtype=torch.float64)
+        value, cost, fractions = evaluate_thresholds(test_logits, test_labels, scores, thresholds,
+                                                     costs, metric)
         return dict(gmacs=cost / GIGA, metric=value, ratio=p.ratio,
                     fit_gmacs=p.expected_cost / GIGA, exit_fractions=fractions.tolist())
 

@@ -117,8 +117,10 @@ def pgd_attack_steps(model: nn.Module, inputs: torch.Tensor, labels: torch.Tenso
 
     adv = clean.clone()
     if cfg.random_start:
+        # drawn on the CPU on purpose: the same random start from a seed on every device
         gen = torch.Generator(device='cpu').manual_seed(cfg.seed)
-        noise = torch.rand(clean.shape, generator=gen).to(clean.device) * 2 - 1
+        noise = torch.rand(clean.shape, generator=gen, device='cpu',
+                           dtype=clean.dtype).to(clean.device) * 2 - 1
         adv = clean + cfg.eps * noise
         if lower is not None:
             adv = torch.maximum(torch.minimum(adv, upper), lower)

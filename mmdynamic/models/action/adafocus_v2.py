@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from mmdynamic.models.utils.patch_sampler import crop_patches, glance
 from mmdynamic.registry import MODELS, register_dual
 from .feature_reuse_head import ConcatMaxPoolHead
+from .frame_sampling import draw_device
 from .policies import RecurrentLocationPolicy
 from .uni_adafocus import (AdaFocusRecognizerBase, PolicyLike, build_encoder, encode,
                            first_labels)
@@ -241,8 +242,10 @@ class AdaFocusV2(AdaFocusRecognizerBase):
         ce_local = [step_ce(self.fc_local(out['local_feats']))]
         if self.random_patch_branch:
             shape = out['locations'].shape
-            random_locations = torch.rand(shape, generator=generator, device=inputs.device,
-                                          dtype=out['locations'].dtype)
+            # drawn on the generator's device (a CPU generator cannot draw CUDA tensors)
+            random_locations = torch.rand(shape, generator=generator,
+                                          device=draw_device(generator, inputs.device),
+                                          dtype=out['locations'].dtype).to(inputs.device)
             local_feats = self.local_features(inputs, random_locations)
             ce_steps.append(step_ce(self.fusion_head(torch.cat([out['feats'], local_feats], -1))))
             ce_local.append(step_ce(self.fc_local(local_feats)))

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from mmdynamic.models.utils.patch_sampler import crop_patches
 from mmdynamic.registry import MODELS, register_dual
+from .frame_sampling import draw_device
 from .policies import VideoLocationPolicy
 from .uni_adafocus import (AdaFocusRecognizerBase, PolicyLike, build_encoder, encode,
                            first_labels)
@@ -223,8 +224,10 @@ class AdaFocusV2TSM(AdaFocusRecognizerBase):
         glance_prediction = self.glance_prediction(feats)
         locations = [self.policy(maps.detach())]
         if self.random_patch_branch:
+            # drawn on the generator's device (a CPU generator cannot draw CUDA tensors)
             locations.insert(0, torch.rand(inputs.shape[0], 2, generator=generator,
-                                           device=inputs.device, dtype=inputs.dtype))
+                                           device=draw_device(generator, inputs.device),
+                                           dtype=inputs.dtype).to(inputs.device))
         ce_final: List[torch.Tensor] = []
         ce_local: List[torch.Tensor] = []
         for loc in locations:

@@ -125,10 +125,11 @@ def patch_corners(locations: torch.Tensor, image_size: Tuple[int, int], patch_si
     """
     if locations.dim() != 2 or locations.shape[1] != 2:
         raise ValueError(f'locations must be (B, 2), got {tuple(locations.shape)}')
+    # checked on the Python sizes: a check on tensors would wait for the device every call
+    if any(int(p) > int(e) for p, e in zip(patch_size, image_size)):
+        raise ValueError(f'patch size {patch_size} is larger than the image {image_size}')
     extent = locations.new_tensor(image_size)
     patch = locations.new_tensor(patch_size)
-    if (patch > extent).any():
-        raise ValueError(f'patch size {patch_size} is larger than the image {image_size}')
     if anchor == 'topleft':
         corners = locations.clamp(0, 1) * (extent - patch)
     elif anchor == 'centre':
