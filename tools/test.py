@@ -4,6 +4,7 @@
 Example:
     python tools/test.py CONFIG CHECKPOINT --work-dir work_dirs/eval --out results.pkl
     python tools/test.py CONFIG CHECKPOINT --budget 1.0 1.5 2.0 --fit-on train   # GMACs
+    python tools/test.py CONFIG CHECKPOINT --exit-policy exit_policy_1.5G.json --throughput
 """
 import argparse
 import json
@@ -43,7 +44,40 @@ def parse_args() -> argparse.Namespace:
     budget.add_argument('--exit-policy', help='evaluate the thresholds of this exit-policy file')
     budget.add_argument('--reference', nargs=3, metavar=('NAME', 'GMACS', 'METRIC'),
                         help="the static backbone's point for comparison")
+    budget.add_argument('--throughput', action='store_true',
+                        help='run early exit with the policy of --exit-policy (or the config\'s '
+                        'model.exit_policy) step-major over the whole test set '
+                        '(mmdynamic.StepMajorTestLoop): the survivors of many batches are pooled '
+                        'per step; same predictions and metrics as the per-batch early exit')
+    budget.add_argument('--step-batch-size', type=int, metavar='N',
+                        help='with --throughput: samples per step call (default: the test '
+                        "dataloader's batch size)")
+    budget.add_argument('--max-queued', type=int, metavar='N',
+                        help='with --throughput: at most N samples wait between steps')
     return parser.parse_args()
+
+
+def use_step_major_loop(cfg, args: argparse.Namespace) -> None:
+    """--throughput: early exit with the policy (--exit-policy, else the config's) through
+    :class:`mmdynamic.engine.runner.StepMajorTestLoop`."""
+    if not args.throughput:
+        if args.step_batch_size is not None or args.max_queued is not None:
+            raise ValueError('--step-batch-size and --max-queued need --throughput')
+        return
+    if args.budget:
+        raise ValueError('--throughput runs early exit with one exit policy; --budget needs every '
+                         "exit's logits of every sample (run it without --throughput)")
+    if args.exit_policy is not None:
+        if not osp.isfile(args.exit_policy):
+            raise FileNotFoundError(f'exit policy not found: {args.exit_policy}')
+        cfg.model.exit_policy = args.exit_policy
+    elif not cfg.model.get('exit_policy'):
+        raise ValueError('--throughput needs an exit policy: --exit-policy FILE or '
+                         'model.exit_policy in the config')
+    loop = dict(cfg.get('test_cfg') or {})
+    loop.update(type='mmdynamic.StepMajorTestLoop', batch_size=args.step_batch_size,
+                max_queued=args.max_queued)
+    cfg.test_cfg = loop
 
 
 def add_budget_hook(cfg, args: argparse.Namespace) -> None:
@@ -55,9 +89,16 @@ def add_budget_hook(cfg, args: argparse.Namespace) -> None:
     if hook is None:
         hook = dict(type='BudgetEvalHook')
         hooks.append(hook)
+    # with --throughput the policy is the model's (real early exit), not one evaluated on all exits
+    exit_policy = None if getattr(args, 'throughput', False) else args.exit_policy
     options = dict(budgets=args.budget, fit_on=args.fit_on, fit_num_samples=args.fit_num_samples,
-                   confidence=args.confidence, ratios=args.ratios, exit_policy=args.exit_policy)
+                   confidence=args.confidence, ratios=args.ratios, exit_policy=exit_policy)
     hook.update({k: v for k, v in options.items() if v is not None})
+    if getattr(args, 'throughput', False):
+        if hook.get('budgets') or hook.get('exit_policy'):
+            raise ValueError('--throughput runs early exit with the model\'s policy; the '
+                             "config's BudgetEvalHook asks for budgets / an exit-policy evaluation "
+                             'on every exit (remove them or run without --throughput)')
     if args.reference:
         name, gmacs, metric = args.reference
         hook['reference'] = dict(name=name, gmacs=float(gmacs), metric=float(metric))
@@ -71,6 +112,7 @@ def main() -> None:
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    use_step_major_loop(cfg, args)
     add_budget_hook(cfg, args)
     add_custom_hook(cfg, dict(type='mmdynamic.LabelRangeHook'))
     if args.out is not None:

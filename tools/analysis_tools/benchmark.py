@@ -14,6 +14,10 @@ table (with its notes) follows the summary.
 ``--preset paper`` uses the settings of the papers' comparisons (224 px, ResNet-50 class models);
 ``--preset quick`` uses tiny models (seconds; for tests, not for numbers).
 
+``--throughput`` runs the step-wise families (GFNet, MGNet, Uni-AdaFocus) in their throughput mode
+instead (issue #20): a stream of inputs timed as a whole, the static baseline against early exit with the
+per-batch executor and with the step-major one (``STREAM_PRESETS``); SAR has no exits and is left out.
+
 Example:
     python tools/analysis_tools/benchmark.py --threads 1 --out benchmark.md
 """
@@ -58,6 +62,27 @@ PRESETS: Dict[str, Dict[str, List[str]]] = {
         'uniadafocus': ['--image-size', '64', '--patch-size', '32', '--min-box-size', '32',
                         '--batch-sizes', '2', '--runs', '1', '--warmup', '0', '--videos', '4',
                         '--focus-chunks', '1', '2'],
+    },
+}
+
+
+# Per step-wise family: the tool's throughput-mode arguments for each preset (issue #20 targets:
+# GF-ResNet-50 P=96 T=5 batch 32 at the paper preset's four budgets, MGNet ResNet-50 batch 32 with
+# budgeted early exit, Uni-AdaFocus P=128 batch 8 with one focus patch per f_L call).
+STREAM_PRESETS: Dict[str, Dict[str, List[str]]] = {
+    'paper': {
+        'gfnet': ['--stream', '512', '--runs', '2', '--warmup', '0'],
+        'mgnet': ['--backbones', 'r50', '--batch-sizes', '32', '--stream', '512', '--runs', '2',
+                  '--warmup', '0'],
+        'uniadafocus': ['--batch-sizes', '8', '--videos', '64', '--focus-chunks', '1', '--stream',
+                        '--runs', '1', '--warmup', '0'],
+    },
+    'quick': {
+        'gfnet': PRESETS['quick']['gfnet'] + ['--stream', '10'],
+        'mgnet': PRESETS['quick']['mgnet'] + ['--stream', '5'],
+        'uniadafocus': ['--image-size', '64', '--patch-size', '32', '--min-box-size', '32',
+                        '--batch-sizes', '2', '--runs', '1', '--warmup', '0', '--videos', '5',
+                        '--focus-chunks', '1', '--stream'],
     },
 }
 
@@ -122,8 +147,45 @@ def run_uniadafocus(argv: List[str], threads: int) -> List[Dict]:
             for r in rows if r['model'] != baseline]
 
 
+def _stream_rows(name: str, baseline: str, result: Dict, batch: int, threads: int) -> List[Dict]:
+    return [_row(f"{name} @ {r['realised_gmacs']:.3g} GMACs, {r['mode']} stream", baseline,
+                 r['speedup'], r['macs_ratio'], batch, threads) for r in result['rows']]
+
+
+def run_gfnet_stream(argv: List[str], threads: int) -> List[Dict]:
+    tool = load_tool('benchmark_gfnet')
+    args = tool.parse_args(argv + ['--threads', str(threads)])
+    result = tool.benchmark_stream(args)
+    print(tool.format_stream_table(args, result))
+    return _stream_rows(f'GF-ResNet-{args.depth} (P={args.patch_size}, T={args.num_steps})',
+                        f'ResNet-{args.depth}', result, args.batch_size, threads)
+
+
+def run_mgnet_stream(argv: List[str], threads: int) -> List[Dict]:
+    tool = load_tool('benchmark_mgnet')
+    rows = []
+    for result in tool.main(argv + ['--threads', str(threads)]):
+        rows += _stream_rows(f"MGNet {result['backbone']}", f"FF-Net {result['backbone']}",
+                             result, result['batch'], threads)
+    return rows
+
+
+def run_uniadafocus_stream(argv: List[str], threads: int) -> List[Dict]:
+    tool = load_tool('benchmark_adafocus')
+    args = tool.parse_args(argv + ['--threads', str(threads)])
+    report, results = tool.run_stream_mode(args)
+    print(report)
+    rows = []
+    for result in results:
+        rows += _stream_rows(f"Uni-AdaFocus P={args.patch_size}, {result['chunk']} patch(es) per "
+                             'f_L call', tool.STATIC_NAME, result, result['batch'], threads)
+    return rows
+
+
 RUNNERS: Dict[str, Callable[[List[str], int], List[Dict]]] = dict(
     sar=run_sar, gfnet=run_gfnet, mgnet=run_mgnet, uniadafocus=run_uniadafocus)
+STREAM_RUNNERS: Dict[str, Callable[[List[str], int], List[Dict]]] = dict(
+    gfnet=run_gfnet_stream, mgnet=run_mgnet_stream, uniadafocus=run_uniadafocus_stream)
 
 
 def device_name() -> str:
@@ -146,6 +208,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--families', nargs='+', choices=FAMILIES, default=list(FAMILIES))
     parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--throughput', action='store_true',
+                        help='the throughput modes of the step-wise families (a stream of inputs, '
+                        'per-batch against step-major early exit); SAR is left out')
     parser.add_argument('--out', help='also write the report (markdown) to this file')
     add_inference_args(parser, layout=False)
     return parser.parse_args(argv)
@@ -160,14 +225,20 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     details = []
     load_before = os.getloadavg()
     start = time.time()
+    runners, presets = ((STREAM_RUNNERS, STREAM_PRESETS) if args.throughput else
+                        (RUNNERS, PRESETS))
     for family in args.families:
+        if family not in runners:
+            print(f'note: {family} has no throughput mode (no exits); left out')
+            continue
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            rows += RUNNERS[family](PRESETS[args.preset][family], args.threads)
+            rows += runners[family](presets[args.preset][family], args.threads)
         details.append(f'### {family}\n\n{buffer.getvalue().strip()}')
     load_after = os.getloadavg()
     report = '\n'.join([
-        f'# mmdynamic speed report ({args.preset} preset)', '',
+        f"# mmdynamic speed report ({args.preset} preset"
+        f"{', throughput mode' if args.throughput else ''})", '',
         f'- {device_name()}; torch {torch.__version__}; {args.threads} thread(s)',
         f'- {allocator_note()}',
         f'- load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f}; '

@@ -33,8 +33,17 @@ For each batch size the report gives the per-video latency, videos/s, GMACs per 
 modules, BN not counted), the speed-up over the static pair, the GMACs ratio and their quotient (the
 issue's target: speed-up >= 0.8 of the GMACs ratio).
 
+Throughput mode (``--stream``, issue #20): the ``--videos`` videos are one stream, timed as a whole at
+each batch size: the static pair batch by batch, and Uni-AdaFocus early exit (per focus chunk) with the
+per-batch executor and with the step-major executor
+(:class:`~mmdynamic.models.utils.step_major.StepMajorExecutor`: the survivors of all batches pooled per
+step, so that f_L reads full batches of patches); thresholds as above (the helpers of
+``benchmark_gfnet.py``). The realised cost is that of the stream's exits (the same for both executors).
+
 Example:
     python tools/analysis_tools/benchmark_adafocus.py --batch-sizes 1 8 --runs 3 --out uaf.md
+    python tools/analysis_tools/benchmark_adafocus.py --batch-sizes 8 --videos 64 --stream \
+        --focus-chunks 1 --runs 1 --warmup 0
 """
 import argparse
 import copy
@@ -73,6 +82,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='focus patches per f_L call in the early-exit rows (one row each)')
     parser.add_argument('--videos', type=int, default=16,
                         help='random videos timed (and fitted on); a multiple of every batch size')
+    parser.add_argument('--stream', action='store_true',
+                        help='throughput mode: the videos as one stream, per-batch against '
+                        'step-major early exit')
+    parser.add_argument('--max-queued', type=int,
+                        help='throughput mode: queue limit of the step-major executor')
     add_inference_args(parser, freeze=True)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the report (markdown) to this file')
@@ -80,9 +94,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     check_inference_args(parser, args)
     if any(c < 1 for c in args.focus_chunks):
         parser.error(f'--focus-chunks must be positive, got {args.focus_chunks}')
-    if any(b < 1 or args.videos % b for b in args.batch_sizes):
-        parser.error(f'--videos ({args.videos}) must be a multiple of every batch size, got '
-                     f'{args.batch_sizes}')
+    if any(b < 1 or (args.videos % b and not args.stream) for b in args.batch_sizes):
+        parser.error(f'--videos ({args.videos}) must be a multiple of every batch size (the '
+                     f'stream of --stream may end with a remainder), got {args.batch_sizes}')
     return args
 
 
@@ -254,6 +268,62 @@ def run(args: argparse.Namespace) -> List[Dict]:
     return rows
 
 
+def load_gfnet_tool():
+    """``benchmark_gfnet.py`` (its stream helpers: ``fit_points``, ``time_stream``)."""
+    import importlib.util
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_gfnet.py')
+    spec = importlib.util.spec_from_file_location('benchmark_gfnet', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_stream_mode(args: argparse.Namespace) -> Tuple[str, List[Dict]]:
+    """Throughput mode: the static pair and Uni-AdaFocus early exit, per-batch and step-major, on
+    the stream of ``--videos`` videos at each batch size.
+
+    Returns:
+        tuple: the report (markdown) and, per batch size and focus chunk, ``batch``, ``chunk`` and
+        the result of ``benchmark_gfnet.time_stream``.
+    """
+    from mmdynamic.utils.flops import count_macs
+    tool = load_gfnet_tool()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    uni, static = build_models(args)
+    size = args.image_size
+    fmt = memory_format_from_args(args)
+    static_macs = count_macs(static, torch.zeros(1, 16, 3, size, size), op_handles=BN_FOLDED)
+    videos = random_videos(args.videos, size, args.seed)
+    frames = videos[:, 1::3].flatten(0, 1).contiguous(memory_format=fmt).view(
+        args.videos, 16, 3, size, size)
+    variants = early_exit_variants(uni, videos, args)
+    freeze_encoders(args, uni, static, variants)
+    lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
+             f'{args.threads} thread(s), {size} px frames, a stream of {args.videos} random videos '
+             f'timed as a whole, median of {args.runs} round-robin runs; thresholds fitted on the '
+             f'stream for {args.budget_fraction:g} of the full cost; BN '
+             f"{'unfolded' if args.no_fuse_bn else 'folded'}, {args.memory_format} and "
+             f'{encoder_note(args)} encoders in all models; {allocator_note()}']
+    results = []
+    for batch in args.batch_sizes:
+        batches = list(videos.split(batch))
+        static_batches = list(frames.split(batch))
+        for chunk, model, costs in variants:
+            budget = min(max(args.budget_fraction * costs[-1], costs[0]), costs[-1])
+            points = tool.fit_points(model, batches, costs, [budget], 'neg_entropy')
+            result = tool.time_stream(static, model, batches, points, costs, static_macs,
+                                      'neg_entropy', batch, args.max_queued, args.runs,
+                                      args.warmup, static_batches=static_batches)
+            results.append(dict(batch=batch, chunk=chunk, **result))
+            lines += ['', f'batch {batch}, f_L on {chunk} focus patch(es) per call; load average '
+                      f'at the end {tool.load_average()}', '', tool.STREAM_HEADER,
+                      f'| {STATIC_NAME} | static | {static_macs / 1e9:.4g} | - | '
+                      f"{result['static_per_s']:.2f} | 1.00 | 1.00 | 1.00 | {batch} |"]
+            lines += tool.stream_rows(result['rows'], f'Uni-AdaFocus P={args.patch_size}')
+    return '\n'.join(lines), results
+
+
 def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
     bn = 'unfolded' if args.no_fuse_bn else 'folded into the convs'
     encoders = encoder_note(args)
@@ -276,7 +346,7 @@ def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    report = format_table(run(args), args)
+    report = run_stream_mode(args)[0] if args.stream else format_table(run(args), args)
     emit_report(report, args.out)
 
 

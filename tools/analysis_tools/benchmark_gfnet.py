@@ -23,13 +23,24 @@ and the baseline's one, TorchScript-frozen by :func:`~mmdynamic.utils.benchmark.
 ``--no-freeze``, fused by oneDNN Graph with ``--onednn-graph``), and the script restarts itself
 with the tuned allocator setting of :mod:`mmdynamic.utils.benchmark` unless ``--system-malloc``.
 
+Throughput mode (``--stream N``, issue #20): a stream of N images in batches of ``--batch-size``,
+timed as a whole: the static backbone batch by batch, GFNet with the per-batch executor batch by batch,
+and GFNet with :class:`~mmdynamic.models.utils.step_major.StepMajorExecutor` (the survivors of all
+batches pooled per step, every step run on full batches until the stream ends). The thresholds of each
+operating point are fitted on the stream's own confidences (every step run once, untimed); the
+realised MACs are those of the stream's exits (the same for both executors). The table adds the mean
+samples per call of each step.
+
 Example:
     OMP_NUM_THREADS=1 python tools/analysis_tools/benchmark_gfnet.py --threads 1 --out gfnet.md
+    OMP_NUM_THREADS=1 python tools/analysis_tools/benchmark_gfnet.py --threads 1 --stream 512 \
+        --runs 2 --warmup 0 --out gfnet_stream.md
 """
 import argparse
+import os
 import os.path as osp
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -61,10 +72,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--stream', type=int, default=0, metavar='N',
+                        help='throughput mode: time a stream of N images (per-batch against '
+                        'step-major early exit; 0: one batch, the default mode)')
+    parser.add_argument('--max-queued', type=int,
+                        help='throughput mode: queue limit of the step-major executor')
     add_inference_args(parser, freeze=True)
     parser.add_argument('--out', help='also write the table (markdown) to this file')
     args = parser.parse_args(argv)
     check_inference_args(parser, args)
+    if args.stream < 0 or (args.stream and args.stream < args.batch_size):
+        parser.error(f'--stream must be 0 or at least --batch-size ({args.batch_size}) images')
     return args
 
 
@@ -152,6 +170,145 @@ def benchmark(args: argparse.Namespace) -> Dict:
                 exit_gmacs=[c / 1e9 for c in exit_costs], rows=rows)
 
 
+def fit_points(model, batches: Sequence[torch.Tensor], exit_costs: Sequence[float],
+               budgets: Sequence[float], confidence: str = 'max_softmax') -> List[Dict]:
+    """The thresholds of each budget (MACs per sample) fitted on the confidences of ``batches``
+    (every step of the step-wise ``model`` run once, untimed; each batch as the model's own early
+    exit runs it). Shared by the throughput modes of the GFNet, MGNet and AdaFocus benchmarks."""
+    from mmdynamic.evaluation.functional.budget import BudgetSolver
+    from mmdynamic.models.utils.step_major import executor_view
+    with torch.inference_mode():
+        views = [executor_view(model, b) for b in batches]
+        exit_logits = torch.cat([steps.forward_exits(inputs) for steps, inputs in views], dim=1)
+        del views
+    solver = BudgetSolver(exit_logits, list(exit_costs), confidence, model=type(model).__name__,
+                          fit_split='val')
+    return [dict(budget=budget, thresholds=solver.policy_for_budget(budget).thresholds)
+            for budget in budgets]
+
+
+def time_stream(static_fn, model, batches: Sequence[torch.Tensor], points: List[Dict],
+                exit_costs: Sequence[float], static_macs: float, confidence: str,
+                batch_size: int, max_queued: Optional[int], runs: int, warmup: int,
+                static_batches: Optional[Sequence[torch.Tensor]] = None) -> Dict:
+    """Time a stream (``batches``, each (B, ...)) through the static baseline (``static_fn`` on
+    each of ``static_batches``, default ``batches``: the same samples in its input format), the
+    per-batch executor and the step-major executor at every operating point of ``points``
+    (:func:`fit_points`: ``budget`` and ``thresholds``), round-robin, under
+    ``torch.inference_mode()``.
+
+    Returns:
+        dict: ``static_per_s`` (samples/s) and ``rows``: per point and executor the realised MACs
+        per sample (from the stream's exits, the same for both executors), exit fractions,
+        samples/s, speed-up, MACs ratio, quotient and, step-major, the mean samples per step call.
+    """
+    from mmdynamic.models.utils.early_exit import EarlyExitExecutor
+    from mmdynamic.models.utils.step_major import StepMajorExecutor, executor_view, run_stream
+    num = sum(int(b.shape[0]) for b in batches)
+    occupancy: Dict[int, List[List[int]]] = {}
+    exits: Dict[int, torch.Tensor] = {}
+
+    def per_batch(p):
+        executor = EarlyExitExecutor(p['thresholds'], confidence)
+        for b in batches:
+            executor.run(*executor_view(model, b))
+
+    def step_major(i, p):
+        executor = StepMajorExecutor(p['thresholds'], confidence, batch_size=batch_size,
+                                     max_queued=max_queued)
+        exits[i] = run_stream(executor, model, batches).exits
+        occupancy[i] = executor.step_batches
+
+    static_batches = batches if static_batches is None else static_batches
+    fns = [lambda: [static_fn(b) for b in static_batches]]
+    for i, p in enumerate(points):
+        fns += [lambda p=p: per_batch(p), lambda i=i, p=p: step_major(i, p)]
+    with torch.inference_mode():
+        static_s, *point_s = time_round_robin(fns, runs, warmup)
+    static_per_s = num / static_s
+    costs = torch.tensor([float(c) for c in exit_costs], dtype=torch.float64)
+    rows = []
+    for i, p in enumerate(points):
+        fractions = torch.bincount(exits[i], minlength=len(costs)).double() / num
+        realised = float((fractions * costs).sum())
+        macs_ratio = static_macs / realised
+        for mode, seconds in (('per-batch', point_s[2 * i]), ('step-major', point_s[2 * i + 1])):
+            speedup = num / seconds / static_per_s
+            rows.append(dict(budget_gmacs=p['budget'] / 1e9, mode=mode,
+                             realised_gmacs=realised / 1e9, exit_fractions=fractions.tolist(),
+                             per_s=num / seconds, speedup=speedup, macs_ratio=macs_ratio,
+                             quotient=speedup / macs_ratio,
+                             step_batch_means=([sum(s) / len(s) if s else 0.0
+                                                for s in occupancy[i]]
+                                               if mode == 'step-major' else None)))
+    return dict(static_per_s=static_per_s, rows=rows)
+
+
+def stream_rows(rows: List[Dict], name: str) -> List[str]:
+    """Markdown rows of :func:`time_stream`'s rows (after a header of 9 columns)."""
+    lines = []
+    for row in rows:
+        fractions = '/'.join(f'{f:.2f}' for f in row['exit_fractions'])
+        occupancy = ('/'.join(f'{m:.1f}' for m in row['step_batch_means'])
+                     if row['step_batch_means'] else '-')
+        lines.append(f"| {name} @ {row['budget_gmacs']:.3g} G | {row['mode']} | "
+                     f"{row['realised_gmacs']:.4g} | {fractions} | {row['per_s']:.1f} | "
+                     f"{row['speedup']:.2f} | {row['macs_ratio']:.2f} | {row['quotient']:.2f} | "
+                     f'{occupancy} |')
+    return lines
+
+
+STREAM_HEADER = ('| model | executor | GMACs/sample | exit fractions | samples/s | speed-up | '
+                 'MACs ratio | quotient | samples per step call |\n'
+                 '|---|---|---|---|---|---|---|---|---|')
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages (the machine's load during a measurement)."""
+    return ', '.join(f'{v:.1f}' for v in os.getloadavg()) if hasattr(os, 'getloadavg') else 'n/a'
+
+
+def benchmark_stream(args: argparse.Namespace) -> Dict:
+    """Throughput mode: a stream of ``--stream`` images through the static backbone, the
+    per-batch executor and the step-major executor (see the module docstring)."""
+    from mmdynamic.utils.flops import count_macs
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    gfnet, static = build_models(args)
+    size = args.input_size
+    images = torch.randn(args.stream, 3, size, size)
+    static_macs = count_macs(static, (images[:1], ))
+    images = images.contiguous(memory_format=memory_format_from_args(args))
+    batches = list(images.split(args.batch_size))
+    exit_costs = gfnet.exit_macs((3, size, size))
+    freeze_backbones(args, gfnet, static, batches[0])
+    budgets = ([r * static_macs for r in args.relative_budgets] if args.relative_budgets else
+               [b * 1e9 for b in args.budgets])
+    points = fit_points(gfnet, batches, exit_costs, budgets)
+    result = time_stream(static, gfnet, batches, points, exit_costs, static_macs, 'max_softmax',
+                         args.batch_size, args.max_queued, args.runs, args.warmup)
+    result.update(static_gmacs=static_macs / 1e9, exit_gmacs=[c / 1e9 for c in exit_costs],
+                  load=load_average())
+    return result
+
+
+def format_stream_table(args: argparse.Namespace, result: Dict) -> str:
+    lines = [
+        f'CPU: {cpu_name()}, torch {torch.__version__}, {args.threads} thread(s), stream of '
+        f'{args.stream} images of {args.input_size} px in batches of {args.batch_size}, median of '
+        f'{args.runs} round-robin runs of the whole stream; BN '
+        f'{"unfolded" if args.no_fuse_bn else "folded"}, {args.memory_format} and '
+        f'{encoder_note(args)} ResNets in both models; {allocator_note()}; load average at the end '
+        f"{result['load']} on {os.cpu_count()} CPUs",
+        'GFNet exits (cumulative GMACs): '
+        + ', '.join(f'{g:.4g}' for g in result['exit_gmacs']), '', STREAM_HEADER,
+        f"| ResNet-{args.depth} | static | {result['static_gmacs']:.4g} | - | "
+        f"{result['static_per_s']:.1f} | 1.00 | 1.00 | 1.00 | {args.batch_size} |",
+    ]
+    return '\n'.join(lines + stream_rows(result['rows'], 'GFNet'))
+
+
 def format_table(args: argparse.Namespace, result: Dict) -> str:
     lines = [
         f'CPU: {cpu_name()}, torch {torch.__version__}, '
@@ -176,8 +333,12 @@ def format_table(args: argparse.Namespace, result: Dict) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
-    result = benchmark(args)
-    table = format_table(args, result)
+    if args.stream:
+        result = benchmark_stream(args)
+        table = format_stream_table(args, result)
+    else:
+        result = benchmark(args)
+        table = format_table(args, result)
     emit_report(table, args.out)
     return result
 

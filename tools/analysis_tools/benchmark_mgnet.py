@@ -11,8 +11,16 @@ are timed interleaved (run i of each before run i + 1 of any), so that load chan
 hit FF-Net and MGNet alike; the title line gives the load average. The paper gives Xeon E5-2650 CPU
 latencies without batch size or thread count (Table 1: ResNet-50 240.1 ms FF-Net vs 167.6 ms MGNet).
 
+Throughput mode (``--stream N``, issue #20): budgeted early exit of MGNet on a stream of N images in
+batches of each ``--batch-sizes`` value, timed as a whole against FF-Net on the same stream: MGNet with
+the per-batch executor and with the step-major executor
+(:class:`~mmdynamic.models.utils.step_major.StepMajorExecutor`), thresholds fitted on the stream's
+confidences for ``--relative-budgets`` x FF-Net's MACs (the helpers of ``benchmark_gfnet.py``).
+
 Example:
     python tools/analysis_tools/benchmark_mgnet.py --backbones r18 r50 --batch-sizes 1 32 --threads 1
+    python tools/analysis_tools/benchmark_mgnet.py --backbones r50 --batch-sizes 32 --stream 512 \
+        --runs 2 --warmup 0 --threads 1
 """
 import argparse
 import os
@@ -56,9 +64,67 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--runs', type=int, default=10, help='timed runs (median reported)')
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--stream', type=int, default=0, metavar='N',
+                        help='throughput mode: budgeted early exit on a stream of N images '
+                        '(per-batch against step-major; 0: the latency table)')
+    parser.add_argument('--relative-budgets', type=float, nargs='+', default=[0.3, 0.5],
+                        help="throughput mode: operating points as fractions of FF-Net's MACs")
+    parser.add_argument('--max-queued', type=int,
+                        help='throughput mode: queue limit of the step-major executor')
     add_inference_args(parser, layout=False)
     parser.add_argument('--out', help='also write the table (markdown) to this file')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.stream < 0 or (args.stream and args.stream < max(args.batch_sizes)):
+        parser.error(f'--stream must be 0 or at least the largest batch size, got {args.stream}')
+    return args
+
+
+def load_gfnet_tool():
+    """``benchmark_gfnet.py`` (its stream helpers: ``fit_points``, ``time_stream``)."""
+    import importlib.util
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_gfnet.py')
+    spec = importlib.util.spec_from_file_location('benchmark_gfnet', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stream_main(args: argparse.Namespace) -> List[dict]:
+    """Throughput mode: FF-Net, MGNet per-batch and step-major early exit on one stream."""
+    import torch
+
+    from mmdynamic.models.cls.mgnet import count_mgnet_macs
+    tool = load_gfnet_tool()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    shape = (3, args.input_size, args.input_size)
+    images = torch.randn(args.stream, *shape)
+    lines, results = [], []
+    for key in args.backbones:
+        ff, mg = build(key, args, mgnet=False), build(key, args, mgnet=True)
+        ff_macs = count_mgnet_macs(ff, shape)[0]
+        exit_costs = [float(c) for c in count_mgnet_macs(mg, shape)]
+        budgets = [r * ff_macs for r in args.relative_budgets]
+        for batch in args.batch_sizes:
+            batches = list(images.split(batch))
+            points = tool.fit_points(mg, batches, exit_costs, budgets)
+            result = tool.time_stream(ff.forward_exits, mg, batches, points, exit_costs, ff_macs,
+                                      'max_softmax', batch, args.max_queued, args.runs,
+                                      args.warmup)
+            results.append(dict(backbone=BACKBONES[key]['name'], batch=batch, **result))
+            lines += ['', f"{BACKBONES[key]['name']}, batch {batch}: MGNet exits (cumulative "
+                      'GMACs) ' + ', '.join(f'{c / 1e9:.4g}' for c in exit_costs), '',
+                      tool.STREAM_HEADER,
+                      f"| FF-Net {BACKBONES[key]['name']} | static | {ff_macs / 1e9:.4g} | - | "
+                      f"{result['static_per_s']:.1f} | 1.00 | 1.00 | 1.00 | {batch} |"]
+            lines += tool.stream_rows(result['rows'], 'MGNet')
+    title = (f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net '
+             f'({args.input_size} px), CPU, {args.threads} thread(s), stream of {args.stream} images, median of {args.runs} '
+             'round-robin runs of the whole stream, thresholds fitted on the stream for '
+             f"{', '.join(f'{r:g}' for r in args.relative_budgets)} x FF-Net's MACs; load average "
+             f'at the end {tool.load_average()} on {os.cpu_count()} CPUs; {allocator_note()}')
+    emit_report('\n'.join([title] + lines), args.out)
+    return results
 
 
 def build(key: str, args: argparse.Namespace, mgnet: bool):
@@ -92,6 +158,8 @@ def latency_ms(fns: Sequence, inputs, runs: int, warmup: int) -> List[float]:
 
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     args = parse_args(argv)
+    if args.stream:
+        return stream_main(args)
     import torch
 
     from mmdynamic.models.cls.mgnet import count_mgnet_macs

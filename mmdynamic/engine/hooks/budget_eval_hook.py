@@ -47,8 +47,13 @@ class BudgetEvalHook(Hook):
     budget (usable as a model's ``exit_policy``) to ``out_dir``. Outputs of all ranks are gathered before
     fitting: no rank fits on its own shard.
 
-    Without budgets it only reports the anytime table (no fitting). For models without exits it does
-    nothing, unless budgets were asked for, which is an error.
+    Without budgets it only reports the anytime table (no fitting). Either way the metric of every
+    exit is also added to the loop's metrics (``anytime/<metric>_exit<k>``, k from 1): the
+    ``Epoch(test)`` line, the metrics ``runner.test()`` returns and ``tools/test.py``'s
+    ``metrics.json`` list every exit, not only the test evaluator's (last-exit) top-1. With the
+    model's own exit policy the realised GMACs per sample and the exit fractions are added instead
+    (``early_exit/gmacs``, ``early_exit/exit<k>_fraction``). For models
+    without exits it does nothing, unless budgets were asked for, which is an error.
 
     Args:
         budgets (Sequence[float]): Budgets in GMACs per sample.
@@ -70,7 +75,9 @@ class BudgetEvalHook(Hook):
             meta of every checkpoint saved afterwards (``meta['exit_policies']``); load one with
             ``ExitPolicy.load(ckpt_path, budget=...)`` or a model's ``exit_policy``.
     """
-    priority = 'LOW'
+    # before the LoggerHook (BELOW_NORMAL), so that the per-exit metrics added to the loop's
+    # metrics are logged with them; before the CheckpointHook, which stores the fitted policies
+    priority = 'NORMAL'
 
     def __init__(self, budgets: Sequence[float] = (), fit_on: str = 'train',
                  confidence: str = 'max_softmax', ratios: Union[str, Sequence[float]] = 'gfnet',
@@ -140,30 +147,43 @@ class BudgetEvalHook(Hook):
                 BudgetSolver.check_budgets_against(costs, [b * GIGA for b in self.budgets])
             self._records.extend(records)
 
-    def _finish(self, runner, dataset_size: int, phase: str) -> None:
+    def _finish(self, runner, dataset_size: int, phase: str,
+                metrics: Optional[Dict] = None) -> None:
         if self._mode == 'off':
             return
         model = _unwrap(runner.model)
         try:
             records = collect_results(self._records, dataset_size, device='cpu')
             if self._mode == 'early_exit':
-                if is_main_process():
-                    self._report_early_exit(runner, records)
+                shared = [self._report_early_exit(runner, records) if is_main_process() else None]
+                broadcast_object_list(shared)
+                self._add_metrics(runner, metrics, shared[0], phase)
                 return
             fit_records = None
             if self.budgets and self.exit_policy is None:
                 fit_records = self._run_fit_split(runner)
-            policies = None
+            policies, anytime = None, None
             if is_main_process():  # rank 0 holds the gathered outputs
                 report = self._report(runner, model, records, fit_records, phase)
                 policies = [p.to_dict() for p in report.get('policies', []) if p.budget is not None]
-            shared = [policies]
+                anytime = [float(v) for v in report['anytime']]
+            shared = [policies, anytime]
             broadcast_object_list(shared)  # every rank saves the same checkpoint meta
             self._policies = [ExitPolicy.from_dict(p) for p in shared[0]]
+            self._add_metrics(runner, metrics, anytime_metrics(shared[1], self.metric), phase)
         finally:
             self._records = []
             if self._saved_policy is not None:
                 model.set_exit_policy(self._saved_policy)
+
+    @staticmethod
+    def _add_metrics(runner, metrics: Optional[Dict], extra: Dict[str, float], phase: str) -> None:
+        """Add ``extra`` to the loop's metrics (returned by ``runner.test()`` / ``val()``, the same
+        on every rank) and to the message hub, where the LoggerHook reads the epoch line."""
+        if metrics is not None:
+            metrics.update(extra)
+        for key, value in extra.items():
+            runner.message_hub.update_scalar(f'{phase}/{key}', value)
 
     # ------------------------------------------------------------------ MMEngine entry points
     def before_test(self, runner) -> None:
@@ -173,7 +193,7 @@ class BudgetEvalHook(Hook):
         self._collect(outputs)
 
     def after_test_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
-        self._finish(runner, len(runner.test_dataloader.dataset), 'test')
+        self._finish(runner, len(runner.test_dataloader.dataset), 'test', metrics)
 
     def before_val(self, runner) -> None:
         if self.during_val:
@@ -185,7 +205,7 @@ class BudgetEvalHook(Hook):
 
     def after_val_epoch(self, runner, metrics: Optional[Dict] = None) -> None:
         if self.during_val:
-            self._finish(runner, len(runner.val_dataloader.dataset), 'val')
+            self._finish(runner, len(runner.val_dataloader.dataset), 'val', metrics)
 
     def before_save_checkpoint(self, runner, checkpoint: Dict) -> None:
         """Store the latest fitted policies (thresholds, exit costs, confidence) in the meta."""
@@ -199,7 +219,9 @@ class BudgetEvalHook(Hook):
         if stored:
             self._policies = [ExitPolicy.from_dict(p) for p in stored]
 
-    def _report_early_exit(self, runner, records: List[Dict]) -> None:
+    def _report_early_exit(self, runner, records: List[Dict]) -> Dict[str, float]:
+        """Log and write the realised cost; return it as loop metrics (``early_exit/gmacs`` and
+        ``early_exit/exit<k>_fraction``)."""
         result = realised_cost(records)
         path = osp.join(self.out_dir or runner.work_dir, 'early_exit.json')
         _dump_json(result, path)
@@ -207,6 +229,10 @@ class BudgetEvalHook(Hook):
         runner.logger.info(f"Early exit with the model's exit policy: {result['realised_gmacs']:.4g} "
                            f'GMACs per sample on average; exit fractions {fractions} '
                            f'(written to {path})')
+        out = {'early_exit/gmacs': float(result['realised_gmacs'])}
+        out.update({f'early_exit/exit{k + 1}_fraction': float(f)
+                    for k, f in enumerate(result['exit_fractions'])})
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _fit_loader_cfg(self, runner) -> Dict:
@@ -271,6 +297,12 @@ class BudgetEvalHook(Hook):
         if self.plot and 'curve' in report:
             plot_budget_report(report, osp.join(out_dir, 'budget.png'))
         print_log(f'budget evaluation written to {path}', logger='current', level=logging.INFO)
+
+
+def anytime_metrics(values: Sequence[float], metric: str) -> Dict[str, float]:
+    """The metric of every exit as loop metrics: ``{'anytime/<metric>_exit<k>': value}``, k from 1
+    (the names of :class:`~mmdynamic.evaluation.metrics.AnytimeAccuracy`)."""
+    return {f'anytime/{metric}_exit{k + 1}': float(v) for k, v in enumerate(values)}
 
 
 def _dump_json(obj: Dict, path: str) -> None:

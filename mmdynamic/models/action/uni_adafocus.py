@@ -322,8 +322,7 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
         tensor that ``exit_logits`` holds without one, so thresholds fitted on those apply unchanged.
         """
         views = self.num_views(inputs)
-        view_shape = (self.clip_length, ) + tuple(inputs.shape[2:]) if views > 1 else inputs.shape[1:]
-        costs = views * torch.tensor(self.exit_macs_for(view_shape), dtype=torch.float64)
+        costs = self.exit_costs(inputs)
         policy = self.exit_policy
         if policy is None:
             if views == 1:
@@ -342,23 +341,37 @@ class AdaFocusRecognizerBase(StepwiseMixin, BaseRecognizer):
             final, exits, exit_logits = result.logits, result.exits, None
         return set_exit_predictions(data_samples, final, exits, costs, exit_logits)
 
-    def early_exit(self, inputs: torch.Tensor, executor) -> 'EarlyExitResult':
-        """Run ``executor`` (an :class:`EarlyExitExecutor`) as :meth:`predict` does.
+    def exit_costs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Cumulative MACs (K, ) float64 of every exit for one video of ``inputs``
+        (B, T, C, H, W) or (B, V * T, C, H, W): a video with V views costs V views."""
+        views = self.num_views(inputs)
+        view_shape = (self.clip_length, ) + tuple(inputs.shape[2:]) if views > 1 else inputs.shape[1:]
+        return views * torch.tensor(self.exit_macs_for(view_shape), dtype=torch.float64)
+
+    def stepwise_view(self, inputs: torch.Tensor) -> Tuple[StepwiseMixin, torch.Tensor]:
+        """The step-wise object and inputs that an early-exit executor runs for ``inputs``.
 
         Args:
             inputs (Tensor): (B, T, C, H, W) videos, or (B, V * T, C, H, W) with V views each
                 (:meth:`num_views`); the views are averaged after every exit as ``view_average``
                 says, and a video exits on the confidence of its view-averaged logits.
 
-        The videos travel in the executor's state only while a step reads them
-        (``last_input_step``).
+        Returns:
+            tuple: the step-wise model (``self``, or a view-averaging adapter) and its (B, ...)
+            inputs. The videos travel in the executor's state only while a step reads them
+            (``last_input_step``); the inputs are then (B, 0).
         """
         views = self.num_views(inputs)
         model = self if views == 1 else ViewAveragedSteps(self, views, self.view_average)
         if self.last_input_step is None:
-            return executor.run(model, inputs)
-        return executor.run(InputsInState(model, inputs, self.last_input_step),
-                            inputs.new_empty(inputs.shape[0], 0))
+            return model, inputs
+        return (InputsInState(model, inputs, self.last_input_step),
+                inputs.new_empty(inputs.shape[0], 0))
+
+    def early_exit(self, inputs: torch.Tensor, executor) -> 'EarlyExitResult':
+        """Run ``executor`` (an :class:`EarlyExitExecutor`) on :meth:`stepwise_view` of ``inputs``
+        (B, T, C, H, W) or (B, V * T, C, H, W), as :meth:`predict` does."""
+        return executor.run(*self.stepwise_view(inputs))
 
 
 @register_dual(MODELS)

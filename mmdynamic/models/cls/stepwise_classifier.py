@@ -97,12 +97,16 @@ class StepwiseClassifier(StepwiseMixin, BaseClassifier):
                 losses[f'acc_exit{k + 1}'] = (logits.argmax(-1) == labels).float().mean() * 100
         return losses
 
+    def exit_costs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Cumulative MACs (K, ) float64 of every exit for one sample of ``inputs`` (B, ...)."""
+        return torch.tensor(self.exit_macs_for(inputs.shape[1:]), dtype=torch.float64)
+
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
         if data_samples is None:
             data_samples = [DataSample() for _ in range(inputs.shape[0])]
-        costs = torch.tensor(self.exit_macs_for(inputs.shape[1:]), dtype=torch.float64)
+        costs = self.exit_costs(inputs)
         final, exits, exit_logits = predict_exits(self, inputs, self.exit_policy, self.forward_exits)
         set_exit_predictions(data_samples, final, exits, costs, exit_logits)
         return data_samples

@@ -8,6 +8,9 @@ exit after each step and carries on with the survivors only: every tensor of the
 feature buffers, patch coordinates) and of the inputs is gathered to the surviving rows, so later steps
 really cost less.
 
+For a stream of batches (a test set), :class:`~mmdynamic.models.utils.step_major.StepMajorExecutor`
+gives every sample the same exit and prediction while pooling the survivors of many batches per step.
+
 State convention: a (nested) dict / list / tuple of tensors whose **first dimension is the batch**, or
 ``None``. Recurrent hidden states are therefore stored as (B, H), not (num_layers, B, H).
 """
@@ -100,6 +103,21 @@ class StepwiseMixin:
         ]
 
 
+def exit_mask(logits: torch.Tensor, index: int, thresholds: Sequence[float],
+              confidence: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Which samples leave at exit ``index``: (B, ) bool, all of them at the last exit.
+
+    Args:
+        logits (Tensor): (B, C) logits of exit ``index``.
+        index (int): 0-based exit.
+        thresholds (Sequence[float]): (K, ) per-exit thresholds.
+        confidence (Callable): (B, C) logits -> (B, ) confidence.
+    """
+    if index == len(thresholds) - 1:
+        return torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
+    return confidence(logits) >= thresholds[index]
+
+
 @dataclass
 class EarlyExitResult:
     """Output of :meth:`EarlyExitExecutor.run`.
@@ -144,10 +162,7 @@ class EarlyExitExecutor:
             logits, state = model.step(index, inputs, state)
             if out is None:
                 out = logits.new_empty((batch, ) + tuple(logits.shape[1:]))
-            if index == model.num_exits - 1:
-                leave = torch.ones_like(alive, dtype=torch.bool)
-            else:
-                leave = self.confidence(logits) >= self.thresholds[index]
+            leave = exit_mask(logits, index, self.thresholds, self.confidence)
             out[alive[leave]] = logits[leave]
             exits[alive[leave]] = index
             stay = (~leave).nonzero(as_tuple=True)[0]
@@ -179,7 +194,8 @@ def predict_exits(model: StepwiseMixin, inputs: torch.Tensor, policy,
     """
     if policy is None:
         exit_logits = all_exits(inputs)
-        exits = torch.full((inputs.shape[0], ), model.num_exits - 1, dtype=torch.long)
+        exits = torch.full((inputs.shape[0], ), model.num_exits - 1, dtype=torch.long,
+                           device=inputs.device)
         return exit_logits[-1], exits, exit_logits
     result = EarlyExitExecutor(policy.thresholds, policy.confidence).run(model, inputs)
     return result.logits, result.exits, None
@@ -191,11 +207,12 @@ def set_exit_predictions(data_samples: Sequence, final: torch.Tensor, exits: tor
     """Write the prediction (softmax of ``final`` (B, C)), ``exit_macs`` (K, ), ``exit_index`` and,
     when given, ``exit_logits`` (K, B, C) into the data samples (read by the exit metrics)."""
     scores = final.softmax(dim=-1)
+    exits = exits.cpu()  # host metadata, read by the metrics: one copy for the batch
     for i, sample in enumerate(data_samples):
         sample.set_pred_score(scores[i])
         sample.set_pred_label(scores[i].argmax(dim=-1, keepdim=True))
         sample.set_field(costs.clone(), 'exit_macs')
-        sample.set_field(exits[i].cpu(), 'exit_index')
+        sample.set_field(exits[i], 'exit_index')
         if exit_logits is not None:
             sample.set_field(exit_logits[:, i].detach(), 'exit_logits')
     return data_samples

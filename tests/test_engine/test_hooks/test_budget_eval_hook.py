@@ -39,6 +39,17 @@ def test_test_tool_budget_outputs(trained_toy):
     assert 'anytime top1' in proc.stdout + proc.stderr
     costs = _exit_costs(anytime_dir)
     assert len(costs) == 3 and costs[0] < costs[1] < costs[2]
+    # issue #19: every exit's top-1 in the test metrics (the Epoch(test) line and metrics.json),
+    # not only the test evaluator's last-exit top-1
+    with open(osp.join(anytime_dir, 'budget.json')) as f:
+        anytime = json.load(f)['anytime']
+    with open(osp.join(anytime_dir, 'metrics.json')) as f:
+        metrics = json.load(f)
+    assert [metrics[f'anytime/top1_exit{k}'] for k in (1, 2, 3)] == pytest.approx(anytime)
+    assert metrics['anytime/top1_exit3'] == pytest.approx(metrics['accuracy/top1'])
+    epoch_line = next(line for line in (proc.stdout + proc.stderr).splitlines()
+                      if 'Epoch(test)' in line and 'accuracy/top1' in line)
+    assert all(f'anytime/top1_exit{k}:' in epoch_line for k in (1, 2, 3)), epoch_line
 
     budgets = [f'{(costs[0] + costs[1]) / 2:.6g}', f'{(costs[1] + costs[2]) / 2:.6g}']
     out = str(tmp / 'budget')
@@ -65,6 +76,11 @@ def test_test_tool_budget_outputs(trained_toy):
               f'model.exit_policy={osp.join(out, f"exit_policy_{float(budgets[0]):.4g}G.json")}'])
     with open(osp.join(early, 'early_exit.json')) as f:
         realised = json.load(f)
+    with open(osp.join(early, 'metrics.json')) as f:
+        metrics = json.load(f)
+    assert metrics['early_exit/gmacs'] == pytest.approx(realised['realised_gmacs'])
+    assert [metrics[f'early_exit/exit{k}_fraction'] for k in (1, 2, 3)] == pytest.approx(
+        realised['exit_fractions'])
     assert realised['num_samples'] == 20
     assert realised['realised_gmacs'] == pytest.approx(report['budgets'][0]['gmacs'], rel=1e-6)
     assert realised['exit_fractions'] == pytest.approx(report['budgets'][0]['exit_fractions'])
@@ -126,6 +142,29 @@ def test_policies_fitted_during_val_are_stored_in_checkpoints(trained_toy, tmp_p
     run_tool(['tools/test.py', config, ckpt, '--work-dir', str(tmp_path / 'early'),
               '--cfg-options', f'model.exit_policy.file={ckpt}', 'model.exit_policy.budget=0.0004'])
     assert (tmp_path / 'early' / 'early_exit.json').is_file()
+
+
+def test_anytime_metrics_of_the_hook_are_those_of_the_anytime_metric():
+    """The per-exit metrics the hook adds (issue #19) have AnytimeAccuracy's names and values."""
+    import torch
+    from mmpretrain.structures import DataSample
+
+    from mmdynamic.engine.hooks.budget_eval_hook import anytime_metrics
+    from mmdynamic.evaluation.functional.budget import anytime_metric
+    from mmdynamic.evaluation.metrics.exit_metrics import AnytimeAccuracy
+    torch.manual_seed(0)
+    logits, labels = torch.randn(3, 8, 4), torch.randint(0, 4, (8, ))
+    samples = []
+    for i in range(8):
+        sample = DataSample().set_gt_label(int(labels[i]))
+        sample.set_field(logits[:, i], 'exit_logits')
+        sample.set_field(torch.tensor([1e9, 2e9, 3e9], dtype=torch.float64), 'exit_macs')
+        samples.append(sample.to_dict())
+    metric = AnytimeAccuracy()
+    metric.process(None, samples)
+    expected = metric.evaluate(8)
+    assert anytime_metrics(anytime_metric(logits, labels), 'top1') == pytest.approx(expected)
+    assert sorted(expected) == ['anytime/top1_exit1', 'anytime/top1_exit2', 'anytime/top1_exit3']
 
 
 def test_hook_restores_policies_on_resume():
