@@ -5,7 +5,7 @@ _base_ = ['../demo/faster-rcnn_r18_fpn_1xb4-8e_demo-det.py', './_base_/sar-r50-w
 model = dict(
     type='SARFasterRCNN',
     sparsity={{_base_.sar_demo_sparsity}},
-    backbone={{_base_.sar_demo_backbone}},
+    backbone={{_base_.sar_demo_det_backbone}},
     neck=dict(in_channels=[64, 128, 256, 512]),
 )
 custom_hooks = {{_base_.sar_demo_hooks}}

@@ -11,7 +11,11 @@ sar_coco_backbone = dict(
     alpha=2,
     beta=1,
     base_scale=2,
-    mask_grid=(14, 7, 2),
+    # mask cells of the ImageNet pretraining's size in pixels (its (14, 7, 2) grid at 224 px): at
+    # 800 x 1333 a fixed 14 x 14 grid would give cells of about 14 x 24 px in SAR-1 (README, "Mask
+    # cells for detection and segmentation")
+    mask_cell_size=(4, 4, 7),
+    sparse_infer=False,  # True: refine only the selected cells at test time (same results)
     out_indices=(0, 1, 2, 3),
     frozen_stages=1,  # stem and SAR-1 (with its fusion block)
     norm_cfg=dict(type='BN', requires_grad=True),

@@ -11,7 +11,11 @@ sar_backbone = dict(
     alpha=1,
     beta=1,
     base_scale=4,
-    mask_grid=(14, 7, 2),
+    # mask cells covering the image area of the ImageNet pretraining's (14, 7, 2) grid at 224 px:
+    # 16 / 32 / 112 px of the image, i.e. 4 / 4 / 14 px at the OS-8 strides 4 / 8 / 8 (README, "Mask
+    # cells for detection and segmentation")
+    mask_cell_size=(4, 4, 14),
+    sparse_infer=False,  # True: refine only the selected cells at test time (same results)
     strides=(2, 1, 1, 1),
     dilations=(1, 1, 2, 4),
     out_indices=(0, 1, 2, 3),

@@ -14,6 +14,12 @@ sar_demo_backbone = dict(
     out_indices=(0, 1, 2, 3),
     norm_cfg=dict(type='BN', requires_grad=True),
     init_cfg=None)
+# The detection demos: mask cells in pixels instead of the fixed grid (see README, "Mask cells for
+# detection and segmentation"): 4 / 4 / 5 px at strides 4 / 8 / 16 is the (10, 5, 2) grid at the
+# 160 px training size, and the cells keep their size at any other test size. ``sparse_infer=True``
+# (or --cfg-options model.backbone.sparse_infer=True) refines only the selected cells at test time.
+sar_demo_det_backbone = dict(
+    sar_demo_backbone, mask_grid=None, mask_cell_size=(4, 4, 5), sparse_infer=False)
 # Short CPU schedules: the target steps down between 10 % and 30 % of training (paper: 30-50 % of 200
 # epochs) and the task models use a sparsity weight of 5 (paper: 0.5), so that the realised density ends
 # near the target within a few hundred iterations.

@@ -9,7 +9,10 @@ custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
 norm_cfg = dict(type='BN', requires_grad=True)
 sar_seg_backbone = dict(
     type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2, alpha=1, beta=1,
-    base_scale=4, mask_grid=(8, 4, 2), strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4),
+    base_scale=4, strides=(2, 1, 1, 1), dilations=(1, 1, 2, 4),
+    # mask cells in pixels at the OS-8 strides 4 / 8 / 8: the (8, 4, 2) grid at the 128 px demo size
+    mask_cell_size=(4, 4, 8),
+    sparse_infer=False,  # True: refine only the selected cells at test time (same results)
     mask_bias_init=(0.0, 2.0), out_indices=(0, 1, 2, 3), norm_cfg=norm_cfg, init_cfg=None)
 num_seg_classes = 11  # background + 10 digits
 model = dict(
