@@ -1,6 +1,27 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """CPU latency of SAR-ResNet-50 (dense-masked and patch-sparse) against ResNet-50 (sar.md §5).
 
+``--task cls`` (default): classification backbones at 224 x 224 (below). ``--task det``: Faster
+R-CNN + FPN at 800 x 1333 (padded to 800 x 1344 as mmdet's data preprocessor does) built from
+``configs/sar/sar-r50_faster-rcnn_coco.py`` against its static twin, mmdet's
+``faster-rcnn_r50_fpn_1x_coco.py`` (mmdet's ``ResNet(depth=50)``). ``--task seg``: DeepLabV3 and
+PSPNet at 512 x 512, OS 8, from ``configs/sar``'s VOC configs against mmseg's
+``{deeplabv3,pspnet}_r50-d8_4xb4-20k_voc12aug-512x512.py`` (mmseg's ``ResNetV1c``: deep stem,
+output stride 8), SyncBN replaced by BN. Det/seg models are built through the mmdet/mmseg
+registries with random weights, the SAR backbone exactly as the config gives it (mask cells in
+pixels there). Each is timed on the backbone alone and on the whole model (``predict``: backbone,
+neck and heads with post-processing; for Faster R-CNN the RoI head on the RPN's own proposals).
+MACs of the whole model = backbone MACs + MACs of neck and heads counted on that model's own
+features. ``--quick`` shrinks the inputs (det 192 x 256, seg 128 x 128) and the runs for a smoke
+test.
+
+``--sparse-impls`` times several implementations of the sparse path side by side (``halo``, the
+default, and ``gemm``, the reference; :mod:`mmdynamic.models.layers.sar_sparse`); ``--conv-backend``
+chooses how every model's convolutions run: ``onednn`` (default: every ``nn.Conv2d`` through
+oneDNN, :func:`mmdynamic.models.layers.sar_sparse_ops.use_onednn_convs`) or ``pytorch`` (eager
+PyTorch's own choice, which runs 1x1 convolutions of a batch below 16 on one thread with a slower
+kernel).
+
 Batch 1, 224 x 224, for each requested number of intra-op threads (``torch.set_num_threads``):
 median wall-clock latency of ``--runs`` forwards after ``--warmup`` ones, under
 ``torch.inference_mode()``. The models are timed round-robin (one forward of each per round), so
@@ -24,8 +45,10 @@ Unless ``--no-fuse-bn``, every BN is folded into its conv in all models (mmcv's
 channels-last (oneDNN's native layout). The outputs are checked against the unfused models and
 sparse against dense (``--no-check`` skips this).
 
-Example:
+Examples:
     python tools/analysis_tools/benchmark_sar.py --runs 100 --warmup 20 --out sar_latency.md
+    python tools/analysis_tools/benchmark_sar.py --task det --runs 3 --warmup 1
+    python tools/analysis_tools/benchmark_sar.py --task seg --runs 3 --warmup 1
 """
 import argparse
 import os
@@ -33,7 +56,7 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -42,6 +65,8 @@ import torch.nn as nn  # noqa: E402
 
 from mmdynamic.models.backbones.sar_resnet import SARResNet  # noqa: E402
 from mmdynamic.models.layers.sar_layers import MaskGenerator  # noqa: E402
+from mmdynamic.models.layers.sar_sparse import SPARSE_IMPLS, set_sparse_impl  # noqa: E402
+from mmdynamic.models.layers.sar_sparse_ops import use_onednn_convs  # noqa: E402
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note, cpu_name,  # noqa: E402
                                        emit_report, memory_format_from_args,
                                        prepare_for_inference, prepare_from_args,
@@ -49,14 +74,42 @@ from mmdynamic.utils.benchmark import (add_inference_args, allocator_note, cpu_n
 from mmdynamic.utils.flops import count_macs  # noqa: E402
 
 
+# task -> (architecture, SAR config, static twin config, registry scope)
+TASK_MODELS = {
+    'det': [('Faster R-CNN', 'configs/sar/sar-r50_faster-rcnn_coco.py',
+             'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 'mmdet')],
+    'seg': [('DeepLabV3', 'configs/sar/sar-r50-g2s4a1-t0.5_deeplabv3_4xb4-20k_voc12aug-512x512.py',
+             'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512.py', 'mmseg'),
+            ('PSPNet', 'configs/sar/sar-r50-g2s4a1-t0.5_pspnet_4xb4-20k_voc12aug-512x512.py',
+             'mmseg::pspnet/pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py', 'mmseg')],
+}
+TASK_SIZES = {'det': (800, 1333), 'seg': (512, 512)}  # (H, W) of the image
+QUICK_SIZES = {'det': (192, 256), 'seg': (128, 128)}
+# --quick: runs, warm-up, threads, densities (the suite's smoke test)
+QUICK = dict(runs=2, warmup=1, threads=[1], densities=[0.5])
+TASK_DEFAULTS = dict(runs=3, warmup=1)  # det/seg forwards take seconds on CPU
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='CPU latency of SAR-ResNet-50 vs ResNet-50')
-    parser.add_argument('--runs', type=int, default=50, help='timed forwards per model')
-    parser.add_argument('--warmup', type=int, default=10, help='untimed forwards per model first')
+    parser.add_argument('--task', choices=['cls', 'det', 'seg'], default='cls')
+    parser.add_argument('--runs', type=int, help='timed forwards per model (default 50; det/seg 3)')
+    parser.add_argument('--warmup', type=int,
+                        help='untimed forwards per model first (default 10; det/seg 1)')
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--densities', type=float, nargs='+', default=[0.3, 0.5, 0.7])
-    parser.add_argument('--groups', type=int, default=2, help='G of SAR-R50 (s2a2b1 fixed)')
-    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--groups', type=int, default=2, help='G of SAR-R50 (cls; s2a2b1 fixed)')
+    parser.add_argument('--input-size', type=int, default=224, help='cls input size')
+    parser.add_argument('--quick', action='store_true',
+                        help=f'smoke test: small det/seg inputs {QUICK_SIZES}, {QUICK}')
+    parser.add_argument('--sparse-impls', nargs='+', choices=SPARSE_IMPLS, default=['halo'],
+                        help='implementations of the sparse path to time (the first one is also '
+                        'checked against the dense path)')
+    parser.add_argument('--clock', choices=list(CLOCKS), default='wall',
+                        help='wall: latency; cpu: CPU time of the timing thread (only with '
+                        '--threads 1; robust to other processes on a shared machine)')
+    parser.add_argument('--conv-backend', choices=['onednn', 'pytorch'], default='onednn',
+                        help='how every model runs its convolutions (see the module docstring)')
     add_inference_args(parser)
     parser.add_argument('--no-check', action='store_true',
                         help='skip the output checks (fused vs unfused, sparse vs dense)')
@@ -65,7 +118,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='also time the parts of the models (first thread count, density 0.5 '
                         'or the first density) with forward hooks')
     parser.add_argument('--out', help='also write the report (markdown) to this file')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    defaults = TASK_DEFAULTS if args.task != 'cls' else dict(runs=50, warmup=10)
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.runs < 1 or args.warmup < 0:
+        parser.error(f'--runs must be >= 1 and --warmup >= 0, got {args.runs} and {args.warmup}')
+    if args.clock == 'cpu' and args.threads != [1]:
+        parser.error(f'--clock cpu measures one thread: use --threads 1, got {args.threads}')
+    if any(not 0 <= d <= 1 for d in args.densities):
+        parser.error(f'--densities must lie in [0, 1], got {args.densities}')
+    return args
 
 
 def force_density(model: nn.Module, density: float, seed: int = 0) -> None:
@@ -130,22 +197,49 @@ class Entry:
 
     Args:
         name (str): Model name in the table.
-        model (nn.Module): The model; SAR models are shared by their dense and sparse entries.
+        model (nn.Module): The model; SAR models are shared by their dense and sparse entries (and,
+            for det/seg, by their densities and parts).
         sparse (bool, optional): ``set_sparse_infer`` value before each forward (SAR only).
+        impl (str, optional): ``sparse_impl`` of the refine blocks before each forward.
+        forced (float, optional): Mask density forced before each forward (det/seg SAR entries,
+            which share one model over the densities).
+        fn (Callable, optional): What to time on the input, default ``model(x)``.
+        part (str): What ``fn`` runs, for the det/seg table. Defaults to ``'backbone'``.
     """
 
-    def __init__(self, name: str, model: nn.Module, sparse: Optional[bool] = None) -> None:
-        self.name, self.model, self.sparse = name, model, sparse
+    def __init__(self, name: str, model: nn.Module, sparse: Optional[bool] = None,
+                 impl: Optional[str] = None, forced: Optional[float] = None,
+                 fn: Optional[Callable] = None, part: str = 'backbone', seed: int = 0) -> None:
+        self.name, self.model, self.sparse, self.impl = name, model, sparse, impl
+        self.forced, self.fn, self.part, self.seed = forced, fn, part, seed
         self.density: Optional[float] = None
         self.macs: float = 0.0
         self.times: Dict[int, List[float]] = {}
 
     def __call__(self, x: torch.Tensor):
-        return self.model(x)
+        return self.model(x) if self.fn is None else self.fn(x)
 
     def prepare(self) -> None:
+        if self.forced is not None and self.model.__dict__.get('_bench_forced') != self.forced:
+            force_density(self.model, self.forced, self.seed)  # patterns made on the next call
+            self.model.__dict__['_bench_forced'] = self.forced
         if self.sparse is not None:
-            self.model.set_sparse_infer(self.sparse)
+            backbone = self.model if isinstance(self.model, SARResNet) else self.model.backbone
+            backbone.set_sparse_infer(self.sparse)
+        if self.impl is not None:
+            set_sparse_impl(self.model, self.impl)
+
+
+def _sparse_name(base: str, impl: str, args: argparse.Namespace) -> str:
+    """``'<base> sparse'``, with the implementation when several are timed."""
+    return f'{base} sparse' + (f' ({impl})' if len(args.sparse_impls) > 1 else '')
+
+
+def prepare_backend(args: argparse.Namespace, model: nn.Module) -> None:
+    """BN folding and memory format (:func:`prepare_from_args`), then ``--conv-backend``."""
+    prepare_from_args(args, model)
+    if args.conv_backend == 'onednn':
+        use_onednn_convs(model)
 
 
 def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entry], List[str]]:
@@ -166,7 +260,8 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
     for density in args.densities:
         sar = build_sar(args.groups, density, args.seed)
         entries.append(Entry(f'SAR-R50 {tag} dense-masked', sar, False))
-        entries.append(Entry(f'SAR-R50 {tag} sparse', sar, True))
+        entries += [Entry(_sparse_name(f'SAR-R50 {tag}', impl, args), sar, True, impl)
+                    for impl in args.sparse_impls]
     with torch.inference_mode():
         entries[0].macs = float(count_macs(
             prepare_for_inference(entries[0].model, channels_last=False, copy_model=True), x))
@@ -178,7 +273,7 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
             checked.add(id(model))
             entry.prepare()
             reference = _last(model(x)).clone() if not args.no_check else None
-            prepare_from_args(args, model)
+            prepare_backend(args, model)
             out = _last(model(x.contiguous(memory_format=fmt)))
             if not torch.isfinite(out).all():
                 raise RuntimeError(f'{entry.name}: non-finite outputs')
@@ -190,14 +285,188 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
                 macs = model.last_flops.mean().item()
                 if not args.no_check:
                     model.set_sparse_infer(True)
-                    sparse = _last(model(x.contiguous(memory_format=fmt)))
-                    notes.append(f'SAR-R50 {tag} at density {density:.2f}: sparse vs dense '
-                                 f'output, max rel. diff {_rel_diff(sparse, out):.1e}; MACs equal: '
-                                 f'{model.last_flops.mean().item() == macs}')
+                    for impl in args.sparse_impls:
+                        set_sparse_impl(model, impl)
+                        sparse = _last(model(x.contiguous(memory_format=fmt)))
+                        notes.append(f'SAR-R50 {tag} at density {density:.2f}: sparse ({impl}) vs '
+                                     f'dense output, max rel. diff {_rel_diff(sparse, out):.1e}; '
+                                     f'MACs equal: {model.last_flops.mean().item() == macs}')
                 for e in entries:
                     if e.model is model:
                         e.density, e.macs = density, macs
     return entries, notes
+
+
+def _syncbn_to_bn(cfg) -> None:
+    """Replace SyncBN by BN in a (nested) config, in place: one CPU process."""
+    if isinstance(cfg, dict):
+        if cfg.get('type') == 'SyncBN':
+            cfg['type'] = 'BN'
+        for value in cfg.values():
+            _syncbn_to_bn(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            _syncbn_to_bn(value)
+
+
+def build_task_model(path: str, scope: str) -> nn.Module:
+    """The eval-mode model of a det/seg config (``'mmdet::...'``/``'mmseg::...'`` or a file),
+    built through the ``scope`` registry with random weights (no checkpoint is loaded); the SAR
+    backbone's ``sparse_infer`` is left to the benchmark."""
+    from importlib import import_module
+
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+    from mmengine.registry import init_default_scope
+
+    import mmdynamic.models  # noqa: F401  (registers the SAR models in mmdet / mmseg)
+    cfg = get_config(path) if '::' in path else Config.fromfile(path)
+    model_cfg = cfg.model
+    _syncbn_to_bn(model_cfg)
+    model_cfg.backbone.pop('sparse_infer', None)
+    init_default_scope(scope)
+    model = import_module(f'{scope}.registry').MODELS.build(model_cfg)
+    model.eval()
+    return model
+
+
+def task_inputs(task: str, size: Tuple[int, int], divisor: int = 32):
+    """A random image batch of 1 padded to ``divisor`` and the data samples ``predict`` needs.
+
+    Returns:
+        tuple: x (1, 3, H_pad, W_pad) and the samples (det: one ``DetDataSample`` with the image and
+        pad shapes; seg: None, mmseg then takes the input's shape).
+    """
+    height, width = size
+    padded = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
+    x = torch.randn(1, 3, *padded)
+    if task != 'det':
+        return x, None
+    from mmdet.structures import DetDataSample
+    meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=padded,
+                batch_input_shape=padded, scale_factor=(1.0, 1.0))
+    return x, [DetDataSample(metainfo=meta)]
+
+
+def _heads_fn(task: str, model: nn.Module, samples, size: Tuple[int, int]) -> Callable:
+    """What follows the backbone in ``predict``, as a function of the backbone's outputs."""
+    if task == 'det':
+        def heads(*feats):
+            x = model.neck(feats)
+            proposals = model.rpn_head.predict(x, samples, rescale=False)
+            return model.roi_head.predict(x, proposals, samples, rescale=False)
+    else:
+        metas = [dict(img_shape=size, ori_shape=size, pad_shape=size, padding_size=[0] * 4)]
+
+        def heads(*feats):
+            return model.decode_head.predict(list(feats), metas, model.test_cfg)
+    return heads
+
+
+def _whole_fn(task: str, model: nn.Module, samples) -> Callable:
+    if task == 'det':
+        return lambda x: model.predict(x, samples)
+    return lambda x: model.predict(x)
+
+
+def _heads_macs(task: str, model: nn.Module, x: torch.Tensor, samples) -> float:
+    """MACs of neck and heads of ``model`` on its own backbone's features of ``x``."""
+    with torch.no_grad():
+        feats = tuple(model.backbone(x))
+        return float(count_macs(model, feats, fn=_heads_fn(task, model, samples, x.shape[-2:])))
+
+
+def prepare_task_models(args: argparse.Namespace, x: torch.Tensor,
+                        samples) -> Tuple[List[Entry], List[str]]:
+    """Build, prepare and check the det/seg models; MACs counted before the conv backend is set.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments (``task`` det or seg).
+        x (Tensor): (1, 3, H, W) contiguous input (padded).
+        samples: The data samples of :func:`task_inputs`.
+
+    Returns:
+        tuple: the entries (per architecture: the static twin's backbone and whole model, then the
+        SAR model's per density and sparse implementation) and the notes of the checks.
+    """
+    entries, notes = [], []
+    fmt = memory_format_from_args(args)
+    xf = x.contiguous(memory_format=fmt)
+    for arch, sar_path, twin_path, scope in TASK_MODELS[args.task]:
+        twin = build_task_model(twin_path, scope)
+        sar = build_task_model(sar_path, scope)
+        if not isinstance(sar.backbone, SARResNet):
+            raise RuntimeError(f'{sar_path}: the backbone is {type(sar.backbone).__name__}, '
+                               'not SARResNet')
+        twin_name = f'{arch} {type(twin.backbone).__name__}-{twin.backbone.depth}'
+        for model in (twin, sar):
+            prepare_from_args(args, model)
+        twin_macs = float(count_macs(twin.backbone, xf))
+        twin_heads = _heads_macs(args.task, twin, xf, samples)
+        per_density = []
+        for density in args.densities:
+            force_density(sar, density, args.seed)
+            sar.backbone.set_sparse_infer(False)
+            with torch.inference_mode():
+                dense = [t.clone() for t in sar.backbone(xf)]
+            realised = sar.backbone.density().mean().item()
+            macs = sar.backbone.last_flops.mean().item()
+            per_density.append((density, realised, macs, _heads_macs(args.task, sar, xf, samples)))
+            if args.no_check:
+                continue
+            sar.backbone.set_sparse_infer(True)
+            for impl in args.sparse_impls:
+                set_sparse_impl(sar, impl)
+                with torch.inference_mode():
+                    sparse = sar.backbone(xf)
+                diff = max(_rel_diff(a, b) for a, b in zip(sparse, dense))
+                notes.append(f'{arch} SAR-R50 at density {realised:.2f}: sparse ({impl}) vs '
+                             f'dense backbone outputs (all levels), max rel. diff {diff:.1e}; '
+                             f'MACs equal: {sar.backbone.last_flops.mean().item() == macs}')
+        if args.conv_backend == 'onednn':
+            with torch.inference_mode():
+                before = [t.clone() for t in twin.backbone(xf)]
+                use_onednn_convs(twin)
+                use_onednn_convs(sar)
+                after = twin.backbone(xf)
+            if not args.no_check:
+                diff = max(_rel_diff(a, b) for a, b in zip(after, before))
+                notes.append(f'{twin_name}: oneDNN vs PyTorch convolutions, backbone outputs '
+                             f'max rel. diff {diff:.1e}')
+        for part, fn_of in (('backbone', lambda m: m.backbone),
+                            ('whole model', lambda m: _whole_fn(args.task, m, samples))):
+            entry = Entry(twin_name, twin, fn=fn_of(twin), part=part)
+            entry.macs = twin_macs + (twin_heads if part != 'backbone' else 0.0)
+            entry.arch = arch
+            entries.append(entry)
+            for density, realised, macs, heads in per_density:
+                for impl in args.sparse_impls:
+                    entry = Entry(_sparse_name(f'{arch} SAR-R50', impl, args), sar, True, impl,
+                                  density, fn_of(sar), part, args.seed)
+                    entry.density = realised
+                    entry.macs = macs + (heads if part != 'backbone' else 0.0)
+                    entry.arch = arch
+                    entries.append(entry)
+    return entries, notes
+
+
+def make_task_table(entries: List[Entry], threads: Sequence[int]) -> List[str]:
+    """Markdown rows for det/seg: each SAR entry against its architecture's static twin on the
+    same part (backbone or whole model)."""
+    lines = ['| model | part | density | threads | latency (ms, median) | speed-up vs twin | '
+             'MACs (G) | MACs ratio | quotient |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for t in threads:
+        for entry in entries:
+            base = next(e for e in entries if e.arch == entry.arch and e.part == entry.part)
+            ms = statistics.median(entry.times[t])
+            speedup = statistics.median(base.times[t]) / ms
+            ratio = base.macs / entry.macs
+            density = '-' if entry.density is None else f'{entry.density:.2f}'
+            lines.append(f'| {entry.name} | {entry.part} | {density} | {t} | {ms:.1f} | '
+                         f'{speedup:.2f}x | {entry.macs / 1e9:.2f} | {ratio:.2f} | '
+                         f'{speedup / ratio:.2f} |')
+    return lines
 
 
 def _density_tag(model: nn.Module) -> str:
@@ -206,8 +475,11 @@ def _density_tag(model: nn.Module) -> str:
     return ''
 
 
+CLOCKS = {'wall': time.perf_counter, 'cpu': time.thread_time}
+
+
 def time_entries(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
-                 warmup: int) -> None:
+                 warmup: int, clock: str = 'wall') -> None:
     """Time the entries round-robin (each round runs every entry once) into ``entry.times``.
 
     Args:
@@ -216,7 +488,13 @@ def time_entries(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
         threads (int): Intra-op threads.
         runs (int): Timed rounds.
         warmup (int): Untimed rounds first.
+        clock (str): ``'wall'`` (latency) or ``'cpu'`` (CPU time of the calling thread: the
+            latency a single-threaded run would have on an idle machine, without the time the
+            scheduler gives to other processes; single-threaded runs only). Defaults to ``'wall'``.
     """
+    if clock == 'cpu' and threads != 1:
+        raise ValueError(f'the cpu clock measures one thread, got threads={threads}')
+    now = CLOCKS[clock]
     torch.set_num_threads(threads)
     with torch.inference_mode():
         for _ in range(warmup):
@@ -228,9 +506,9 @@ def time_entries(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
         for _ in range(runs):
             for entry in entries:
                 entry.prepare()
-                start = time.perf_counter()
+                start = now()
                 entry(x)
-                entry.times[threads].append((time.perf_counter() - start) * 1e3)
+                entry.times[threads].append((now() - start) * 1e3)
 
 
 def _parts(model: nn.Module) -> Dict[str, List[nn.Module]]:
@@ -252,19 +530,21 @@ def _parts(model: nn.Module) -> Dict[str, List[nn.Module]]:
     return parts
 
 
-def time_parts(entry: Entry, x: torch.Tensor, threads: int, runs: int,
-               warmup: int) -> List[Tuple[str, float]]:
-    """Mean wall time (ms) of each part of ``entry``'s model (forward hooks), plus the total."""
+def time_parts(entry: Entry, x: torch.Tensor, threads: int, runs: int, warmup: int,
+               clock: str = 'wall') -> List[Tuple[str, float]]:
+    """Mean time (ms, ``clock`` as :func:`time_entries`) of each part of ``entry``'s model
+    (forward hooks), plus the total."""
+    now = CLOCKS[clock]
     totals: Dict[str, float] = {}
     handles = []
     for name, modules in _parts(entry.model).items():
         totals[name] = 0.0
         for module in modules:
             def pre(mod, args, name=name):
-                mod._bench_start = time.perf_counter()
+                mod._bench_start = now()
 
             def post(mod, args, out, name=name):
-                totals[name] += time.perf_counter() - mod._bench_start
+                totals[name] += now() - mod._bench_start
 
             handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     torch.set_num_threads(threads)
@@ -275,10 +555,10 @@ def time_parts(entry: Entry, x: torch.Tensor, threads: int, runs: int,
                 entry(x)
             for name in totals:
                 totals[name] = 0.0
-            start = time.perf_counter()
+            start = now()
             for _ in range(runs):
                 entry(x)
-            total = (time.perf_counter() - start) * 1e3 / runs
+            total = (now() - start) * 1e3 / runs
     finally:
         for handle in handles:
             handle.remove()
@@ -287,14 +567,14 @@ def time_parts(entry: Entry, x: torch.Tensor, threads: int, runs: int,
 
 
 def breakdown_table(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
-                    warmup: int, density: float) -> List[str]:
+                    warmup: int, density: float, clock: str = 'wall') -> List[str]:
     """Markdown rows: the parts of ResNet-50 and of SAR sparse at ``density``."""
     sparse = [e for e in entries if e.sparse]
     chosen = min(sparse, key=lambda e: abs((e.density or 0) - density))
     lines = [f'Parts ({threads} thread(s), mean of {runs} runs): ResNet-50 and {chosen.name} '
              f'at density {chosen.density:.2f}', '', '| model | part | ms |', '|---|---|---|']
     for entry in (entries[0], chosen):
-        for name, ms in time_parts(entry, x, threads, runs, warmup):
+        for name, ms in time_parts(entry, x, threads, runs, warmup, clock):
             lines.append(f'| {entry.name} | {name} | {ms:.2f} |')
     return lines
 
@@ -317,36 +597,60 @@ def make_table(entries: List[Entry], threads: Sequence[int]) -> List[str]:
     return lines
 
 
+def _header(args: argparse.Namespace, title: str, baseline_note: str) -> List[str]:
+    bn_note = ('unfolded in all models' if args.no_fuse_bn else
+               'folded into the convs in all models (mmcv fuse_conv_bn)')
+    conv_note = ('every nn.Conv2d through oneDNN (use_onednn_convs)'
+                 if args.conv_backend == 'onednn' else "eager PyTorch's own choice")
+    return [
+        title, '',
+        f'- CPU: {cpu_name()} ({os.cpu_count()} logical cores); torch {torch.__version__}',
+        f'- median of {args.runs} runs after {args.warmup} warm-up runs, round-robin over the '
+        f'models, `torch.inference_mode()`, denormals flushed; clock: ' +
+        ('wall (latency)' if args.clock == 'wall' else
+         'CPU time of the (single) timing thread, not wall time'),
+        f'- BN: {bn_note}; memory format: {args.memory_format} in all models; convolutions: '
+        f'{conv_note}; sparse path: {", ".join(args.sparse_impls)}',
+        '- masks forced to a fixed random pattern per mask generator (seed '
+        f'{args.seed}); density = realised mean over the masks; MACs = realised per image '
+        f'({baseline_note} counted with mmdynamic.utils.flops.count_macs)',
+        f'- {allocator_note()}',
+    ]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)
     load_before = os.getloadavg()
     fmt = memory_format_from_args(args)
-    x = torch.randn(1, 3, args.input_size, args.input_size)
-    entries, notes = prepare_models(args, x)
+    if args.task == 'cls':
+        x = torch.randn(1, 3, args.input_size, args.input_size)
+        entries, notes = prepare_models(args, x)
+        title = f'# SAR-R50 CPU latency (batch 1, {args.input_size}x{args.input_size})'
+        header = _header(args, title, 'ResNet-50')
+    else:
+        size = (QUICK_SIZES if args.quick else TASK_SIZES)[args.task]
+        x, samples = task_inputs(args.task, size)
+        entries, notes = prepare_task_models(args, x, samples)
+        title = (f'# SAR-R50 CPU latency, {args.task} (batch 1, {size[0]}x{size[1]}, input padded '
+                 f'to {x.shape[-2]}x{x.shape[-1]})')
+        header = _header(args, title, 'static twins and all necks / heads') + [
+            '- whole model = `predict` (backbone, neck, heads, post-processing); its MACs = '
+            'backbone + neck and heads counted on that model\'s own features']
     x = x.contiguous(memory_format=fmt)
     for threads in args.threads:
-        time_entries(entries, x, threads, args.runs, args.warmup)
+        time_entries(entries, x, threads, args.runs, args.warmup, args.clock)
     load_after = os.getloadavg()
-    bn_note = ('unfolded in all models' if args.no_fuse_bn else
-               'folded into the convs in all models (mmcv fuse_conv_bn)')
-
-    report = [
-        f'# SAR-R50 CPU latency (batch 1, {args.input_size}x{args.input_size})', '',
-        f'- CPU: {cpu_name()} ({os.cpu_count()} logical cores); torch {torch.__version__}',
-        f'- median of {args.runs} runs after {args.warmup} warm-up runs, round-robin over the '
-        f'models, `torch.inference_mode()`, denormals flushed',
-        f'- BN: {bn_note}; memory format: {args.memory_format} in all models',
-        '- masks forced to a fixed random pattern per mask generator (seed '
-        f'{args.seed}); density = realised mean over the masks; MACs = realised per image '
-        '(ResNet-50 counted with mmdynamic.utils.flops.count_macs)',
-        f'- {allocator_note()}',
+    report = header + [
         f'- load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f}',
-    ] + [f'- check: {n}' for n in notes] + [''] + make_table(entries, args.threads)
-    if args.breakdown:
+    ] + [f'- check: {n}' for n in notes] + [''] + (
+        make_table(entries, args.threads) if args.task == 'cls' else
+        make_task_table(entries, args.threads))
+    if args.breakdown and args.task == 'cls':
         report += [''] + breakdown_table(entries, x, args.threads[0], args.runs, args.warmup,
-                                         0.5 if 0.5 in args.densities else args.densities[0])
+                                         0.5 if 0.5 in args.densities else args.densities[0],
+                                         args.clock)
     text = '\n'.join(report)
     emit_report(text, args.out)
 

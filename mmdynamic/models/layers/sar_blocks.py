@@ -158,9 +158,14 @@ class _RefineBase(nn.Module):
     than the dilation from a selected patch, the 3x3 spreads the refined values into the halo. With
     ``mask_output`` the block is ``x + m * F(x * m)``: exactly no change where nothing is selected.
     The shortcut (1x1 conv + BN, only when the width changes) is dense and unmasked.
+
+    ``sparse_impl``: the sparse path's implementation, ``'halo'`` (default; cells gathered with
+    their halo, oneDNN convolutions) or ``'gemm'`` (the reference: matrix products on im2col rows);
+    set it on a whole model with :func:`mmdynamic.models.layers.sar_sparse.set_sparse_impl`.
     """
     expansion = 1
     sparse_infer = False
+    sparse_impl = 'halo'
     mask_cell_size: Optional[int] = None
 
     def _use_sparse(self, x: torch.Tensor, mask: torch.Tensor) -> bool:

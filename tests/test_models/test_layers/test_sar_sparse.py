@@ -10,7 +10,8 @@ from mmdynamic.models.layers import sar_sparse
 from mmdynamic.models.layers.sar_blocks import RefineBasicBlock, RefineBottleneck
 from mmdynamic.models.layers.sar_layers import (MacsMeter, MaskGenerator, expand_group_mask,
                                               mask_grid_of, refined_fraction)
-from mmdynamic.models.layers.sar_sparse import sparse_refine_forward
+from mmdynamic.models.layers.sar_sparse import (SPARSE_IMPLS, set_sparse_impl,
+                                                sparse_refine_forward)
 
 # fp32: 1e-5 absolute plus 1e-6 relative (the trained-like blocks reach output magnitudes ~30,
 # where one float32 ulp is ~2e-6)
@@ -65,14 +66,22 @@ def _masks(batch: int, groups: int, grid: int, seed: int = 0):
 
 def _check(block: nn.Module, x: torch.Tensor, mask: torch.Tensor, atol: float = ATOL,
            rtol: float = RTOL) -> None:
+    """Every implementation of the sparse path equals the dense path (outputs and MACs)."""
     dense_meter = MacsMeter(x.shape[0], x.device)
-    sparse_meter = MacsMeter(x.shape[0], x.device)
     dense = block(x, mask, dense_meter)
-    sparse = sparse_refine_forward(block, x, mask, sparse_meter)
-    assert sparse.shape == dense.shape
-    torch.testing.assert_close(sparse, dense, atol=atol, rtol=rtol)
-    assert sparse_meter.static == dense_meter.static
-    assert torch.equal(sparse_meter.dynamic, dense_meter.dynamic)
+    previous = block.sparse_impl
+    try:
+        for impl in SPARSE_IMPLS:
+            block.sparse_impl = impl
+            sparse_meter = MacsMeter(x.shape[0], x.device)
+            sparse = sparse_refine_forward(block, x, mask, sparse_meter)
+            assert sparse.shape == dense.shape
+            torch.testing.assert_close(sparse, dense, atol=atol, rtol=rtol,
+                                       msg=lambda m: f'{impl}: {m}')
+            assert sparse_meter.static == dense_meter.static
+            assert torch.equal(sparse_meter.dynamic, dense_meter.dynamic)
+    finally:
+        block.sparse_impl = previous
 
 
 @pytest.mark.parametrize('cls', [RefineBottleneck, RefineBasicBlock])
@@ -266,9 +275,11 @@ def _compare_backbone(model: nn.Module, x: torch.Tensor, rel_tol: float,
         assert (a - b).abs().max().item() <= rel_tol * max(scale, 1.0), (scale, (a - b).abs().max())
 
 
-def test_sar_resnet50_sparse_equals_dense():
+@pytest.mark.parametrize('impl', SPARSE_IMPLS)
+def test_sar_resnet50_sparse_equals_dense(impl):
     # tolerance: 1e-5 relative to the largest output magnitude (fp32 through 16 blocks; ~1e-6 seen)
     model = _randomise(SARResNet(depth=50, groups=2, out_indices=(0, 1, 2, 3)), 0)
+    set_sparse_impl(model, impl)
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
     _mixed_masks(model, x)
     _compare_backbone(model, x, rel_tol=1e-5)
