@@ -1,8 +1,9 @@
 # GFNet stage I on the demo set: fG, fL, fC and the DSN heads with uniformly random patches.
-# fG and fL start from the shared stand-in for ImageNet pre-training (see the base config);
+# fG and fL start from the shared stand-in for ImageNet pre-training (stage_inputs.pretrained of the
+# base config);
 # Adam instead of the paper's SGD. Validation uses random patches.
 _base_ = ['./_base_/gfnet-r18w16-p48-t3_demo.py']
-init = dict(type='Pretrained', checkpoint={{_base_.pretrained}}, prefix='backbone.')
+init = dict(type='Pretrained', checkpoint='${pretrained}', prefix='backbone.')
 model = dict(
     train_stage=1,
     global_encoder=dict(backbone=dict(init_cfg=init)),

@@ -6,10 +6,14 @@
 # On the stage-I training images the small-data classifier has partly memorised the answer from the
 # glance, which leaves little reward for finding the card (demo-only: the paper reuses ImageNet's
 # training set).
+# 4 PPO epochs per rollout batch (the official code: 1, where the ratio is 1 and the update is
+# REINFORCE with a baseline): the policy gets 4 clipped updates per encoder pass. With one epoch the
+# short demo schedule left the policy near random on other data (issue #19; README.md). Needs one
+# process (GFNet.train_step); for DDP set model.ppo.epochs=1.
 _base_ = ['./_base_/gfnet-r18w16-p48-t3_demo.py']
 model = dict(train_stage=2, reward='contrastive',
-             ppo=dict(gamma=0.7, clip=0.2, value_coef=0.5, entropy_coef=0.01))
-load_from = 'work_dirs/gfnet-r18w16-p48-t3_stage1_1xb32-6e_demo-cls/epoch_6.pth'
+             ppo=dict(gamma=0.7, clip=0.2, value_coef=0.5, entropy_coef=0.01, epochs=4))
+load_from = '${stage1}/epoch_6.pth'  # stage_inputs.stage1 of the base config
 train_dataloader = dict(dataset=dict(data_root='data/demo_gfnet_ppo/cls'))
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, betas=(0.9, 0.999)))
 param_scheduler = []

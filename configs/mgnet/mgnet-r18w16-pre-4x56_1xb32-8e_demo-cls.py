@@ -17,9 +17,15 @@
 # - AdamW 1e-3 for 8 epochs (~5 min on one CPU thread) instead of the paper's schedule.
 _base_ = ['./mgnet-r18-w16-4x56_1xb32-30e_demo-cls.py']
 data_root = 'data/demo_glance/cls'
-pretrained = 'work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth'
+custom_imports = dict(imports=['mmdynamic.models', 'mmdynamic.utils.stage_inputs'],
+                      allow_failed_imports=False)
+# The stand-in's checkpoint, resolved when the run starts (after --cfg-options; mmdynamic/utils/
+# stage_inputs.py): --cfg-options stage_inputs.pretrained=PATH changes its use, and a missing file
+# fails before training.
+runner_type = 'StageInputsRunner'
+stage_inputs = dict(pretrained='work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth')
 model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='${pretrained}', prefix='backbone.')),
     glimpse_size=56,
     scale_range=(0.5, 0.5),
 )

@@ -1,7 +1,7 @@
 # Uni-AdaFocus on the 64 px demo videos (_base_/demo_video_card64.py) with pre-trained encoders: both
 # start from the demo's stand-in for ImageNet pre-training, a ResNet-18 at 1/4 width trained on 32 px
 # crops around the digit card (configs/demo/resnet18w16_card-crops_1xb32-20e_demo-cls.py; train it first:
-# its checkpoint is `pretrained` below).
+# its checkpoint is `stage_inputs.pretrained` below).
 # f_G: that network with its last stage dilated instead of strided (4 x 4 maps of 128 channels on the
 # whole 64 px glance frames); f_L: the network on P = 32 patches, whose 14 px card then has the scale of
 # the pre-training when the box is 32 px. T_0 = 16 candidates, T_G = 8 glance frames (every 3-frame run
@@ -9,17 +9,21 @@
 # The equal-cost baseline (random P x P patches, uniform frames, no policy) is
 # uniadafocus_r18w16-pre-p32-8+4_random-uniform_1xb8-10e_demo-video.py; results in README.md.
 _base_ = ['mmaction::_base_/default_runtime.py', './_base_/demo_video_card64.py']
-custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
-
-pretrained = 'work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth'
+custom_imports = dict(imports=['mmdynamic.models', 'mmdynamic.utils.stage_inputs'],
+                      allow_failed_imports=False)
+# The stand-in's checkpoint, resolved when the run starts (after --cfg-options; mmdynamic/utils/
+# stage_inputs.py): --cfg-options stage_inputs.pretrained=PATH changes both uses, and a missing file
+# fails before training.
+runner_type = 'StageInputsRunner'
+stage_inputs = dict(pretrained='work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth')
 model = dict(
     type='UniAdaFocus',
     backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(3, ), stem_channels=16,
                   base_channels=16, strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2),
-                  init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+                  init_cfg=dict(type='Pretrained', checkpoint='${pretrained}', prefix='backbone.')),
     local_backbone=dict(type='mmpretrain.ResNet', depth=18, stem_channels=16, base_channels=16,
                         out_indices=(3, ),
-                        init_cfg=dict(type='Pretrained', checkpoint=pretrained,
+                        init_cfg=dict(type='Pretrained', checkpoint='${pretrained}',
                                       prefix='backbone.')),
     num_classes={{_base_.num_classes}},
     global_channels=128, local_channels=128, feature_size=4, glance_size=None,

@@ -1,6 +1,7 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """Config handling shared by ``tools/train.py`` and ``tools/test.py`` for all four frameworks."""
 import argparse
+import copy
 import logging
 import os
 import os.path as osp
@@ -183,6 +184,12 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None):
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import MODELS
     from mmengine.runner import load_checkpoint
+
+    from .stage_inputs import STAGE_INPUTS_KEY, resolve_stage_inputs
+    if STAGE_INPUTS_KEY in cfg:
+        # the ${name} checkpoints of multi-stage demos, as StageInputsRunner resolves them
+        cfg = copy.deepcopy(cfg)
+        resolve_stage_inputs(cfg)
     model_cfg = cfg.model.copy()
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)

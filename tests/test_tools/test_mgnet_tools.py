@@ -96,6 +96,7 @@ def test_pretrained_demo_configs_load_the_stand_in_encoder(tmp_path):
     from mmengine.config import Config
 
     from mmdynamic.registry import MODELS
+    from mmdynamic.utils.stage_inputs import resolve_stage_inputs
     from mmpretrain.registry import MODELS as CLS_MODELS
     stand_in = Config.fromfile(osp.join(REPO, STAND_IN))
     teacher = CLS_MODELS.build(stand_in.model)
@@ -105,13 +106,17 @@ def test_pretrained_demo_configs_load_the_stand_in_encoder(tmp_path):
     models = {}
     for name, path in (('mgnet', PRE_MGNET_DEMO), ('ffnet', PRE_FFNET_DEMO)):
         cfg = Config.fromfile(osp.join(REPO, path))
+        # by default the stand-in's last checkpoint in its default work dir
+        assert cfg.stage_inputs.pretrained == (
+            f'work_dirs/{osp.splitext(osp.basename(STAND_IN))[0]}/'
+            f'epoch_{stand_in.train_cfg.max_epochs}.pth')
+        assert cfg.train_dataloader.dataset.data_root == stand_in.data_root
+        # one override reaches the encoder's init when the run resolves the config
+        cfg.merge_from_dict({'stage_inputs.pretrained': str(ckpt)})
+        assert resolve_stage_inputs(cfg) == {'pretrained': ['model.backbone.init_cfg.checkpoint']}
         init = cfg.model.backbone.init_cfg
         assert init.type == 'Pretrained' and init.prefix == 'backbone.'
-        # the stand-in's last checkpoint in its default work dir
-        assert init.checkpoint == (f'work_dirs/{osp.splitext(osp.basename(STAND_IN))[0]}/'
-                                   f'epoch_{stand_in.train_cfg.max_epochs}.pth')
-        assert cfg.train_dataloader.dataset.data_root == stand_in.data_root
-        init.checkpoint = str(ckpt)
+        assert init.checkpoint == str(ckpt)
         model = MODELS.build(cfg.model)
         model.init_weights()
         for key, value in model.backbone.state_dict().items():

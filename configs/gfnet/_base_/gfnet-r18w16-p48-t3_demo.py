@@ -21,8 +21,19 @@ _base_ = [
     '../../_base_/datasets/demo_cls.py',
 ]
 data_root = 'data/demo_glance/cls'
-pretrained = 'work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth'
-custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdynamic.models', 'mmdynamic.utils.stage_inputs'],
+                      allow_failed_imports=False)
+# Checkpoints of earlier runs, referred to as ${name} below and in the stage configs and resolved when
+# the run starts, after --cfg-options (mmdynamic/utils/stage_inputs.py): one override such as
+#   --cfg-options stage_inputs.stage1=work_dirs/my_stage1
+# changes every use, and a missing checkpoint fails before training with the entry to set.
+#   pretrained: the stand-in's checkpoint (fG and fL init of stage I)
+#   stage1, stage2: the work dirs of the previous stages (load_from of stages II and III)
+runner_type = 'StageInputsRunner'
+stage_inputs = dict(
+    pretrained='work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth',
+    stage1='work_dirs/gfnet-r18w16-p48-t3_stage1_1xb32-6e_demo-cls',
+    stage2='work_dirs/gfnet-r18w16-p48-t3_stage2_1xb32-10e_demo-cls')
 
 patch_size = 48
 backbone = dict(type='ResNet', depth=18, stem_channels=16, base_channels=16, out_indices=(3, ),

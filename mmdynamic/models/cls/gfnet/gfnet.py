@@ -351,26 +351,72 @@ class GFNet(StepwiseClassifier):
                 losses[f'acc_exit{k + 1}'] = (lg.argmax(-1) == labels).float().mean() * 100
         return losses
 
+    @torch.no_grad()
+    def collect_rollout(self, inputs: torch.Tensor,
+                        labels: torch.Tensor) -> Tuple[RolloutBuffer, Dict[str, torch.Tensor]]:
+        """Stage II, first half: a rollout with sampled locations (no gradient) and its rewards.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) normalised images.
+            labels (Tensor): (B, ) ground-truth classes.
+
+        Returns:
+            tuple: the :class:`RolloutBuffer` (fmaps, actions, log-probs, rewards of the T - 1
+            decisions) and the logged values (``reward``: mean summed reward; ``acc_exit<k>``).
+        """
+        out = self.rollout(inputs, mode='sample', random_branch=self.reward == 'contrastive',
+                           with_aux=False)
+        rows = torch.arange(labels.shape[0], device=labels.device)
+        gt_probs = out.logits.softmax(-1)[:, rows, labels].t()  # (B, T)
+        if self.reward == 'contrastive':
+            random_probs = out.random_logits.softmax(-1)[:, rows, labels].t()
+            rewards = contrastive_reward(gt_probs, random_probs)
+        else:
+            rewards = increment_reward(gt_probs)
+        logs = {'reward': rewards.sum(1).mean()}
+        for k, lg in enumerate(out.logits):
+            logs[f'acc_exit{k + 1}'] = (lg.argmax(-1) == labels).float().mean() * 100
+        return RolloutBuffer(out.fmaps, out.actions, out.logps, rewards), logs
+
+    def ppo_update_loss(self, buffer: RolloutBuffer) -> Dict[str, torch.Tensor]:
+        """Stage II, second half: the PPO objective of the policy re-evaluated over the stored
+        feature maps and actions (``loss_policy``, ``loss_value``, ``loss_entropy``)."""
+        returns = discounted_returns(buffer.rewards, self.ppo_cfg.gamma)
+        logps, values, entropies = self.policy.evaluate(buffer.fmaps, buffer.actions)
+        return ppo_loss(logps, buffer.logps, values, entropies, returns, self.ppo_cfg)
+
     def ppo_loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Stage II: a rollout with sampled locations (no gradient), the rewards, and the PPO
-        objective on the policy re-evaluated over the stored states (one PPO epoch per batch)."""
+        """Stage II as one loss (``ppo.epochs`` = 1, the official update): a rollout, its rewards
+        and the PPO objective on the policy re-evaluated over the stored states."""
         if self.num_exits < 2:
             raise ValueError('stage 2 needs at least one focus step (num_steps >= 2)')
-        with torch.no_grad():
-            out = self.rollout(inputs, mode='sample',
-                               random_branch=self.reward == 'contrastive', with_aux=False)
-            rows = torch.arange(labels.shape[0], device=labels.device)
-            gt_probs = out.logits.softmax(-1)[:, rows, labels].t()  # (B, T)
-            if self.reward == 'contrastive':
-                random_probs = out.random_logits.softmax(-1)[:, rows, labels].t()
-                rewards = contrastive_reward(gt_probs, random_probs)
-            else:
-                rewards = increment_reward(gt_probs)
-            buffer = RolloutBuffer(out.fmaps, out.actions, out.logps, rewards)
-            returns = discounted_returns(buffer.rewards, self.ppo_cfg.gamma)
-        logps, values, entropies = self.policy.evaluate(buffer.fmaps, buffer.actions)
-        losses = ppo_loss(logps, buffer.logps, values, entropies, returns, self.ppo_cfg)
-        losses['reward'] = rewards.sum(1).mean().detach()
-        for k, lg in enumerate(out.logits):
-            losses[f'acc_exit{k + 1}'] = (lg.argmax(-1) == labels).float().mean() * 100
-        return losses
+        if self.ppo_cfg.epochs > 1:
+            raise RuntimeError(
+                f'ppo.epochs = {self.ppo_cfg.epochs} runs in GFNet.train_step (several optimiser '
+                'steps per rollout); this forward(mode="loss") call would do one. A model wrapper '
+                'that calls forward directly (DDP) needs ppo.epochs = 1.')
+        buffer, logs = self.collect_rollout(inputs, labels)
+        return {**self.ppo_update_loss(buffer), **logs}
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        """MMEngine's train step; in stage II with ``ppo.epochs`` = K > 1, one rollout of the batch
+        and then K PPO updates of the policy on it (K optimiser steps).
+
+        Returns:
+            dict: the logged values of the last update (and the rollout's reward and accuracies).
+        """
+        if self.train_stage != 2 or self.ppo_cfg.epochs == 1:
+            return super().train_step(data, optim_wrapper)
+        if self.num_exits < 2:
+            raise ValueError('stage 2 needs at least one focus step (num_steps >= 2)')
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            inputs = data['inputs']
+            labels = torch.cat([ds.gt_label for ds in data['data_samples']]).to(inputs.device)
+            buffer, logs = self.collect_rollout(inputs, labels)
+        for _ in range(self.ppo_cfg.epochs):
+            with optim_wrapper.optim_context(self):
+                losses = self.ppo_update_loss(buffer)
+            parsed, log_vars = self.parse_losses({**losses, **logs})
+            optim_wrapper.update_params(parsed)
+        return log_vars

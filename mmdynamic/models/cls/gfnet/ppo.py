@@ -52,19 +52,29 @@ def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
 
 @dataclass
 class PPOConfig:
-    """PPO hyper-parameters (App. A.2): discount, clip range, value and entropy coefficients and
-    whether returns are normalised over the batch (the official code does)."""
+    """PPO hyper-parameters (App. A.2): discount, clip range, value and entropy coefficients,
+    whether returns are normalised over the batch (the official code does) and the number of PPO
+    epochs over each rollout.
+
+    ``epochs`` = 1 is the official update (the ratio is then 1 and the clip never binds: REINFORCE
+    with a learned baseline). With ``epochs`` = K > 1 every rollout batch is used for K clipped
+    updates of the policy (PPO proper): K times the policy updates for the same encoder
+    forwards, which the demo's short stage II needs (``GFNet.train_step`` runs them).
+    """
     gamma: float = 0.7
     clip: float = 0.2
     value_coef: float = 0.5
     entropy_coef: float = 0.01
     normalize_returns: bool = True
+    epochs: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.gamma <= 1:
             raise ValueError(f'gamma must be in [0, 1], got {self.gamma}')
         if not 0 < self.clip < 1:
             raise ValueError(f'clip must be in (0, 1), got {self.clip}')
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            raise ValueError(f'epochs must be a positive integer, got {self.epochs}')
 
 
 @dataclass
