@@ -20,7 +20,7 @@ import os
 import os.path as osp
 import shutil
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -190,25 +190,98 @@ def _write_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
-def make_classification(root: str, num_classes: int = 10, num_train: int = 200, num_val: int = 100,
-                        canvas: Optional[CanvasConfig] = None, seed: int = 0) -> str:
-    """Write the image-classification set under ``root/cls``. Returns that folder."""
-    canvas = canvas or CanvasConfig()
+def write_classification_set(root: str, num_classes: int, num_train: int, num_val: int, seed: int,
+                             stream: int, render: Callable[[int, np.random.Generator],
+                                                           Tuple[np.ndarray, Box]],
+                             meta: dict) -> str:
+    """Write an mmpretrain ``CustomDataset`` tree under ``root/cls``: ``{split}/<class>/*.png``,
+    ``{split}_boxes.json`` (each image's object box) and ``meta.json``.
+
+    Args:
+        root (str): The dataset root.
+        num_classes (int): Number of classes (balanced labels per split).
+        num_train (int): Training images. num_val (int): Validation images.
+        seed (int): Seed; split ``k`` draws from ``default_rng([seed, stream, k])``.
+        stream (int): The generator's random stream (different generators: different images).
+        render (Callable): (label, rng) -> the uint8 BGR image (H, W, 3) and the object's box.
+        meta (dict): Written to ``meta.json`` with the class names.
+
+    Returns:
+        str: ``root/cls``.
+    """
     names = class_names(num_classes)
     out = osp.join(root, 'cls')
     for split_idx, (split, count) in enumerate(_split_sizes(num_train, num_val).items()):
-        rng = np.random.default_rng([seed, 0, split_idx])
+        rng = np.random.default_rng([seed, stream, split_idx])
         boxes = {}
         for i, label in enumerate(_balanced_labels(count, num_classes, rng)):
-            img, (box, ) = render_scene([int(label)], canvas, rng)
+            img, box = render(int(label), rng)
             rel = f'{names[label]}/{split}_{i:05d}.png'
             os.makedirs(osp.join(out, split, names[label]), exist_ok=True)
             cv2.imwrite(osp.join(out, split, rel), img)
             boxes[rel] = list(box)
         _write_json(osp.join(out, f'{split}_boxes.json'), boxes)
-    _write_json(osp.join(out, 'meta.json'), dict(classes=names, img_size=canvas.img_size,
-                                                 obj_size=canvas.obj_size, seed=seed))
+    _write_json(osp.join(out, 'meta.json'), dict(classes=names, **meta))
     return out
+
+
+def write_video_set(root: str, num_classes: int, num_train: int, num_val: int, seed: int,
+                    stream: int, make_clip: Callable[[int, np.random.Generator],
+                                                     Tuple[Iterable[np.ndarray], dict]],
+                    size: int, fps: int, meta: dict) -> str:
+    """Write an mmaction2 ``VideoDataset`` under ``root/video``: ``{split}/*.mp4`` (``mp4v``),
+    ``{split}_list.txt``, ``{split}_meta.json`` (each video's clip info) and ``meta.json``.
+
+    Args:
+        root (str): The dataset root.
+        num_classes (int): Number of classes (balanced labels per split).
+        num_train (int): Training videos. num_val (int): Validation videos.
+        seed (int): Seed; split ``k`` draws from ``default_rng([seed, stream, k])``.
+        stream (int): The generator's random stream.
+        make_clip (Callable): (label, rng) -> the frames (each (size, size, 3) uint8 BGR; made
+            lazily is fine, but every random draw must happen in the call) and the clip's info.
+        size (int): Frame side. fps (int): Frames per second of the files.
+        meta (dict): Written to ``meta.json`` with the class names.
+
+    Returns:
+        str: ``root/video``.
+    """
+    out = osp.join(root, 'video')
+    for split_idx, (split, count) in enumerate(_split_sizes(num_train, num_val).items()):
+        rng = np.random.default_rng([seed, stream, split_idx])
+        os.makedirs(osp.join(out, split), exist_ok=True)
+        lines, infos = [], {}
+        for i, label in enumerate(_balanced_labels(count, num_classes, rng)):
+            frames, info = make_clip(int(label), rng)
+            rel = f'{split}/{split}_{i:05d}.mp4'
+            writer = cv2.VideoWriter(osp.join(out, rel), cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                                     (size, size))
+            if not writer.isOpened():
+                raise RuntimeError('OpenCV cannot write mp4v videos on this machine')
+            for frame in frames:
+                writer.write(frame)
+            writer.release()
+            lines.append(f'{rel} {int(label)}')
+            infos[rel] = dict(label=int(label), **info)
+        with open(osp.join(out, f'{split}_list.txt'), 'w', encoding='utf-8') as f:
+            f.write('\n'.join(lines) + '\n')
+        _write_json(osp.join(out, f'{split}_meta.json'), infos)
+    _write_json(osp.join(out, 'meta.json'), dict(classes=class_names(num_classes), **meta))
+    return out
+
+
+def make_classification(root: str, num_classes: int = 10, num_train: int = 200, num_val: int = 100,
+                        canvas: Optional[CanvasConfig] = None, seed: int = 0) -> str:
+    """Write the image-classification set under ``root/cls``. Returns that folder."""
+    canvas = canvas or CanvasConfig()
+
+    def render(label: int, rng: np.random.Generator) -> Tuple[np.ndarray, Box]:
+        img, (box, ) = render_scene([label], canvas, rng)
+        return img, box
+
+    return write_classification_set(
+        root, num_classes, num_train, num_val, seed, 0, render,
+        dict(img_size=canvas.img_size, obj_size=canvas.obj_size, seed=seed))
 
 
 def make_video(root: str, num_classes: int = 10, num_train: int = 40, num_val: int = 20,
@@ -224,37 +297,24 @@ def make_video(root: str, num_classes: int = 10, num_train: int = 40, num_val: i
     if not 1 <= visible_frames <= num_frames:
         raise ValueError(f'visible_frames must be in [1, num_frames={num_frames}], '
                          f'got {visible_frames}')
-    out = osp.join(root, 'video')
-    for split_idx, (split, count) in enumerate(_split_sizes(num_train, num_val).items()):
-        rng = np.random.default_rng([seed, 1, split_idx])
-        os.makedirs(osp.join(out, split), exist_ok=True)
-        lines, meta = [], {}
-        for i, label in enumerate(_balanced_labels(count, num_classes, rng)):
-            background = render_background(canvas.img_size + num_frames, rng, canvas.num_strokes)
-            (box, ) = _place_boxes(1, canvas.obj_size, canvas.img_size, rng)
-            card = render_card(str(int(label)), canvas.obj_size, rng)
-            start = int(rng.integers(0, num_frames - visible_frames + 1))
-            rel = f'{split}/{split}_{i:05d}.mp4'
-            writer = cv2.VideoWriter(
-                osp.join(out, rel), cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                (canvas.img_size, canvas.img_size))
-            if not writer.isOpened():
-                raise RuntimeError('OpenCV cannot write mp4v videos on this machine')
-            for t in range(num_frames):
-                frame = background[t:t + canvas.img_size, t:t + canvas.img_size].copy()
-                if start <= t < start + visible_frames:
-                    frame[box[1]:box[3], box[0]:box[2]] = card
-                writer.write(frame)
-            writer.release()
-            lines.append(f'{rel} {int(label)}')
-            meta[rel] = dict(label=int(label), box=list(box), drift_per_frame=[1, 1],
-                             visible=list(range(start, start + visible_frames)))
-        with open(osp.join(out, f'{split}_list.txt'), 'w', encoding='utf-8') as f:
-            f.write('\n'.join(lines) + '\n')
-        _write_json(osp.join(out, f'{split}_meta.json'), meta)
-    _write_json(osp.join(out, 'meta.json'), dict(classes=class_names(num_classes),
-                                                 num_frames=num_frames, fps=fps, seed=seed))
-    return out
+    size = canvas.img_size
+
+    def make_clip(label: int, rng: np.random.Generator) -> Tuple[List[np.ndarray], dict]:
+        background = render_background(size + num_frames, rng, canvas.num_strokes)
+        (box, ) = _place_boxes(1, canvas.obj_size, size, rng)
+        card = render_card(str(label), canvas.obj_size, rng)
+        start = int(rng.integers(0, num_frames - visible_frames + 1))
+        frames = []
+        for t in range(num_frames):
+            frame = background[t:t + size, t:t + size].copy()
+            if start <= t < start + visible_frames:
+                frame[box[1]:box[3], box[0]:box[2]] = card
+            frames.append(frame)
+        return frames, dict(box=list(box), drift_per_frame=[1, 1],
+                            visible=list(range(start, start + visible_frames)))
+
+    return write_video_set(root, num_classes, num_train, num_val, seed, 1, make_clip, size, fps,
+                           dict(num_frames=num_frames, fps=fps, seed=seed))
 
 
 def make_detection(root: str, num_classes: int = 10, num_train: int = 40, num_val: int = 20,

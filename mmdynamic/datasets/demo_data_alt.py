@@ -35,7 +35,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .demo_data import Box, _balanced_labels, _place_boxes, _split_sizes, _write_json, class_names
+from .demo_data import (Box, _place_boxes, _write_json, class_names, write_classification_set,
+                        write_video_set)
 
 ALT_TASKS = ('cls', 'video')
 
@@ -340,23 +341,15 @@ def make_alt_classification(root: str, num_classes: int = 10, num_train: int = 4
                             canvas: Optional[AltCanvasConfig] = None, seed: int = 0) -> str:
     """Write the alt image-classification set under ``root/cls``. Returns that folder."""
     canvas = canvas or AltCanvasConfig()
-    names = class_names(num_classes)
-    out = osp.join(root, 'cls')
-    for split_idx, (split, count) in enumerate(_split_sizes(num_train, num_val).items()):
-        # stream 10 (the cards generator uses 0..3): same seed, different images
-        rng = np.random.default_rng([seed, 10, split_idx])
-        boxes = {}
-        for i, label in enumerate(_balanced_labels(count, num_classes, rng)):
-            img, (box, ) = render_alt_scene([int(label)], canvas, rng)
-            rel = f'{names[label]}/{split}_{i:05d}.png'
-            os.makedirs(osp.join(out, split, names[label]), exist_ok=True)
-            cv2.imwrite(osp.join(out, split, rel), img)
-            boxes[rel] = list(box)
-        _write_json(osp.join(out, f'{split}_boxes.json'), boxes)
-    _write_json(osp.join(out, 'meta.json'), dict(classes=names, img_size=canvas.img_size,
-                                                 obj_size=canvas.obj_size, seed=seed,
-                                                 generator='alt'))
-    return out
+
+    def render(label: int, rng: np.random.Generator) -> Tuple[np.ndarray, Box]:
+        img, (box, ) = render_alt_scene([label], canvas, rng)
+        return img, box
+
+    # stream 10 (the cards generator uses 0..3): same seed, different images
+    return write_classification_set(
+        root, num_classes, num_train, num_val, seed, 10, render,
+        dict(img_size=canvas.img_size, obj_size=canvas.obj_size, seed=seed, generator='alt'))
 
 
 _DRIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))
@@ -377,42 +370,27 @@ def make_alt_video(root: str, num_classes: int = 10, num_train: int = 60, num_va
         raise ValueError(f'visible_frames must be in [1, num_frames={num_frames}], '
                          f'got {visible_frames}')
     size, margin = canvas.img_size, num_frames
-    out = osp.join(root, 'video')
-    for split_idx, (split, count) in enumerate(_split_sizes(num_train, num_val).items()):
-        rng = np.random.default_rng([seed, 11, split_idx])
-        os.makedirs(osp.join(out, split), exist_ok=True)
-        lines, meta = [], {}
-        for i, label in enumerate(_balanced_labels(count, num_classes, rng)):
-            scene = render_alt_background(size + 2 * margin, rng, canvas.num_blobs, canvas.noise_std)
-            # clutter glyphs live in the scene and drift with it
-            inner = scene[margin:margin + size, margin:margin + size]
-            render_alt_glyphs(inner, [], canvas, rng)
-            dx, dy = _DRIFTS[int(rng.integers(len(_DRIFTS)))]
-            start = int(rng.integers(0, num_frames - visible_frames + 1))
-            first = _pan(scene, start, num_frames, margin, size, dx, dy)
-            ((alpha, ink, x, y), ) = layout_alt_glyphs(first, [int(label)], canvas, rng, 0, 0)
-            box = _tight_box(alpha, x, y)
-            rel = f'{split}/{split}_{i:05d}.mp4'
-            writer = cv2.VideoWriter(osp.join(out, rel), cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                                     (size, size))
-            if not writer.isOpened():
-                raise RuntimeError('OpenCV cannot write mp4v videos on this machine')
-            for t in range(num_frames):
-                frame = _pan(scene, t, num_frames, margin, size, dx, dy)
-                if start <= t < start + visible_frames:  # fixed in the frame, over the moving scene
-                    _blend(frame, alpha, ink, x, y)
-                writer.write(frame)
-            writer.release()
-            lines.append(f'{rel} {int(label)}')
-            meta[rel] = dict(label=int(label), box=list(box), drift_per_frame=[dx, dy],
-                             visible=list(range(start, start + visible_frames)))
-        with open(osp.join(out, f'{split}_list.txt'), 'w', encoding='utf-8') as f:
-            f.write('\n'.join(lines) + '\n')
-        _write_json(osp.join(out, f'{split}_meta.json'), meta)
-    _write_json(osp.join(out, 'meta.json'), dict(classes=class_names(num_classes),
-                                                 num_frames=num_frames, fps=fps, seed=seed,
-                                                 generator='alt'))
-    return out
+
+    def make_clip(label: int, rng: np.random.Generator) -> Tuple[List[np.ndarray], dict]:
+        scene = render_alt_background(size + 2 * margin, rng, canvas.num_blobs, canvas.noise_std)
+        # clutter glyphs live in the scene and drift with it
+        inner = scene[margin:margin + size, margin:margin + size]
+        render_alt_glyphs(inner, [], canvas, rng)
+        dx, dy = _DRIFTS[int(rng.integers(len(_DRIFTS)))]
+        start = int(rng.integers(0, num_frames - visible_frames + 1))
+        first = _pan(scene, start, num_frames, margin, size, dx, dy)
+        ((alpha, ink, x, y), ) = layout_alt_glyphs(first, [label], canvas, rng, 0, 0)
+        frames = []
+        for t in range(num_frames):
+            frame = _pan(scene, t, num_frames, margin, size, dx, dy)
+            if start <= t < start + visible_frames:  # fixed in the frame, over the moving scene
+                _blend(frame, alpha, ink, x, y)
+            frames.append(frame)
+        return frames, dict(box=list(_tight_box(alpha, x, y)), drift_per_frame=[dx, dy],
+                            visible=list(range(start, start + visible_frames)))
+
+    return write_video_set(root, num_classes, num_train, num_val, seed, 11, make_clip, size, fps,
+                           dict(num_frames=num_frames, fps=fps, seed=seed, generator='alt'))
 
 
 def _pan(scene: np.ndarray, t: int, num_frames: int, margin: int, size: int, dx: int,

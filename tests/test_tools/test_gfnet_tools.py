@@ -221,7 +221,8 @@ def test_ppo_stage_under_ddp(demo_root, tmp_path):
                      '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                      'default_hooks.checkpoint.interval=100',
                      'default_hooks.checkpoint.save_last=False', 'load_from=None',
-                     *NO_PRETRAINED, *data],
+                     # DDP runs the loss path: one PPO epoch per rollout (the official update)
+                     'model.ppo.epochs=1', *NO_PRETRAINED, *data],
                     env=dict(PORT=port), timeout=300)
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
