@@ -4,6 +4,7 @@ sees the same (normalised) inputs as in tools/test.py, and the per-stage rates a
 import json
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -45,6 +46,21 @@ def test_selectivity_tool_measures_the_test_time_masks(demo_root, tmp_path):
                      '--max-batches', '1', '--out', str(out), '--cfg-options', *options], cwd=REPO)
     assert 'overall: refined' in proc.stdout
     result = json.loads(out.read_text())
+    # the density it measured: the mean of each mask (fixed grid), per stage and over all masks
+    per_mask = [m.float().mean().item() for m in masks]
+    assert result['num_images'] == len(batch['inputs'])
+    assert result['densities'] == pytest.approx(per_mask, abs=1e-6)
+    assert result['overall']['density'] == pytest.approx(sum(per_mask) / len(per_mask), abs=1e-6)
+    assert f"density {result['overall']['density']:.3f}" in proc.stdout
+    assert len(result['masks']) == len(masks)
+    for item, mask in zip(result['masks'], masks):
+        cells = item['num_object_cells'] + item['num_background_cells']
+        assert cells == mask.numel()
+        assert (item['object_rate'] * item['num_object_cells'] + item['background_rate'] *
+                item['num_background_cells']) / cells == pytest.approx(item['density'], abs=1e-6)
+    for i, stage in enumerate(result['stages']):
+        own = per_mask[sum(sizes[:i]):sum(sizes[:i + 1])]
+        assert stage['density'] == pytest.approx(sum(own) / len(own), abs=1e-6)
     assert len(result['stages']) == len(sizes)
     for stage, rate in zip(result['stages'], expected):
         assert stage['num_object_cells'] > 0 and stage['num_background_cells'] > 0

@@ -3,7 +3,10 @@
 
 Runs a SAR checkpoint (classifier, detector or segmentor) on the test dataloader of its config and
 pools, per SAR stage and overall, the fraction of mask cells refined on object cells and on
-background cells (:mod:`mmdynamic.evaluation.functional.mask_selectivity`). Objects come from the
+background cells (:mod:`mmdynamic.evaluation.functional.mask_selectivity`), and reports the density
+it measured: the mean refined fraction of every mask (area-weighted with cells in pixels, as the
+realised MACs and the sparsity loss), per stage and over all masks (the number the sparsity
+target refers to). Objects come from the
 data samples (``gt_instances.bboxes`` of detection datasets, in the network-input frame; the pixels of
 ``gt_sem_seg`` outside ``--background-labels`` and the ignore index for segmentation) or,
 with ``--boxes``, from a JSON file ``{relative image path: [x1, y1, x2, y2]}`` such as the
@@ -27,6 +30,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmdynamic.evaluation.functional.mask_selectivity import (  # noqa: E402
     MaskSelectivity, mask_selectivity, merge_selectivity)
+from mmdynamic.models.layers.sar_layers import StageMapSizes, mask_fractions  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -99,31 +103,50 @@ def run(args: argparse.Namespace) -> Dict:
     loader_cfg = cfg.test_dataloader.copy()
     loader_cfg.update(num_workers=0, persistent_workers=False)
     loader = Runner.build_dataloader(loader_cfg)
-    per_stage: List[List[MaskSelectivity]] = [[] for _ in backbone.stages]
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            if args.max_batches is not None and i >= args.max_batches:
-                break
-            data = model.data_preprocessor(batch, False)
-            inputs = data['inputs']
-            backbone(inputs)
-            samples = data['data_samples']
-            if table is None and 'gt_sem_seg' in samples[0]:
-                objects = dict(foreground=_foreground_of(samples, inputs.shape[-2:],
-                                                         args.background_labels, args.ignore_index))
-            else:
-                objects = dict(boxes=_boxes_of(samples, table, root, inputs.shape[-2:]),
-                               image_size=inputs.shape[-2:])
-            start = 0
-            for s, stage in enumerate(backbone.stages):
-                masks = backbone.last_masks[start:start + len(stage.masks)]
-                start += len(stage.masks)
-                per_stage[s].append(mask_selectivity(masks, **objects))
-    stages = [merge_selectivity(parts) for parts in per_stage]
+    num_masks = sum(len(s.masks) for s in backbone.stages)
+    per_mask: List[List[MaskSelectivity]] = [[] for _ in range(num_masks)]
+    density_sum = torch.zeros(num_masks, dtype=torch.float64)
+    num_images = 0
+    map_sizes = StageMapSizes(backbone.stages)
+    try:
+        with torch.no_grad():
+            for i, batch in enumerate(loader):
+                if args.max_batches is not None and i >= args.max_batches:
+                    break
+                data = model.data_preprocessor(batch, False)
+                inputs = data['inputs']
+                backbone(inputs)
+                density_sum += torch.stack([
+                    f.double().sum().cpu()
+                    for f in mask_fractions(backbone.last_masks, *map_sizes.per_mask())])
+                num_images += inputs.shape[0]
+                samples = data['data_samples']
+                if table is None and 'gt_sem_seg' in samples[0]:
+                    objects = dict(foreground=_foreground_of(
+                        samples, inputs.shape[-2:], args.background_labels, args.ignore_index))
+                else:
+                    objects = dict(boxes=_boxes_of(samples, table, root, inputs.shape[-2:]),
+                                   image_size=inputs.shape[-2:])
+                for n, mask in enumerate(backbone.last_masks):
+                    per_mask[n].append(mask_selectivity([mask], **objects))
+    finally:
+        map_sizes.remove()
+    if num_images == 0:
+        raise ValueError('the test dataloader gave no images')
+    densities = (density_sum / num_images).tolist()
+    masks = [merge_selectivity(parts) for parts in per_mask]
+    stages, stage_densities, start = [], [], 0
+    for stage in backbone.stages:
+        stages.append(merge_selectivity(masks[start:start + len(stage.masks)]))
+        stage_densities.append(sum(densities[start:start + len(stage.masks)]) / len(stage.masks))
+        start += len(stage.masks)
     overall = merge_selectivity(stages)
     return dict(
-        overall=dict(vars(overall), ratio=overall.ratio),
-        stages=[dict(vars(s), ratio=s.ratio) for s in stages])
+        overall=dict(vars(overall), ratio=overall.ratio,
+                     density=sum(densities) / len(densities)),
+        stages=[dict(vars(s), ratio=s.ratio, density=d) for s, d in zip(stages, stage_densities)],
+        masks=[dict(vars(m), ratio=m.ratio, density=d) for m, d in zip(masks, densities)],
+        densities=densities, num_images=num_images)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
@@ -133,7 +156,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             (f'stage {i + 1}', s) for i, s in enumerate(result['stages'])]:
         print(f'{name}: refined {item["object_rate"]:.3f} of object cells '
               f'({item["num_object_cells"]}), {item["background_rate"]:.3f} of background cells '
-              f'({item["num_background_cells"]}), ratio {item["ratio"]:.2f}')
+              f'({item["num_background_cells"]}), ratio {item["ratio"]:.2f}, '
+              f'density {item["density"]:.3f}')
+    print(f'mask densities over {result["num_images"]} images: ' +
+          ', '.join(f'{d:.3f}' for d in result['densities']))
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=1)

@@ -6,7 +6,7 @@ multiply-add; convs, linear layers, 3x3 pools at their output size and global po
 ReLU, upsampling, additions and masking are not; masked refine convs cost their density times the dense
 grouped cost).
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -73,7 +73,12 @@ class MaskGenerator(nn.Module):
 
     ``Conv3x3(C, 4G, groups=G) -> BN -> ReLU -> AdaptiveAvgPool(K) -> Conv1x1(4G, 2G, groups=G)``,
     reshaped to (B, G, 2, K, K) with choice 0 = skip, 1 = refine. The 1x1 bias starts at (1, 10) so that
-    every patch is refined at the start.
+    every patch is refined at the start, and its weights at N(0, 0.001) (the authors' ``alphaBase``
+    init of the "gs" convs) so that every cell starts at the same refine probability: which cells to
+    refine is then learnt from the task. With the ``1attFuse`` code's Kaiming init of this 1x1 conv
+    (std about 0.7) the initial logits vary by several units between cells with the features, so a
+    short fine-tuning started with the object's cells on the skip side (the demo's stage-1 masks
+    refined the digit card in under 1 % of the images) and never moved them back.
 
     Args:
         in_channels (int): Channels of the base feature.
@@ -84,16 +89,22 @@ class MaskGenerator(nn.Module):
         hidden_per_group (int): Hidden channels per group. Defaults to 4.
         norm_cfg (dict): Norm layer config.
         bias_init (tuple[float, float]): Initial bias of (skip, refine). Defaults to (1, 10).
+        weight_std (float, optional): Std of the initial 1x1 (``fc``) weights. None keeps the
+            initialisation of the enclosing backbone (e.g. Kaiming). Defaults to 1e-3.
     """
 
     def __init__(self, in_channels: int, groups: int, grid: Optional[int],
                  hidden_per_group: int = 4,
-                 norm_cfg: dict = dict(type='BN'), bias_init=(1.0, 10.0)) -> None:
+                 norm_cfg: dict = dict(type='BN'), bias_init=(1.0, 10.0),
+                 weight_std: Optional[float] = 1e-3) -> None:
         super().__init__()
         if in_channels % groups:
             raise ValueError(f'groups={groups} does not divide the {in_channels} base channels')
+        if weight_std is not None and weight_std < 0:
+            raise ValueError(f'weight_std must be >= 0, got {weight_std}')
         hidden = hidden_per_group * groups
         self.groups, self.grid, self.bias_init = groups, grid, tuple(bias_init)
+        self.weight_std = weight_std
         self.conv = nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False, groups=groups)
         self.norm_name, norm = build_norm_layer(norm_cfg, hidden)
         self.add_module(self.norm_name, norm)
@@ -102,10 +113,13 @@ class MaskGenerator(nn.Module):
         self.reset_bias()
 
     def reset_bias(self) -> None:
-        """Set the (skip, refine) bias so that everything is selected."""
+        """Start selecting everything, everywhere alike: the (skip, refine) bias ``bias_init`` and
+        (unless ``weight_std`` is None) N(0, ``weight_std``) weights of the 1x1 conv."""
         with torch.no_grad():
             self.fc.bias[0::2] = self.bias_init[0]
             self.fc.bias[1::2] = self.bias_init[1]
+            if self.weight_std is not None:
+                nn.init.normal_(self.fc.weight, 0.0, self.weight_std)
 
     def forward(self, x: torch.Tensor, meter: Optional[MacsMeter] = None,
                 grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
@@ -153,8 +167,8 @@ def mask_grid_of(size: Sequence[int], cell_size: int) -> Tuple[int, int]:
     return -(-int(size[0]) // cell_size), -(-int(size[1]) // cell_size)
 
 
-def refined_fraction(mask: torch.Tensor, size: Sequence[int],
-                     cell_size: Optional[int] = None) -> torch.Tensor:
+def refined_fraction(mask: torch.Tensor, size: Sequence[int], cell_size: Optional[int] = None,
+                     per_group: bool = False) -> torch.Tensor:
     """Per-sample fraction of the refined positions of an H x W map (all groups together).
 
     Args:
@@ -162,16 +176,93 @@ def refined_fraction(mask: torch.Tensor, size: Sequence[int],
         size (tuple[int, int]): (H, W) of the map.
         cell_size (int, optional): c px cells (the edge cells cropped to the map count with their
             cropped area). None (a fixed grid): the mean of the mask.
+        per_group (bool): Keep the groups apart. Defaults to False.
 
     Returns:
-        Tensor: (B, ).
+        Tensor: (B, ), or (B, G) with ``per_group``.
     """
     if cell_size is None:
-        return mask.flatten(1).mean(dim=1)
-    rows = (int(size[0]) - torch.arange(mask.shape[-2]) * cell_size).clamp(max=cell_size)
-    cols = (int(size[1]) - torch.arange(mask.shape[-1]) * cell_size).clamp(max=cell_size)
-    area = (rows[:, None] * cols).to(device=mask.device, dtype=mask.dtype)
-    return (mask * area).sum(dim=(2, 3)).mean(dim=1) / (int(size[0]) * int(size[1]))
+        fraction = mask.flatten(2).mean(dim=2)
+    else:
+        rows = (int(size[0]) - torch.arange(mask.shape[-2]) * cell_size).clamp(max=cell_size)
+        cols = (int(size[1]) - torch.arange(mask.shape[-1]) * cell_size).clamp(max=cell_size)
+        area = (rows[:, None] * cols).to(device=mask.device, dtype=mask.dtype)
+        fraction = (mask * area).sum(dim=(2, 3)) / (int(size[0]) * int(size[1]))
+    return fraction if per_group else fraction.mean(dim=1)
+
+
+def mask_fractions(masks: Sequence[torch.Tensor], sizes: Optional[Sequence[Sequence[int]]] = None,
+                   cell_sizes: Optional[Sequence[Optional[int]]] = None,
+                   per_group: bool = False) -> List[torch.Tensor]:
+    """Per-sample refined fraction of each mask, area-weighted as the realised MACs are.
+
+    Args:
+        masks (Sequence[Tensor]): N masks (B, G, K_h, K_w), with or without gradient.
+        sizes (Sequence[tuple[int, int]], optional): (H, W) of the map each mask gates. Needed
+            only for the masks whose cell size is given.
+        cell_sizes (Sequence[int | None], optional): c px cells of each mask (None: a fixed grid,
+            the plain mask mean). None: every mask on a fixed grid.
+        per_group (bool): Keep the groups of each mask apart. Defaults to False.
+
+    Returns:
+        list[Tensor]: N tensors (B, ) (or (B, G) with ``per_group``), each
+        :func:`refined_fraction` of its mask.
+    """
+    if cell_sizes is None:
+        return [refined_fraction(mask, mask.shape[-2:], per_group=per_group) for mask in masks]
+    if len(cell_sizes) != len(masks) or (sizes is not None and len(sizes) != len(masks)):
+        raise ValueError(f'{len(masks)} masks need as many cell sizes and map sizes, got '
+                         f'{len(cell_sizes)} and {None if sizes is None else len(sizes)}')
+    out = []
+    for i, (mask, cell) in enumerate(zip(masks, cell_sizes)):
+        if cell is not None and sizes is None:
+            raise ValueError(f'mask {i} has {cell} px cells: its map size is needed')
+        size = sizes[i] if sizes is not None else mask.shape[-2:]
+        out.append(refined_fraction(mask, size, cell, per_group))
+    return out
+
+
+class StageMapSizes:
+    """Records the (H, W) of the map each SAR stage refines, at every forward of the stages.
+
+    A forward pre-hook on each stage (a module with ``masks`` and ``cell_size``) stores the spatial
+    size of its input, the map its refine blocks and masks cover. :meth:`per_mask` then gives the
+    (size, cell size) of each mask in the order of ``last_masks``. Call :meth:`remove` when done.
+
+    Args:
+        stages (Sequence[nn.Module]): The SAR stages of a backbone (``backbone.stages``).
+    """
+
+    def __init__(self, stages: Sequence[nn.Module]) -> None:
+        self.stages = list(stages)
+        self.sizes: List[Optional[Tuple[int, int]]] = [None] * len(self.stages)
+        self._handles = [
+            stage.register_forward_pre_hook(self._recorder(i))
+            for i, stage in enumerate(self.stages)
+        ]
+
+    def _recorder(self, index: int):
+
+        def record(module: nn.Module, args) -> None:
+            self.sizes[index] = tuple(int(v) for v in args[0].shape[-2:])
+
+        return record
+
+    def per_mask(self) -> Tuple[List[Tuple[int, int]], List[Optional[int]]]:
+        """(sizes, cell sizes) of every mask of the last forward, stage by stage."""
+        if any(size is None for size in self.sizes):
+            raise RuntimeError('StageMapSizes: a stage has not run since the hooks were set')
+        sizes, cells = [], []
+        for stage, size in zip(self.stages, self.sizes):
+            sizes += [size] * len(stage.masks)
+            cells += [stage.cell_size] * len(stage.masks)
+        return sizes, cells
+
+    def remove(self) -> None:
+        """Remove the forward pre-hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 def expand_group_mask(mask: torch.Tensor, channels: int, size,

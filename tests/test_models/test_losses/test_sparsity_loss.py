@@ -31,3 +31,24 @@ def test_bad_arguments():
         sparsity_loss([torch.ones(1, 1, 2, 2)], 1.5)
     with pytest.raises(ValueError, match='at least one mask'):
         sparsity_loss([], 0.5)
+
+
+def test_group_target_refuses_dropping_a_group():
+    # G = 2: group 0 refines everything, group 1 nothing. The mask density is 0.5 (no 'batch' loss
+    # at t = 0.5), but each group is 0.5 away from the target under 'group'.
+    mask = torch.stack([torch.ones(3, 4, 4), torch.zeros(3, 4, 4)], dim=1)
+    assert sparsity_loss([mask], 0.5, 'batch').item() == pytest.approx(0.0)
+    assert sparsity_loss([mask], 0.5, 'group').item() == pytest.approx(0.25)
+    # half of the places in each group: no loss either way
+    half = torch.zeros(3, 2, 4, 4)
+    half[:, :, :2] = 1
+    assert sparsity_loss([half], 0.5, 'group').item() == pytest.approx(0.0)
+    # per group it is Eq. 10: the batch mean of each group, so images may differ
+    uneven = torch.zeros(2, 2, 4, 4)
+    uneven[0] = 1
+    assert sparsity_loss([uneven], 0.5, 'group').item() == pytest.approx(0.0)
+    # and the gradient pushes the over-full group down and the empty one up
+    logits = torch.stack([torch.full((3, 4, 4), 3.0), torch.full((3, 4, 4), -3.0)], 1)
+    logits.requires_grad_(True)
+    sparsity_loss([torch.sigmoid(logits)], 0.5, 'group').backward()
+    assert (logits.grad[:, 0] > 0).all() and (logits.grad[:, 1] < 0).all()
