@@ -8,7 +8,6 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 
-from mmdynamic.models.layers.sar_layers import StageMapSizes, mask_fractions
 from mmdynamic.registry import HOOKS, register_dual
 
 
@@ -61,7 +60,6 @@ class SARScheduleHook(Hook):
         self.target_begin, self.target_end = target_begin, target_end
         self.by_epoch = by_epoch
         self._stats: Dict[str, torch.Tensor] = {}
-        self._map_sizes: Optional[StageMapSizes] = None
 
     @staticmethod
     def _model(runner):
@@ -97,20 +95,8 @@ class SARScheduleHook(Hook):
 
     # ---------------------------------------------------------------- evaluation statistics
     def _reset(self, runner) -> None:
-        """Clear the statistics and watch the map size of every SAR stage (the masks of stages
-        with cells in pixels are weighted by area, as the MACs are)."""
+        """Clear the statistics."""
         self._stats = {}
-        self._release()
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        stages = getattr(getattr(model, 'backbone', None), 'stages', None)
-        if stages is not None and all(hasattr(s, 'cell_size') and hasattr(s, 'masks')
-                                      for s in stages):
-            self._map_sizes = StageMapSizes(stages)
-
-    def _release(self) -> None:
-        if self._map_sizes is not None:
-            self._map_sizes.remove()
-            self._map_sizes = None
 
     def _collect(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -118,9 +104,8 @@ class SARScheduleHook(Hook):
         if backbone is None or not getattr(backbone, 'last_masks', None):
             return
         flops = backbone.last_flops.double()
-        layout = self._map_sizes.per_mask() if self._map_sizes is not None else (None, None)
-        densities = torch.stack([
-            f.detach().double().sum() for f in mask_fractions(backbone.last_masks, *layout)])
+        # area-weighted with cells in pixels, as the MACs
+        densities = torch.stack([f.detach().double().sum() for f in backbone.mask_fractions()])
         batch = flops.new_tensor(float(flops.numel()))
         if not self._stats:
             self._stats = dict(count=batch * 0, macs=flops.sum() * 0, density=densities * 0)
@@ -129,7 +114,6 @@ class SARScheduleHook(Hook):
         self._stats['density'] += densities.cpu()
 
     def _log(self, runner, prefix: str) -> None:
-        self._release()
         if not self._stats:
             return
         stats = {k: v.clone() for k, v in self._stats.items()}

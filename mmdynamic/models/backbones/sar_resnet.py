@@ -24,7 +24,7 @@ from mmdynamic.registry import MODELS, register_dual
 from ..layers.sar_blocks import (RefineBasicBlock, RefineBottleneck, SARBasicBlock,
                                  SARBottleneck, _Shortcut)
 from ..layers.sar_layers import (ChannelAttentionFusion, MacsMeter, MaskGenerator, conv_macs,
-                                 mask_grid_of, masks_from_logits, pool_macs)
+                                 mask_fractions, mask_grid_of, masks_from_logits, pool_macs)
 
 BLOCKS = {
     'basic': (SARBasicBlock, RefineBasicBlock),
@@ -171,12 +171,15 @@ class SARStage(nn.Module):
 class _SARBackboneMixin:
     """State and API shared by the ImageNet and CIFAR SAR backbones.
 
-    After each forward: ``last_masks`` (list of (B, G, K, K), with the straight-through gradient in
-    training) and ``last_flops`` ((B, ) realised MACs of each sample). ``tau`` (Gumbel temperature) is
-    set by :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
+    After each forward: ``last_masks`` (list of (B, G, K_h, K_w), with the straight-through gradient
+    in training), ``last_mask_sizes`` ((H, W) of the map each mask gates), ``last_mask_cells`` (its
+    cell size in pixels, None on a fixed grid) and ``last_flops`` ((B, ) realised MACs of each
+    sample). ``tau`` (Gumbel temperature) is set by :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
     """
     tau: float
     last_masks: List[torch.Tensor]
+    last_mask_sizes: List[Tuple[int, int]]
+    last_mask_cells: List[Optional[int]]
     last_flops: Optional[torch.Tensor]
 
     @property
@@ -196,9 +199,22 @@ class _SARBackboneMixin:
             if isinstance(m, (RefineBasicBlock, RefineBottleneck)):
                 m.sparse_infer = enabled
 
+    def mask_fractions(self) -> List[torch.Tensor]:
+        """Refined fraction of the map of each mask of the last forward, per sample: a list of
+        (B, ) tensors (with the masks' gradient in training). With cells in pixels every cell
+        counts with its area cropped to the map, as in the realised MACs; on a fixed grid it is
+        the plain mask mean."""
+        return mask_fractions(self.last_masks, self.last_mask_sizes, self.last_mask_cells)
+
     def density(self) -> torch.Tensor:
-        """Per-mask mean density of the last forward: (num_masks, )."""
-        return torch.stack([m.detach().float().mean() for m in self.last_masks])
+        """Per-mask mean density of the last forward (area-weighted, :meth:`mask_fractions`):
+        (num_masks, )."""
+        return torch.stack([f.detach().float().mean() for f in self.mask_fractions()])
+
+    def _record_masks(self, masks: List[torch.Tensor], sizes: List[Tuple[int, int]],
+                      cells: List[Optional[int]], meter: MacsMeter) -> None:
+        self.last_masks, self.last_mask_sizes, self.last_mask_cells = masks, sizes, cells
+        self.last_flops = meter.total()
 
     def _init_sar_weights(self) -> None:
         """Kaiming fan-out convs, unit BNs, zero last-BN of regular blocks, select-all masks."""
@@ -347,6 +363,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             for j in range(layers[3]))
         self.out_channels = tuple(base_channels * 2**i * regular.expansion for i in range(4))
         self.last_masks: List[torch.Tensor] = []
+        self.last_mask_sizes: List[Tuple[int, int]] = []
+        self.last_mask_cells: List[Optional[int]] = []
         self.last_flops: Optional[torch.Tensor] = None
         self.set_sparse_infer(sparse_infer)
         self._freeze_stages()
@@ -384,18 +402,20 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             h = F.relu(self.norm1(h))
         h = self.maxpool(h)
         meter.add(pool_macs(h))
-        outs, masks = [], []
+        outs, masks, sizes, cells = [], [], [], []
         for i, stage in enumerate(self.stages):
+            size = tuple(h.shape[-2:])
             fused, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter)
             masks.extend(stage_masks)
+            sizes += [size] * len(stage_masks)
+            cells += [stage.cell_size] * len(stage_masks)
             if i in self.out_indices:
                 outs.append(fused if i < 2 else h)
         for block in self.layer4:
             h = block(h, meter)
         if 3 in self.out_indices:
             outs.append(h)
-        self.last_masks = masks
-        self.last_flops = meter.total()
+        self._record_masks(masks, sizes, cells, meter)
         return tuple(outs)
 
     def _freeze_stages(self) -> None:
@@ -478,6 +498,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
             channels = stage.out_channels
         self.out_channels = tuple(widths)
         self.last_masks: List[torch.Tensor] = []
+        self.last_mask_sizes: List[Tuple[int, int]] = []
+        self.last_mask_cells: List[Optional[int]] = []
         self.last_flops: Optional[torch.Tensor] = None
         self.set_sparse_infer(sparse_infer)
 
@@ -487,12 +509,14 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         h = self.conv1(x)
         meter.add(conv_macs(self.conv1, h))
         h = F.relu(self.norm1(h))
-        outs, masks = [], []
+        outs, masks, sizes, cells = [], [], [], []
         for i, stage in enumerate(self.stages):
+            size = tuple(h.shape[-2:])
             _, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter)
             masks.extend(stage_masks)
+            sizes += [size] * len(stage_masks)
+            cells += [stage.cell_size] * len(stage_masks)
             if i in self.out_indices:
                 outs.append(h)
-        self.last_masks = masks
-        self.last_flops = meter.total()
+        self._record_masks(masks, sizes, cells, meter)
         return tuple(outs)

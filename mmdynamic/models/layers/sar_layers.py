@@ -222,49 +222,6 @@ def mask_fractions(masks: Sequence[torch.Tensor], sizes: Optional[Sequence[Seque
     return out
 
 
-class StageMapSizes:
-    """Records the (H, W) of the map each SAR stage refines, at every forward of the stages.
-
-    A forward pre-hook on each stage (a module with ``masks`` and ``cell_size``) stores the spatial
-    size of its input, the map its refine blocks and masks cover. :meth:`per_mask` then gives the
-    (size, cell size) of each mask in the order of ``last_masks``. Call :meth:`remove` when done.
-
-    Args:
-        stages (Sequence[nn.Module]): The SAR stages of a backbone (``backbone.stages``).
-    """
-
-    def __init__(self, stages: Sequence[nn.Module]) -> None:
-        self.stages = list(stages)
-        self.sizes: List[Optional[Tuple[int, int]]] = [None] * len(self.stages)
-        self._handles = [
-            stage.register_forward_pre_hook(self._recorder(i))
-            for i, stage in enumerate(self.stages)
-        ]
-
-    def _recorder(self, index: int):
-
-        def record(module: nn.Module, args) -> None:
-            self.sizes[index] = tuple(int(v) for v in args[0].shape[-2:])
-
-        return record
-
-    def per_mask(self) -> Tuple[List[Tuple[int, int]], List[Optional[int]]]:
-        """(sizes, cell sizes) of every mask of the last forward, stage by stage."""
-        if any(size is None for size in self.sizes):
-            raise RuntimeError('StageMapSizes: a stage has not run since the hooks were set')
-        sizes, cells = [], []
-        for stage, size in zip(self.stages, self.sizes):
-            sizes += [size] * len(stage.masks)
-            cells += [stage.cell_size] * len(stage.masks)
-        return sizes, cells
-
-    def remove(self) -> None:
-        """Remove the forward pre-hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-
 def expand_group_mask(mask: torch.Tensor, channels: int, size,
                       cell_size: Optional[int] = None) -> torch.Tensor:
     """Masks (B, G, K_h, K_w) -> (B, channels, H, W): group g covers channels [g C/G, (g+1) C/G).

@@ -19,7 +19,12 @@ class SARLossMixin:
     Args (of :meth:`_init_sparsity`, from the model config's ``sparsity`` dict):
         target (float): Final target density t. Defaults to 0.5.
         weight (float): lambda (0.5 ImageNet, 1 CIFAR). Defaults to 0.5.
-        loss_type (str): 'batch' (Eq. 10) or 'sample' (Eq. 11). Defaults to 'batch'.
+        loss_type (str): 'batch' (Eq. 10), 'sample' (Eq. 11) or 'group' (Eq. 10 for each group of a
+            mask, so that a mask cannot meet the target by dropping whole groups). Defaults to
+            'batch'.
+
+    With mask cells in pixels the loss and the logged densities weight every cell by its area
+    cropped to the map (:meth:`SARResNet.mask_fractions`), as the realised MACs do.
     """
 
     def _init_sparsity(self, sparsity: Optional[Dict] = None) -> None:
@@ -43,11 +48,12 @@ class SARLossMixin:
 
     def add_sparsity_loss(self, losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Add the weighted sparsity loss and the density/MACs statistics to ``losses``."""
-        masks = self.backbone.last_masks
+        backbone = self.backbone
         losses['loss_sparsity'] = self.sparsity_cfg['weight'] * sparsity_loss(
-            masks, self.current_target, self.sparsity_cfg['loss_type'])
+            backbone.last_masks, self.current_target, self.sparsity_cfg['loss_type'],
+            backbone.last_mask_sizes, backbone.last_mask_cells)
         with torch.no_grad():
-            densities = torch.stack([m.float().mean() for m in masks])
+            densities = backbone.density()
             losses['density'] = densities.mean()
             for i, d in enumerate(densities):
                 losses[f'density_m{i}'] = d

@@ -8,8 +8,7 @@ import torch
 
 from mmdynamic.engine.hooks import SARScheduleHook
 from mmdynamic.models.backbones.sar_resnet import SARResNet
-from mmdynamic.models.layers.sar_layers import (StageMapSizes, expand_group_mask,
-                                                 mask_fractions)
+from mmdynamic.models.layers.sar_layers import expand_group_mask, mask_fractions
 from mmdynamic.models.losses import mask_density, sparsity_loss
 
 
@@ -45,24 +44,52 @@ def _sar(**kwargs):
     return model.eval()
 
 
-def test_stage_map_sizes_give_the_area_of_every_mask():
+def test_backbone_records_the_area_of_every_mask():
     model = _sar(mask_grid=None, mask_cell_size=(4, 4, 7))
-    sizes = StageMapSizes(model.stages)
     with torch.no_grad():
         model(torch.randn(2, 3, 97, 131))
-    map_sizes, cells = sizes.per_mask()
-    sizes.remove()
-    assert len(map_sizes) == len(model.last_masks) == 10
-    assert map_sizes[0] == (25, 33) and cells == [4] * 5 + [7] * 5
-    fractions = mask_fractions(model.last_masks, map_sizes, cells)
+    map_sizes, cells = model.last_mask_sizes, model.last_mask_cells
+    assert len(map_sizes) == len(cells) == len(model.last_masks) == 10
+    assert map_sizes[0] == (25, 33) and map_sizes[-1] == (7, 9) and cells == [4] * 5 + [7] * 5
+    fractions = model.mask_fractions()
+    assert all(torch.equal(a, b) for a, b in zip(fractions, mask_fractions(model.last_masks,
+                                                                           map_sizes, cells)))
     for mask, size, cell, fraction in zip(model.last_masks, map_sizes, cells, fractions):
         assert torch.allclose(fraction, _pixel_fraction(mask, size, cell))
+    assert torch.allclose(model.density(), torch.stack([f.mean() for f in fractions]))
     # not the plain mean: the cropped edge cells count less
     assert any(not torch.allclose(f, m.flatten(1).mean(1))
                for f, m in zip(fractions, model.last_masks))
+    # a fixed grid records no cell size and keeps the plain mean
+    grid = _sar(mask_grid=(8, 4, 2))
     with torch.no_grad():
-        model(torch.randn(1, 3, 64, 64))
-    assert sizes.sizes[0] == (25, 33), 'removed hooks record nothing'
+        grid(torch.randn(1, 3, 128, 128))
+    assert grid.last_mask_cells == [None] * 10
+    assert torch.allclose(grid.density(), torch.stack([m.mean() for m in grid.last_masks]))
+
+
+def test_training_loss_and_logged_density_are_area_weighted():
+    from mmdynamic.models.cls.sar_classifier import SARImageClassifier
+    from mmpretrain.structures import DataSample
+    torch.manual_seed(0)
+    model = SARImageClassifier(
+        backbone=dict(type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2,
+                      mask_grid=None, mask_cell_size=(4, 4, 7), out_indices=(3, )),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=512),
+        sparsity=dict(target=0.25, weight=1.0, loss_type='sample'))
+    model.init_weights()
+    model.train()
+    samples = [DataSample().set_gt_label(i % 3) for i in range(2)]
+    losses = model.loss(torch.randn(2, 3, 97, 131), samples)
+    backbone = model.backbone
+    expected = sparsity_loss(backbone.last_masks, 0.25, 'sample', backbone.last_mask_sizes,
+                             backbone.last_mask_cells)
+    assert torch.allclose(losses['loss_sparsity'], expected)
+    fractions = [_pixel_fraction(m.detach(), s, c) for m, s, c in
+                 zip(backbone.last_masks, backbone.last_mask_sizes, backbone.last_mask_cells)]
+    assert losses['density'].item() == pytest.approx(
+        torch.stack([f.mean() for f in fractions]).mean().item(), abs=1e-6)
 
 
 def _log_density(model, inputs):
@@ -77,7 +104,6 @@ def _log_density(model, inputs):
             model(x)
         hook.after_val_iter(runner, 0)
     hook.after_val_epoch(runner)
-    assert not model.stages[0]._forward_pre_hooks, 'the hook leaves no forward hook behind'
     return [hub.scalars[f'val/density_m{i}'] for i in range(10)]
 
 
@@ -85,14 +111,13 @@ def test_schedule_hook_logs_the_area_weighted_density():
     model = _sar(mask_grid=None, mask_cell_size=(4, 4, 7))
     inputs = [torch.randn(2, 3, 97, 131), torch.randn(3, 3, 97, 131)]
     logged = _log_density(model, inputs)
-    sizes = StageMapSizes(model.stages)
     expected = torch.zeros(10, dtype=torch.float64)
     for x in inputs:
         with torch.no_grad():
             model(x)
-        for i, (mask, size, cell) in enumerate(zip(model.last_masks, *sizes.per_mask())):
+        for i, (mask, size, cell) in enumerate(zip(model.last_masks, model.last_mask_sizes,
+                                                   model.last_mask_cells)):
             expected[i] += _pixel_fraction(mask, size, cell).double().sum()
-    sizes.remove()
     assert logged == pytest.approx((expected / 5).tolist(), abs=1e-6)
 
 
