@@ -30,7 +30,6 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmdynamic.evaluation.functional.mask_selectivity import (  # noqa: E402
     MaskSelectivity, mask_selectivity, merge_selectivity)
-from mmdynamic.models.layers.sar_layers import StageMapSizes, mask_fractions  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -107,30 +106,25 @@ def run(args: argparse.Namespace) -> Dict:
     per_mask: List[List[MaskSelectivity]] = [[] for _ in range(num_masks)]
     density_sum = torch.zeros(num_masks, dtype=torch.float64)
     num_images = 0
-    map_sizes = StageMapSizes(backbone.stages)
-    try:
-        with torch.no_grad():
-            for i, batch in enumerate(loader):
-                if args.max_batches is not None and i >= args.max_batches:
-                    break
-                data = model.data_preprocessor(batch, False)
-                inputs = data['inputs']
-                backbone(inputs)
-                density_sum += torch.stack([
-                    f.double().sum().cpu()
-                    for f in mask_fractions(backbone.last_masks, *map_sizes.per_mask())])
-                num_images += inputs.shape[0]
-                samples = data['data_samples']
-                if table is None and 'gt_sem_seg' in samples[0]:
-                    objects = dict(foreground=_foreground_of(
-                        samples, inputs.shape[-2:], args.background_labels, args.ignore_index))
-                else:
-                    objects = dict(boxes=_boxes_of(samples, table, root, inputs.shape[-2:]),
-                                   image_size=inputs.shape[-2:])
-                for n, mask in enumerate(backbone.last_masks):
-                    per_mask[n].append(mask_selectivity([mask], **objects))
-    finally:
-        map_sizes.remove()
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            if args.max_batches is not None and i >= args.max_batches:
+                break
+            data = model.data_preprocessor(batch, False)
+            inputs = data['inputs']
+            backbone(inputs)
+            # area-weighted with cells in pixels, as the realised MACs
+            density_sum += torch.stack([f.double().sum().cpu() for f in backbone.mask_fractions()])
+            num_images += inputs.shape[0]
+            samples = data['data_samples']
+            if table is None and 'gt_sem_seg' in samples[0]:
+                objects = dict(foreground=_foreground_of(
+                    samples, inputs.shape[-2:], args.background_labels, args.ignore_index))
+            else:
+                objects = dict(boxes=_boxes_of(samples, table, root, inputs.shape[-2:]),
+                               image_size=inputs.shape[-2:])
+            for n, mask in enumerate(backbone.last_masks):
+                per_mask[n].append(mask_selectivity([mask], **objects))
     if num_images == 0:
         raise ValueError('the test dataloader gave no images')
     densities = (density_sum / num_images).tolist()
