@@ -20,6 +20,7 @@ import os
 import os.path as osp
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
@@ -411,6 +412,24 @@ def seg_palette(num_classes: int) -> List[List[int]]:
     return [[0, 0, 0]] + [list(map(int, rng.integers(40, 256, 3))) for _ in range(num_classes)]
 
 
+def write_stamped(folder: str, args: dict, force: bool, write: Callable[[], None]) -> None:
+    """Run ``write`` unless ``folder`` holds a set stamped with the same ``args``.
+
+    A set written with other arguments (or any set, with ``force``) is removed first, so no stale
+    file survives; the stamp (``folder/.complete``, the arguments as JSON) is written last, so an
+    interrupted run is redone.
+    """
+    stamp = osp.join(folder, '.complete')
+    if not force and osp.isfile(stamp):
+        with open(stamp, encoding='utf-8') as f:
+            if json.load(f) == args:
+                return
+    if osp.isdir(folder):
+        shutil.rmtree(folder)
+    write()
+    _write_json(stamp, args)
+
+
 def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_classes: int = 10,
                    num_train: Optional[int] = None, num_val: Optional[int] = None,
                    img_size: Optional[int] = None, obj_size: Optional[int] = None,
@@ -445,7 +464,6 @@ def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_cl
     for task in tasks:
         writer, default_size, default_train, default_val = writers[task]
         folder = osp.join(root, task)
-        stamp = osp.join(folder, '.complete')
         args = dict(num_classes=num_classes, num_train=num_train or default_train,
                     num_val=num_val or default_val, seed=seed, img_size=img_size or default_size)
         # non-default geometry only enters the stamp when given (old stamps stay valid)
@@ -453,13 +471,6 @@ def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_cl
             args['obj_size'] = obj_size
         if num_distractors is not None:
             args['num_distractors'] = num_distractors
-        if not force and osp.isfile(stamp):
-            with open(stamp, encoding='utf-8') as f:
-                if json.load(f) == args:
-                    folders[task] = folder
-                    continue
-        if osp.isdir(folder):  # a set written with other arguments: no stale files survive
-            shutil.rmtree(folder)
         size = args['img_size']
         # small glyphs for the glance-and-focus tasks; larger, varied objects for det/seg demos
         glance_task = task in ('cls', 'video')
@@ -469,8 +480,8 @@ def make_demo_data(root: str = 'data/demo', tasks: Sequence[str] = TASKS, num_cl
         canvas = CanvasConfig(
             img_size=size, obj_size=obj_size or max(12, int(size * fraction)),
             num_distractors=(2 if glance_task else 1) if num_distractors is None else num_distractors)
-        writer(root, num_classes=num_classes, num_train=args['num_train'],
-               num_val=args['num_val'], canvas=canvas, seed=seed)
-        _write_json(stamp, args)
+        write_stamped(folder, args, force,
+                      partial(writer, root, num_classes=num_classes, num_train=args['num_train'],
+                              num_val=args['num_val'], canvas=canvas, seed=seed))
         folders[task] = folder
     return folders

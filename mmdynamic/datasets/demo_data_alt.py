@@ -25,18 +25,17 @@ Output formats are those of the cards generator (and its readers apply unchanged
 - ``video/``: ``mp4v`` videos with mmaction2 ``VideoDataset`` lists ``{train,val}_list.txt`` and
   ``{train,val}_meta.json`` (``label``, ``box``, ``drift_per_frame`` = [dx, dy], ``visible`` frames).
 """
-import json
 import os
 import os.path as osp
-import shutil
 from dataclasses import dataclass
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from .demo_data import (Box, _place_boxes, _write_json, class_names, write_classification_set,
-                        write_video_set)
+from .demo_data import (Box, _place_boxes, class_names, write_classification_set,
+                        write_stamped, write_video_set)
 
 ALT_TASKS = ('cls', 'video')
 
@@ -434,23 +433,15 @@ def make_alt_demo_data(root: str = 'data/demo_alt', tasks: Sequence[str] = ('cls
     for task in tasks:
         writer, default_size, default_train, default_val = writers[task]
         folder = osp.join(root, task)
-        stamp = osp.join(folder, '.complete')
         size = img_size or default_size
         args = dict(generator='alt', num_classes=num_classes, num_train=num_train or default_train,
                     num_val=num_val or default_val, seed=seed, img_size=size,
                     obj_size=obj_size or max(12, size // 8),
                     num_distractors=2 if num_distractors is None else num_distractors)
-        if not force and osp.isfile(stamp):
-            with open(stamp, encoding='utf-8') as f:
-                if json.load(f) == args:
-                    folders[task] = folder
-                    continue
-        if osp.isdir(folder):  # a set written with other arguments: no stale files survive
-            shutil.rmtree(folder)
         canvas = AltCanvasConfig(img_size=size, obj_size=args['obj_size'],
                                  num_distractors=args['num_distractors'])
-        writer(root, num_classes=num_classes, num_train=args['num_train'], num_val=args['num_val'],
-               canvas=canvas, seed=seed)
-        _write_json(stamp, args)
+        write_stamped(folder, args, force,
+                      partial(writer, root, num_classes=num_classes, num_train=args['num_train'],
+                              num_val=args['num_val'], canvas=canvas, seed=seed))
         folders[task] = folder
     return folders
