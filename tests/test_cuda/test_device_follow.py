@@ -124,11 +124,3 @@ def test_video_losses_on_cuda_equal_the_cpu_ones(name, no_tf32):
     for key in cpu:
         assert cuda[key].device.type == 'cuda', key
         torch.testing.assert_close(cuda[key].cpu(), cpu[key], rtol=1e-4, atol=1e-5, msg=key)
-
-
-@pytest.fixture
-def no_tf32():
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

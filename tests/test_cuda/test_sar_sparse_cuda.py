@@ -32,14 +32,6 @@ AMP_ATOL, AMP_RTOL = 2e-2, 1e-2
 BACKBONE_REL_TOL = 1e-4
 
 
-@pytest.fixture
-def no_tf32():
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 def _compare_block(block, x, mask, atol, rtol, autocast=False) -> None:
     dense_meter, sparse_meter = MacsMeter(x.shape[0], x.device), MacsMeter(x.shape[0], x.device)
     context = (torch.autocast('cuda', dtype=torch.float16) if autocast else

@@ -17,14 +17,6 @@ step_major = pytest.importorskip('mmdynamic.models.utils.step_major')
 ATOL = 1e-4
 
 
-@pytest.fixture
-def no_tf32():
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 def _toy():
     from ..test_models.test_utils.test_early_exit import ToyStepwise
     torch.manual_seed(0)
