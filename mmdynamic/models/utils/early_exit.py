@@ -60,6 +60,17 @@ class StepwiseMixin:
         """
         raise NotImplementedError
 
+    def batch_dependent_steps(self) -> Optional[str]:
+        """Why a sample's outputs would depend on the other samples of its batch, or None.
+
+        The step-major executor pools the survivors of several batches, so it can only reproduce
+        the per-batch executor when a step's output for one sample is a function of that sample
+        (and its state) alone. Models whose steps draw random numbers for the whole batch (e.g.
+        random patch locations at test time) return the reason here, and the executor refuses
+        them. Defaults to None (deterministic, sample-wise steps).
+        """
+        return None
+
     def run_steps(self, inputs: torch.Tensor, num_steps: Optional[int] = None,
                   **kwargs) -> Tuple[torch.Tensor, State]:
         """Run steps 0..num_steps-1 for every sample.

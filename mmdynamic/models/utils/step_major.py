@@ -278,6 +278,11 @@ class StepMajorExecutor:
             raise ValueError(f'{self.num_exits} thresholds for a model with '
                              f'{getattr(model, "num_exits", None)} exits')
         signature = step_signature(model)
+        reason = model.batch_dependent_steps() if hasattr(model, 'batch_dependent_steps') else None
+        if reason:
+            raise ValueError('step-major early exit pools samples of different batches and must '
+                             'give each sample the outputs of the per-batch executor, but for '
+                             f'{type(model).__name__} {reason}')
         if self._model is None:
             coupled = batch_coupled_modules(model)
             if coupled:

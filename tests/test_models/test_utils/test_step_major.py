@@ -160,6 +160,18 @@ def test_gfnet():
     check_equal(model, list(x.split(4)))
 
 
+@pytest.mark.parametrize('mode', ['random', 'sample'])
+def test_gfnet_random_locations_refused(mode):
+    """Locations drawn for a whole batch cannot be reproduced per sample by a pooled stream."""
+    from tests.test_models.test_gfnet.test_gfnet import build
+    model = build(test_locations=mode).eval()
+    assert model.batch_dependent_steps() is not None
+    executor = StepMajorExecutor([0.5] * model.num_exits, batch_size=2)
+    with pytest.raises(ValueError, match=f"location mode '{mode}'.*test_locations='mean'"):
+        executor.submit(*executor_view(model, torch.randn(2, 3, 64, 64)))
+    assert build(test_locations='mean').eval().batch_dependent_steps() is None
+
+
 def test_mgnet():
     from mmengine.registry import init_default_scope
     from tests.test_models.test_mgnet.test_mgnet import tiny_mgnet

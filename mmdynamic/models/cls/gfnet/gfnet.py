@@ -216,6 +216,16 @@ class GFNet(StepwiseClassifier):
             return self.test_locations
         return {1: 'random', 2: 'sample', 3: 'sample'}[self.train_stage]
 
+    def batch_dependent_steps(self) -> Optional[str]:
+        """Random or sampled focus locations are drawn for the whole batch at once, so a sample's
+        locations depend on its batch (see :meth:`StepwiseMixin.batch_dependent_steps`)."""
+        mode = self.location_mode()
+        if mode == 'mean':
+            return None
+        return (f"focus locations are drawn at random (location mode {mode!r}, e.g. "
+                "test_locations='random' or a stage-1 model), so each sample's patches depend on "
+                "the batch it runs in; use test_locations='mean' (a stage-2/3 policy)")
+
     # ------------------------------------------------------------------ steps
     def init_state(self, inputs: torch.Tensor) -> Dict[str, Optional[torch.Tensor]]:
         """Zero recurrent states of fC and pi, no feature map and no locations yet."""
