@@ -1,27 +1,15 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """The demo data: deterministic, readable by the frameworks, and spatially/temporally redundant."""
 import glob
-import hashlib
 import json
 import os
 import os.path as osp
 
-import cv2
-import numpy as np
 import pytest
-import torch
 
 from mmdynamic.datasets import CanvasConfig, make_classification, make_demo_data
 
-
-def _tree_digest(root: str) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(glob.glob(osp.join(root, '**', '*'), recursive=True)):
-        if osp.isfile(path):
-            digest.update(osp.relpath(path, root).encode())
-            with open(path, 'rb') as f:
-                digest.update(f.read())
-    return digest.hexdigest()
+from .demo_checks import check_visible_in_few_frames, probe_full_and_quarter, tree_digest
 
 
 def test_deterministic_and_seeded(tmp_path):
@@ -30,7 +18,7 @@ def test_deterministic_and_seeded(tmp_path):
     make_demo_data(str(tmp_path / 'b'), seed=3, **kwargs)
     make_demo_data(str(tmp_path / 'c'), seed=4, **kwargs)
     for task in ('cls', 'det', 'seg'):
-        a, b, c = (_tree_digest(str(tmp_path / x / task)) for x in 'abc')
+        a, b, c = (tree_digest(str(tmp_path / x / task)) for x in 'abc')
         assert a == b, task
         assert a != c, task
     # videos: the encoder may differ in container metadata, so compare the list and the metadata
@@ -144,51 +132,11 @@ def test_mmaction_decodes_videos(demo_root):
 # ------------------------------------------------------------------------------------------------
 # The redundancy the dynamic models exploit
 # ------------------------------------------------------------------------------------------------
-def _ink(patch: np.ndarray) -> np.ndarray:
-    """Colour-independent glyph features: deviation from the patch's median colour, in [0, 1]."""
-    gray = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return np.abs(gray - np.median(gray)) / 255.0
-
-
-def _crop_features(root: str, split: str, scale: float, side: int):
-    """Object crops at full resolution (scale 1) or from the image downscaled by ``scale``.
-
-    Both are resampled to ``side`` x ``side``, so only the resolution the crop carries differs.
-    """
-    with open(osp.join(root, f'{split}_boxes.json')) as f:
-        boxes = json.load(f)
-    feats, labels = [], []
-    for rel, (x1, y1, x2, y2) in sorted(boxes.items()):
-        img = cv2.imread(osp.join(root, split, rel))
-        if scale != 1:
-            small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            img = cv2.resize(small, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-        crop = cv2.resize(img[y1:y2, x1:x2], (side, side), interpolation=cv2.INTER_AREA)
-        feats.append(_ink(crop).ravel())
-        labels.append(int(rel.split('/')[0]))
-    return torch.tensor(np.stack(feats)), torch.tensor(labels)
-
-
-def _linear_probe(train, val, num_classes: int = 10, steps: int = 300) -> float:
-    torch.manual_seed(0)
-    (xt, yt), (xv, yv) = train, val
-    mean, std = xt.mean(0), xt.std(0) + 1e-3
-    layer = torch.nn.Linear(xt.shape[1], num_classes)
-    opt = torch.optim.Adam(layer.parameters(), lr=0.01, weight_decay=1e-3)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(layer((xt - mean) / std), yt).backward()
-        opt.step()
-    return (layer((xv - mean) / std).argmax(1) == yv).float().mean().item()
-
-
 def test_objects_need_full_resolution(tmp_path):
     """A linear probe reads the digit from its full-resolution patch, not from a 1/4-scale view."""
     root = make_classification(str(tmp_path), num_train=500, num_val=200, seed=0)
     side = CanvasConfig().obj_size
-    full = _linear_probe(_crop_features(root, 'train', 1, side), _crop_features(root, 'val', 1, side))
-    quarter = _linear_probe(_crop_features(root, 'train', 0.25, side),
-                            _crop_features(root, 'val', 0.25, side))
+    full, quarter = probe_full_and_quarter(root, side)
     assert full >= 0.8, (full, quarter)
     assert full - quarter >= 0.25, (full, quarter)
 
@@ -196,27 +144,4 @@ def test_objects_need_full_resolution(tmp_path):
 def test_objects_visible_in_few_frames(demo_root):
     """The card shows in few frames: only there does a frame differ from its motion-compensated
     neighbour (the scene drifts by ``drift_per_frame``) inside the object box."""
-    import decord
-    root = osp.join(demo_root, 'video')
-    with open(osp.join(root, 'train_meta.json')) as f:
-        meta = json.load(f)
-    for rel, info in list(meta.items())[:8]:
-        frames = decord.VideoReader(osp.join(root, rel)).get_batch(range(16)).asnumpy()
-        frames = frames.astype(np.float32)
-        size = frames.shape[1]
-        x1, y1, x2, y2 = info['box']
-        dx, dy = info['drift_per_frame']
-        hidden = [t for t in range(16) if t not in info['visible']]
-        change = {}
-        for t in range(16):
-            ref = min((h for h in hidden if h != t), key=lambda h: abs(h - t))
-            sx, sy = (t - ref) * dx, (t - ref) * dy  # same scene content sits here in frame ref
-            if not (0 <= x1 + sx and x2 + sx <= size and 0 <= y1 + sy and y2 + sy <= size):
-                continue
-            region = frames[t, y1:y2, x1:x2]
-            change[t] = np.abs(region - frames[ref, y1 + sy:y2 + sy, x1 + sx:x2 + sx]).mean()
-        assert len(info['visible']) <= 16 // 4
-        seen = [change[t] for t in info['visible'] if t in change]
-        unseen = [change[t] for t in hidden if t in change]
-        assert seen and unseen
-        assert min(seen) > 2 * max(unseen), (info, change)
+    check_visible_in_few_frames(osp.join(demo_root, 'video'))

@@ -2,27 +2,17 @@
 """The alt demo data: deterministic, readable by the frameworks, redundant like the cards data, and
 made differently from it (glyphs of dots / segments on blotchy ground, no cards)."""
 import glob
-import hashlib
 import json
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from mmdynamic.datasets.demo_data_alt import (AltCanvasConfig, make_alt_classification,
                                               make_alt_demo_data, render_glyph)
 
-
-def _tree_digest(root: str) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(glob.glob(osp.join(root, '**', '*'), recursive=True)):
-        if osp.isfile(path):
-            digest.update(osp.relpath(path, root).encode())
-            with open(path, 'rb') as f:
-                digest.update(f.read())
-    return digest.hexdigest()
+from .demo_checks import check_visible_in_few_frames, probe_full_and_quarter, tree_digest
 
 
 @pytest.fixture(scope='module')
@@ -36,7 +26,7 @@ def test_deterministic_and_seeded(tmp_path):
     kwargs = dict(tasks=('cls', 'video'), num_train=4, num_val=2)
     for name, seed in (('a', 3), ('b', 3), ('c', 4)):
         make_alt_demo_data(str(tmp_path / name), seed=seed, **kwargs)
-    a, b, c = (_tree_digest(str(tmp_path / x / 'cls')) for x in 'abc')
+    a, b, c = (tree_digest(str(tmp_path / x / 'cls')) for x in 'abc')
     assert a == b and a != c
     for name in ('train_list.txt', 'train_meta.json', 'val_meta.json'):
         assert (tmp_path / 'a/video' / name).read_text() == (tmp_path / 'b/video' / name).read_text()
@@ -153,49 +143,11 @@ def test_mmaction_decodes_videos(alt_root):
 # ------------------------------------------------------------------------------------------------
 # The redundancy the dynamic models exploit
 # ------------------------------------------------------------------------------------------------
-def _ink(patch: np.ndarray) -> np.ndarray:
-    """Colour-independent glyph features: deviation from the patch's median grey level, in [0, 1]."""
-    gray = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return np.abs(gray - np.median(gray)) / 255.0
-
-
-def _crop_features(root: str, split: str, scale: float, side: int):
-    """Crops of ``side`` px around the glyph's centre, at full resolution (scale 1) or from the image
-    downscaled by ``scale`` and resampled back (only the resolution the crop carries differs)."""
-    with open(osp.join(root, f'{split}_boxes.json')) as f:
-        boxes = json.load(f)
-    feats, labels = [], []
-    for rel, (x1, y1, x2, y2) in sorted(boxes.items()):
-        img = cv2.imread(osp.join(root, split, rel))
-        if scale != 1:
-            small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            img = cv2.resize(small, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-        crop = cv2.resize(img[y1:y2, x1:x2], (side, side), interpolation=cv2.INTER_AREA)
-        feats.append(_ink(crop).ravel())
-        labels.append(int(rel.split('/')[0]))
-    return torch.tensor(np.stack(feats)), torch.tensor(labels)
-
-
-def _linear_probe(train, val, num_classes: int = 10, steps: int = 300) -> float:
-    torch.manual_seed(0)
-    (xt, yt), (xv, yv) = train, val
-    mean, std = xt.mean(0), xt.std(0) + 1e-3
-    layer = torch.nn.Linear(xt.shape[1], num_classes)
-    opt = torch.optim.Adam(layer.parameters(), lr=0.01, weight_decay=1e-3)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(layer((xt - mean) / std), yt).backward()
-        opt.step()
-    return (layer((xv - mean) / std).argmax(1) == yv).float().mean().item()
-
-
 def test_objects_need_full_resolution(tmp_path):
     """A linear probe reads the digit from its full-resolution box, not from a 1/4-scale view."""
     root = make_alt_classification(str(tmp_path), num_train=500, num_val=200, seed=0)
     side = AltCanvasConfig().obj_size
-    full = _linear_probe(_crop_features(root, 'train', 1, side), _crop_features(root, 'val', 1, side))
-    quarter = _linear_probe(_crop_features(root, 'train', 0.25, side),
-                            _crop_features(root, 'val', 0.25, side))
+    full, quarter = probe_full_and_quarter(root, side)
     assert full >= 0.8, (full, quarter)
     assert full - quarter >= 0.25, (full, quarter)
 
@@ -203,28 +155,5 @@ def test_objects_need_full_resolution(tmp_path):
 def test_objects_visible_in_few_frames(alt_root):
     """The glyph shows in few frames: only there does a frame differ from its motion-compensated
     neighbour (the scene drifts by the per-video ``drift_per_frame``) inside the glyph box."""
-    import decord
-    root = osp.join(alt_root, 'video')
-    with open(osp.join(root, 'train_meta.json')) as f:
-        meta = json.load(f)
+    meta = check_visible_in_few_frames(osp.join(alt_root, 'video'))
     assert len({tuple(info['drift_per_frame']) for info in meta.values()}) > 1  # several directions
-    for rel, info in list(meta.items())[:8]:
-        frames = decord.VideoReader(osp.join(root, rel)).get_batch(range(16)).asnumpy()
-        frames = frames.astype(np.float32)
-        size = frames.shape[1]
-        x1, y1, x2, y2 = info['box']
-        dx, dy = info['drift_per_frame']
-        hidden = [t for t in range(16) if t not in info['visible']]
-        change = {}
-        for t in range(16):
-            ref = min((h for h in hidden if h != t), key=lambda h: abs(h - t))
-            sx, sy = (t - ref) * dx, (t - ref) * dy
-            if not (0 <= x1 + sx and x2 + sx <= size and 0 <= y1 + sy and y2 + sy <= size):
-                continue
-            region = frames[t, y1:y2, x1:x2]
-            change[t] = np.abs(region - frames[ref, y1 + sy:y2 + sy, x1 + sx:x2 + sx]).mean()
-        assert len(info['visible']) <= 16 // 4
-        seen = [change[t] for t in info['visible'] if t in change]
-        unseen = [change[t] for t in hidden if t in change]
-        assert seen and unseen
-        assert min(seen) > 2 * max(unseen), (info, change)
