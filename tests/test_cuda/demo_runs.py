@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from mmdynamic.testing.configs import drop_pretrained, inner_dataset
+
 from ..conftest import REPO
 
 LAUNCH = osp.join(osp.dirname(osp.abspath(__file__)), 'launch.py')
@@ -93,29 +95,11 @@ def run_jobs(jobs: List[Job], limit: int, deadline: Optional[float] = None) -> L
     return results
 
 
-def _drop_pretrained(node) -> None:
-    if isinstance(node, dict):
-        if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        for value in node.values():
-            _drop_pretrained(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _drop_pretrained(value)
-
-
-def _inner_dataset(loader: dict) -> dict:
-    dataset = loader['dataset']
-    while 'dataset' in dataset:  # dataset wrappers
-        dataset = dataset['dataset']
-    return dataset
-
-
 def _point_at_demo_data(cfg, task: str, demo_root: str) -> None:
     """The dataloaders (and COCO evaluators) read the tests' demo data of ``task``."""
     root = osp.join(demo_root, task)
     for split in ('train', 'val', 'test'):
-        dataset = _inner_dataset(cfg[f'{split}_dataloader'])
+        dataset = inner_dataset(cfg[f'{split}_dataloader'])
         name = 'train' if split == 'train' else 'val'
         if task == 'cls':
             dataset.update(data_root=root, data_prefix=name, ann_file='')
@@ -144,13 +128,13 @@ def prepare_config(config: str, out_dir: str, demo_root: str) -> str:
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, config))
     task = TASKS[cfg.get('default_scope', 'mmpretrain')]
-    _drop_pretrained(cfg.model)
+    drop_pretrained(cfg.model)
     cfg.load_from = None
     _point_at_demo_data(cfg, task, demo_root)
     cfg.train_dataloader.batch_size = BATCH
-    _inner_dataset(cfg.train_dataloader)['indices'] = 2 * BATCH
+    inner_dataset(cfg.train_dataloader)['indices'] = 2 * BATCH
     for split in ('val', 'test'):
-        _inner_dataset(cfg[f'{split}_dataloader'])['indices'] = EVAL_SAMPLES
+        inner_dataset(cfg[f'{split}_dataloader'])['indices'] = EVAL_SAMPLES
     if is_iter_based(cfg):
         cfg.train_cfg.update(max_iters=4, val_interval=4)
     else:

@@ -29,6 +29,8 @@ from typing import Dict, List
 
 import pytest
 
+from mmdynamic.testing.configs import drop_pretrained, inner_dataset
+
 from ...conftest import REPO
 from ...test_tools.test_train_tools import _free_port
 from .test_exact_resume import assert_same_state
@@ -55,26 +57,6 @@ def find_config(pattern: str) -> str:
     return found[0]
 
 
-def _drop_pretrained(node) -> None:
-    """Remove ``init_cfg=dict(type='Pretrained', ...)`` everywhere in a model config."""
-    if isinstance(node, dict):
-        init = node.get('init_cfg')
-        if isinstance(init, dict) and init.get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        for value in node.values():
-            _drop_pretrained(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _drop_pretrained(value)
-
-
-def _dataset(loader: dict) -> dict:
-    dataset = loader['dataset']
-    while 'dataset' in dataset:  # dataset wrappers
-        dataset = dataset['dataset']
-    return dataset
-
-
 def demo_config(config: str, out_dir: str, demo_root: str, task: str, test_metrics=(),
                 **changes) -> str:
     """A copy of ``config`` without pre-trained weights, reading the tests' demo data (``task``:
@@ -86,11 +68,11 @@ def demo_config(config: str, out_dir: str, demo_root: str, task: str, test_metri
         metrics = cfg.test_evaluator
         metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
         cfg.test_evaluator = metrics + list(test_metrics)
-    _drop_pretrained(cfg.model)
+    drop_pretrained(cfg.model)
     cfg.load_from = None
     root = osp.join(demo_root, task)
     for split in ('train', 'val', 'test'):
-        dataset = _dataset(cfg[f'{split}_dataloader'])
+        dataset = inner_dataset(cfg[f'{split}_dataloader'])
         name = 'train' if split == 'train' else 'val'
         if task == 'cls':
             dataset.update(data_root=root, data_prefix=name, ann_file='')
@@ -110,7 +92,6 @@ def _schedule(batch: int, epochs: int = 2) -> List[str]:
             'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=-1',
             'default_hooks.checkpoint.save_best=None', 'default_hooks.logger.interval=1',
             'val_dataloader.dataset.indices=10', 'test_dataloader.dataset.indices=10']
-
 
 
 def _dist_train_schedule(batch: int) -> List[str]:
