@@ -1,7 +1,7 @@
 # Uni-AdaFocus-TSM scaled down for the demo videos on CPU: a 4-frame glance clip at 64 px for a half-width
 # TSM-MobileNet-V2 (up to stride 16: 4 x 4 maps), T_0 = 12 focus candidates of which T_L = 4 are read by a
 # TSM-ResNet-18 on one 24..112 px box per video resized to P = 32; FC + averaging, two exits.
-_base_ = ['mmaction::_base_/default_runtime.py', './_base_/demo_video.py']
+_base_ = ['./_base_/demo_video.py', './_base_/demo_schedule_30e.py']
 custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
 model = dict(
     type='UniAdaFocusTSM',
@@ -38,7 +38,6 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
     clip_grad=dict(max_norm=20, norm_type=2),
     paramwise_cfg=dict(custom_keys={
         'local_backbone': dict(lr_mult=1.0),
@@ -48,19 +47,5 @@ optim_wrapper = dict(
         'fc_global': dict(lr_mult=0.5),
         'fc_aux': dict(lr_mult=0.5),
     }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=30, eta_min=1e-5),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=30, val_interval=10)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
-randomness = dict(seed=0)
-custom_hooks = [dict(type='BudgetEvalHook', fit_on='train', confidence='neg_entropy',
-                     ratios='uniadafocus', metric='top1')]
 # the glance encoder stops at stride 16 (out_indices=(4, )): its later stages are removed when the
 # model is built (drop_unused_stages), so every parameter takes part in the loss

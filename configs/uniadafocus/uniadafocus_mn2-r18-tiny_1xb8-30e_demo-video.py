@@ -2,7 +2,7 @@
 # T_0 = 16 candidates (every frame), T_G = 4 glance frames at 64 px (half-width MobileNet-V2 up to stride 16:
 # a 4 x 4 feature map), T_L = 4 focus frames, deformable boxes of 24..112 px resized to P = 32 for a
 # 1/4-width ResNet-18. Costs and a budget curve: tools/test.py CONFIG CKPT --budget ... (see README).
-_base_ = ['mmaction::_base_/default_runtime.py', './_base_/demo_video.py']
+_base_ = ['./_base_/demo_video.py', './_base_/demo_schedule_30e.py']
 custom_imports = dict(imports=['mmdynamic.models'], allow_failed_imports=False)
 
 model = dict(
@@ -22,7 +22,6 @@ model = dict(
 # Per-component learning rates (spec §3.5): f_G x0.5, policy x0.2, FC_G / FC_Aux x0.5 of the base
 # (f_L's) rate. The paper's x20 for f_C is an SGD setting; with AdamW from scratch f_C runs at x1.
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
     paramwise_cfg=dict(custom_keys={
         'local_backbone': dict(lr_mult=1.0),
         'backbone': dict(lr_mult=0.5),
@@ -31,19 +30,5 @@ optim_wrapper = dict(
         'fc_global': dict(lr_mult=0.5),
         'fc_aux': dict(lr_mult=0.5),
     }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=30, eta_min=1e-5),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=30, val_interval=10)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
-randomness = dict(seed=0)
-custom_hooks = [dict(type='BudgetEvalHook', fit_on='train', confidence='neg_entropy',
-                     ratios='uniadafocus', metric='top1')]
 # the glance encoder stops at stride 16 (out_indices=(4, )): its later stages are removed when the
 # model is built (drop_unused_stages), so every parameter takes part in the loss
