@@ -80,6 +80,28 @@ def use_step_major_loop(cfg, args: argparse.Namespace) -> None:
     cfg.test_cfg = loop
 
 
+def drop_every_exit_metrics(cfg) -> None:
+    """A model that runs early exit (``model.exit_policy`` set) gives each sample the logits of its
+    own exit only, so the anytime and budget metrics, which read every exit's logits, are taken out
+    of the test evaluator (with a note); the realised cost is reported by the BudgetEvalHook."""
+    if not cfg.model.get('exit_policy'):
+        return
+    from mmdynamic.evaluation.metrics import needs_every_exit
+    evaluator = cfg.test_evaluator
+    metrics = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
+    dropped = [m.get('type') for m in metrics if needs_every_exit(m)]
+    if not dropped:
+        return
+    kept = [m for m in metrics if not needs_every_exit(m)]
+    if not kept:
+        raise ValueError(f'the test evaluator has only metrics of every exit ({dropped}), which '
+                         'an early-exit run (model.exit_policy) cannot give; add a metric of the '
+                         'predictions (e.g. Accuracy) or run without the exit policy')
+    print(f'early exit (model.exit_policy): not evaluating {dropped}, which need every exit\'s '
+          'logits')
+    cfg.test_evaluator = kept
+
+
 def add_budget_hook(cfg, args: argparse.Namespace) -> None:
     """Add (or update) the BudgetEvalHook. Without --budget it still reports the anytime table of
     step-wise models and does nothing for other models."""
@@ -113,6 +135,7 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     cfg.resume = False
     use_step_major_loop(cfg, args)
+    drop_every_exit_metrics(cfg)
     add_budget_hook(cfg, args)
     add_custom_hook(cfg, dict(type='mmdynamic.LabelRangeHook'))
     if args.out is not None:

@@ -101,3 +101,19 @@ def test_map_metrics_rank_by_softmax_probabilities():
     # a budget at the last exit's cost: every sample runs every step, the last exit's mAP
     budget = _run(BudgetedMAP(budgets=[3.0], ratios=[1e6]), samples)
     assert budget['budget/mAP@3G'] == pytest.approx(anytime['anytime/mAP_exit3'], abs=1e-6)
+
+
+def test_needs_every_exit_and_the_early_exit_error():
+    from mmdynamic.evaluation.metrics import needs_every_exit
+    from mmdynamic.evaluation.metrics.exit_outputs import exit_record
+    for kind in ('AnytimeAccuracy', 'mmdynamic.BudgetedMAP', 'AnytimeMAP', BudgetedAccuracy):
+        assert needs_every_exit(dict(type=kind))
+    for kind in ('Accuracy', 'mmpretrain.Accuracy', 'AccMetric', 'DumpResults', None):
+        assert not needs_every_exit(dict(type=kind))
+    assert needs_every_exit(AnytimeAccuracy())
+    # a sample predicted with early exit: the error says so (not "no exit policy set")
+    early = dict(exit_index=torch.tensor(1), exit_macs=torch.ones(3), gt_label=torch.tensor([0]))
+    with pytest.raises(KeyError, match='predicted with early exit'):
+        exit_record(early)
+    with pytest.raises(KeyError, match='runs every step'):
+        exit_record(dict(gt_label=torch.tensor([0])))

@@ -50,8 +50,9 @@ def foreground_cells(foreground: torch.Tensor, grid: int) -> torch.Tensor:
         Tensor: (B, K, K) bool.
     """
     height, width = foreground.shape[-2:]
-    rows = ((torch.arange(grid) + 0.5) * height / grid).long().clamp_max(height - 1)
-    cols = ((torch.arange(grid) + 0.5) * width / grid).long().clamp_max(width - 1)
+    centres = torch.arange(grid, device=foreground.device) + 0.5
+    rows = (centres * height / grid).long().clamp_max(height - 1)
+    cols = (centres * width / grid).long().clamp_max(width - 1)
     return foreground[:, rows][:, :, cols].bool().cpu()
 
 

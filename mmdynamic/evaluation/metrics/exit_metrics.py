@@ -25,9 +25,33 @@ def resolve_ratios(ratios: Union[str, Sequence[float]]) -> Sequence[float]:
 
 
 class _ExitMetric(BaseMetric):
+    """A metric of the logits of every exit of every sample (a run without early exit)."""
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         self.results.extend(exit_record(sample) for sample in data_samples)
+
+
+def needs_every_exit(metric_cfg: Union[dict, BaseMetric]) -> bool:
+    """Whether a metric (config or instance) reads the logits of every exit, which a model that
+    runs early exit (``model.exit_policy`` set) does not give."""
+    if isinstance(metric_cfg, BaseMetric):
+        return isinstance(metric_cfg, _ExitMetric)
+    kind = metric_cfg.get('type') if isinstance(metric_cfg, dict) else None
+    if isinstance(kind, type):
+        return issubclass(kind, _ExitMetric)
+    if not isinstance(kind, str):
+        return False
+    name = kind.rsplit('.', 1)[-1]
+    return any(cls.__name__ == name for cls in _exit_metric_classes())
+
+
+def _exit_metric_classes() -> List[type]:
+    found, todo = [], [_ExitMetric]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
 
 
 @register_dual(METRICS)

@@ -23,8 +23,13 @@ def exit_record(sample) -> Dict[str, torch.Tensor]:
     """``exit_logits`` (K, C), ``exit_macs`` (K, ) and the label of one data sample."""
     logits = _field(sample, 'exit_logits')
     if logits is None:
+        if _field(sample, 'exit_index') is not None:
+            raise KeyError('the data sample was predicted with early exit (model.exit_policy is '
+                           'set), so it has no exit_logits: anytime and budget metrics need every '
+                           "exit's logits; remove them from the evaluator for early-exit runs "
+                           '(tools/test.py does) or unset model.exit_policy')
         raise KeyError('the data sample has no exit_logits: budget and anytime evaluation need a '
-                       'step-wise model that runs every step (no exit policy set)')
+                       'step-wise model that runs every step')
     macs = _field(sample, 'exit_macs')
     if macs is None:
         raise KeyError('the data sample has no exit_macs (the cumulative MACs of the exits)')

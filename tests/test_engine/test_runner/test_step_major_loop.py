@@ -1,6 +1,7 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """tools/test.py --throughput (StepMajorTestLoop, issue #20): the same per-sample predictions,
 exits and costs, and the same metrics, as the per-batch early exit; in one and in two processes."""
+import glob
 import json
 import os.path as osp
 import pickle
@@ -136,3 +137,67 @@ def test_throughput_errors_are_clear(toy_with_policy):
         proc = run_tool(['tools/test.py', config, ckpt, '--work-dir', work, *options],
                         check=False)
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+
+
+def _assert_same_outputs(samples, reference, where: str = '') -> None:
+    """Every field of every dumped sample equal (float tensors to 1e-6), in the dataset's order."""
+    assert len(samples) == len(reference), where
+    for i, (a, b) in enumerate(zip(samples, reference)):
+        assert a.keys() == b.keys(), f'{where}[{i}]'
+        for key in a:
+            x, y = a[key], b[key]
+            if isinstance(x, torch.Tensor) and x.is_floating_point():
+                assert torch.allclose(x, torch.as_tensor(y), rtol=0, atol=1e-6), f'{where}[{i}].{key}'
+            elif isinstance(x, torch.Tensor):
+                assert torch.equal(x, torch.as_tensor(y)), f'{where}[{i}].{key}'
+            else:
+                assert x == y, f'{where}[{i}].{key}'
+
+
+# a shipped demo config of an image and of a video family: briefly trained, thresholds fitted for
+# a budget between the cheapest and the dearest exit, then per-batch against step-major early exit
+DEMO_STREAMS = {
+    'gfnet_stage3': ('configs/gfnet/gfnet-*_stage3_*_demo-cls.py', 'cls', 8,
+                     ['model.test_locations=mean'], (3, 128, 128)),
+    'adafocusv2': ('configs/uniadafocus/adafocusv2_mn2-r18-tiny_1xb8-30e_demo-video.py', 'video', 4,
+                   [], (16, 3, 112, 112)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(DEMO_STREAMS))
+def test_throughput_on_demo_configs(name, demo_root, tmp_path):
+    """``tools/test.py CONFIG CKPT --exit-policy P --throughput`` on a shipped demo config gives
+    every sample the outputs, exit and MACs of the per-batch early exit, and the same metrics."""
+    from .test_demo_resume_dist import _mid_budget, demo_config, find_config
+    from .tool_runs import ToolRun
+    pattern, task, batch, options, shape = DEMO_STREAMS[name]
+    config = demo_config(find_config(pattern), str(tmp_path), demo_root, task)
+    train = str(tmp_path / 'train')
+    ToolRun(['tools/train.py', config, '--work-dir', train, '--no-validate', '--cfg-options',
+             f'train_dataloader.dataset.indices={batch}', f'train_dataloader.batch_size={batch}',
+             'train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1', *options],
+            tmp_path / 'train.log').wait()
+    ckpt = osp.join(train, 'epoch_1.pth')
+    test = ['--cfg-options', 'test_dataloader.batch_size=3', *options]
+    fit = str(tmp_path / 'fit')
+    budget = _mid_budget(config, shape)
+    ToolRun(['tools/test.py', config, ckpt, '--work-dir', fit, '--budget', budget, '--fit-on', 'val',
+             *test], tmp_path / 'fit.log').wait()
+    policies = glob.glob(osp.join(fit, 'exit_policy_*G.json'))
+    assert len(policies) == 1, policies
+    policy = policies[0]
+    runs = {}
+    modes = dict(per_batch=[*test, f'model.exit_policy={policy}'],
+                 step_major=['--exit-policy', policy, '--throughput', '--step-batch-size', '4', *test])
+    for mode, extra in modes.items():
+        work = str(tmp_path / mode)
+        log = ToolRun(['tools/test.py', config, ckpt, '--work-dir', work, '--out',
+                       osp.join(work, 'out.pkl'), *extra], tmp_path / f'{mode}.log').wait()
+        if task == 'video':  # the video demo configs evaluate every exit (AnytimeAccuracy) too
+            assert 'not evaluating' in log and 'AnytimeAccuracy' in log, log[-3000:]
+        runs[mode] = _load(work, osp.join(work, 'out.pkl'))
+    (metrics, samples), (ref_metrics, ref_samples) = runs['step_major'], runs['per_batch']
+    assert len({int(s['exit_index']) for s in ref_samples}) > 1, 'a policy with one exit used'
+    assert metrics == pytest.approx(ref_metrics)
+    _assert_same_outputs(samples, ref_samples, name)
