@@ -38,6 +38,9 @@ synchronises after the warm-up rounds; on the CPU it reads ``time.perf_counter``
 result is the median over the timed rounds. The CPU preparations (allocator, TorchScript freezing,
 oneDNN Graph) do not apply on CUDA: :func:`freeze_from_args` leaves the encoders eager there and
 :func:`check_inference_args` refuses ``--onednn-graph`` with a CUDA device.
+
+The throughput modes of the step-wise tools (a stream through the per-batch and the step-major
+executors, and the per-step times) share :mod:`mmdynamic.utils.stream_benchmark`.
 """
 import argparse
 import copy
@@ -329,6 +332,13 @@ def device_note(device: DeviceLike = None) -> str:
         return (f'GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB, CUDA '
                 f'{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})')
     return f'CPU: {cpu_name()} ({os.cpu_count()} logical cores)'
+
+
+def setting_note(args: argparse.Namespace) -> str:
+    """The start of a report's first line: the device of ``--device`` (:func:`device_note`), the
+    torch version and the threads of ``--threads``."""
+    return (f'{device_note(device_from_args(args))}, torch {torch.__version__}, '
+            f'{args.threads} thread(s)')
 
 
 def synchronize(device: DeviceLike = None) -> None:

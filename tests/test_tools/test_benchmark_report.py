@@ -8,9 +8,10 @@ from ..conftest import REPO, run_tool
 def test_benchmark_report_runs_every_family(tmp_path):
     out = tmp_path / 'report.md'
     proc = run_tool([osp.join('tools', 'analysis_tools', 'benchmark.py'), '--preset', 'quick',
-                     '--out', str(out)], cwd=REPO, timeout=900)
+                     '--device', 'cpu', '--out', str(out)], cwd=REPO, timeout=900)
     report = out.read_text()
     assert report.strip() in proc.stdout
+    assert '\n- CPU: ' in report  # the device that ran, named in the header
     lines = report.splitlines()
     header = lines.index('| model | baseline | speed-up | MACs ratio | quotient | batch | threads '
                          '| device |')
@@ -30,3 +31,29 @@ def test_benchmark_report_runs_every_family(tmp_path):
     assert all(float(r[3]) > 1 for r in rows if 'dense-masked' not in r[0]), rows
     for family in ('sar', 'gfnet', 'mgnet', 'uniadafocus'):
         assert f'### {family}' in report
+
+
+def test_gpu_preset_gives_the_papers_batch_sizes_in_options_the_tools_take():
+    """--preset gpu (run by tools/misc/gpu_check.sh with --device cuda): every tool parses its
+    arguments (with the driver's --threads and --device), at the papers' GPU batch sizes."""
+    from .test_mgnet_tools import load_tool
+
+    def load(name):
+        return load_tool(osp.join('tools', 'analysis_tools', f'{name}.py'))
+
+    driver = load('benchmark')
+    tools = dict(sar=load('benchmark_sar'), gfnet=load('benchmark_gfnet'),
+                 mgnet=load('benchmark_mgnet'), uniadafocus=load('benchmark_adafocus'))
+    parsed = {}
+    for presets in (driver.PRESETS, driver.STREAM_PRESETS):
+        for family, entry in presets['gpu'].items():
+            tool = tools[family]
+            for argv in driver.argv_lists(entry):
+                args = tool.parse_args(driver._tool_argv(argv, 1, 'cpu'))
+                assert args.device == 'cpu' and args.threads in (1, [1])
+                parsed.setdefault(family, []).append(args)
+    assert sorted(a.batch_size for a in parsed['gfnet'][:2]) == [64, 128]
+    assert {a.input_size for a in parsed['gfnet']} == {224}
+    assert parsed['mgnet'][0].batch_sizes == [64, 128] and parsed['mgnet'][0].input_size == 224
+    assert parsed['uniadafocus'][0].batch_sizes == [16] and parsed['uniadafocus'][0].videos == 16
+    assert parsed['sar'][0].batch_sizes == [1, 64] and parsed['sar'][0].input_size == 224

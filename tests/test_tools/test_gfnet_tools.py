@@ -161,10 +161,11 @@ def test_benchmark_runs_end_to_end(tmp_path):
                      '--base-channels', '8', '--input-size', '64', '--patch-size', '32',
                      '--num-steps', '3', '--batch-size', '8', '--num-classes', '10',
                      '--relative-budgets', '0.35', '0.6', '--runs', '2', '--warmup', '1',
-                     '--out', out])
+                     '--device', 'cpu', '--out', out])
     with open(out) as f:
         table = f.read()
     assert table.strip() in proc.stdout
+    assert table.startswith('CPU: ')  # the report names the device that ran
     rows = [line for line in table.splitlines() if line.startswith('| GFNet @')]
     assert len(rows) == 2
     for row in rows:

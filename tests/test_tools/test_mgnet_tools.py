@@ -222,9 +222,10 @@ def test_benchmark_mgnet_tiny(tmp_path, capsys):
     out = tmp_path / 'latency.md'
     load_tool(osp.join('tools', 'analysis_tools', 'benchmark_mgnet.py')).main([
         '--backbones', 'r18', '--batch-sizes', '1', '2', '--input-size', '64', '--glimpse-size',
-        '32', '--num-glimpses', '2', '--width', '8', '--runs', '1', '--warmup', '0', '--out',
-        str(out)])
+        '32', '--num-glimpses', '2', '--width', '8', '--runs', '1', '--warmup', '0', '--device',
+        'cpu', '--out', str(out)])
     stdout = capsys.readouterr().out
+    assert 'vs FF-Net (64 px), CPU: ' in stdout  # the report names the device that ran
     rows = table_rows(stdout, 'backbone')
     assert [(r[1], r[2], r[3]) for r in rows] == [('FF-Net', '1', '1'), ('MGNet', '1', '1'),
                                                   ('MGNet', '2', '1'), ('FF-Net', '1', '2'),

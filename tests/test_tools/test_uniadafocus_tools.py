@@ -70,10 +70,11 @@ def test_benchmark_tool_reports_every_model(tmp_path):
     proc = run_tool(['tools/analysis_tools/benchmark_adafocus.py', '--image-size', '64',
                      '--patch-size', '32', '--min-box-size', '32', '--batch-sizes', '2',
                      '--runs', '1', '--warmup', '0', '--videos', '4', '--focus-chunks', '1', '4',
-                     '--out', out])
+                     '--device', 'cpu', '--out', out])
     with open(out, encoding='utf-8') as f:
         report = f.read()
     assert report.strip() in proc.stdout
+    assert report.startswith('CPU: ')  # the report names the device that ran
     rows = [line for line in report.splitlines() if line.startswith('| ') and '| 2 |' in line]
     # static pair, Uni-AdaFocus, Uni-AdaFocus with early exit (f_L on 1 and on 4 patches per call)
     assert len(rows) == 4 and 'f_L on 4 patches per call' in rows[3]

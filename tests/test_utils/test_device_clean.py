@@ -54,14 +54,7 @@ ALLOWED: Dict[Finding, str] = {
 }
 
 # defects reported to the owners of these modules (issue #21 note), to be fixed there
-KNOWN: Dict[Finding, str] = {
-    ('mmdynamic/models/layers/sar_layers.py', 'refined_fraction', 'torch.arange'):
-        'cell areas built on the CPU and copied to the mask\'s device in every forward (one '
-        'host-to-device copy per mask): device=mask.device',
-    ('mmdynamic/evaluation/functional/mask_selectivity.py', 'foreground_cells', 'torch.arange'):
-        'CPU indices into a map that may be on the GPU (allowed, but copied every call): '
-        'device=foreground.device',
-}
+KNOWN: Dict[Finding, str] = {}
 
 
 def _call_name(node: ast.Call) -> str:

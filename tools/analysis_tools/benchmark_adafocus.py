@@ -1,5 +1,5 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""CPU speed of Uni-AdaFocus (MobileNet-V2 + ResNet-50, ActivityNet setting) against the same two
+"""Speed of Uni-AdaFocus (MobileNet-V2 + ResNet-50, ActivityNet setting) against the same two
 backbones on full frames.
 
 All models run on the same ``--videos`` random videos (T_0 = 48 frames each), at every batch size in
@@ -37,17 +37,24 @@ Throughput mode (``--stream``, issue #20): the ``--videos`` videos are one strea
 each batch size: the static pair batch by batch, and Uni-AdaFocus early exit (per focus chunk) with the
 per-batch executor and with the step-major executor
 (:class:`~mmdynamic.models.utils.step_major.StepMajorExecutor`: the survivors of all batches pooled per
-step, so that f_L reads full batches of patches); thresholds as above (the helpers of
-``benchmark_gfnet.py``). The realised cost is that of the stream's exits (the same for both executors).
+step, so that f_L reads full batches of patches); thresholds as above
+(:mod:`mmdynamic.utils.stream_benchmark`). The realised cost is that of the stream's exits (the same for
+both executors). ``--step-times`` adds where the time goes: every step of each executor (exit 0: the
+MobileNet-V2 glance; exit 1: the policy, the crops and focus patch 1; exit k: focus patch k, ResNet-50)
+and the two encoders of the static pair.
+
+Device (``--device``, default ``cpu``; ``cuda`` or ``cuda:N``): the models and videos run there, timed
+with CUDA events on a GPU (:func:`~mmdynamic.utils.benchmark.time_interleaved`); the report names the
+device. The CPU preparations (TorchScript freezing, oneDNN Graph, the allocator) do not apply on CUDA.
 
 Example:
     python tools/analysis_tools/benchmark_adafocus.py --batch-sizes 1 8 --runs 3 --out uaf.md
     python tools/analysis_tools/benchmark_adafocus.py --batch-sizes 8 --videos 64 --stream \
-        --focus-chunks 1 --runs 1 --warmup 0
+        --focus-chunks 1 --runs 1 --warmup 0 --step-times
+    python tools/analysis_tools/benchmark_adafocus.py --device cuda --batch-sizes 16 --videos 16
 """
 import argparse
 import copy
-import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -58,17 +65,21 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       check_inference_args, cpu_name, emit_report,
+                                       check_inference_args, device_from_args, emit_report,
                                        encoder_note, freeze_from_args, memory_format_from_args,
                                        prepare_from_args, reexec_with_tuned_malloc,
-                                       time_interleaved)
+                                       setting_note, time_interleaved)
+from mmdynamic.utils.stream_benchmark import (STEP_TIMES_HEADER, STREAM_HEADER,  # noqa: E402
+                                              StreamSetup, add_stream_args, fit_points,
+                                              load_average, measure_step_times, step_time_rows,
+                                              stream_rows, time_stream)
 
 BN_FOLDED = {'aten::batch_norm': None}
 STATIC_NAME = 'MN2 + R50 on 16 full frames'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='CPU speed of Uni-AdaFocus vs MN2 + R50')
+    parser = argparse.ArgumentParser(description='Speed of Uni-AdaFocus vs MN2 + R50')
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
     parser.add_argument('--runs', type=int, default=3, help='timed batches per model')
     parser.add_argument('--warmup', type=int, default=1, help='untimed batches per model first')
@@ -85,9 +96,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--stream', action='store_true',
                         help='throughput mode: the videos as one stream, per-batch against '
                         'step-major early exit')
-    parser.add_argument('--max-queued', type=int,
-                        help='throughput mode: queue limit of the step-major executor')
-    add_inference_args(parser, freeze=True)
+    add_stream_args(parser)
+    add_inference_args(parser, freeze=True, device=True)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='also write the report (markdown) to this file')
     args = parser.parse_args(argv)
@@ -97,6 +107,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if any(b < 1 or (args.videos % b and not args.stream) for b in args.batch_sizes):
         parser.error(f'--videos ({args.videos}) must be a multiple of every batch size (the '
                      f'stream of --stream may end with a remainder), got {args.batch_sizes}')
+    if args.step_times and not args.stream:
+        parser.error('--step-times times the steps of the throughput mode: give --stream')
     return args
 
 
@@ -155,14 +167,15 @@ def build_models(args: argparse.Namespace):
     init_default_scope('mmaction')
     from mmaction.registry import MODELS
     torch.manual_seed(args.seed)
+    device = device_from_args(args)
     feature = -(-args.image_size // 32)
     uni = MODELS.build(dict(type='UniAdaFocus', backbone=dict(type='MobileNetV2'),
                             local_backbone=dict(type='ResNet', depth=50), num_classes=200,
                             feature_size=feature, patch_size=args.patch_size,
-                            min_box_size=args.min_box_size)).eval()
+                            min_box_size=args.min_box_size)).eval().to(device)
     static = StaticPair(MODELS.build(dict(type='MobileNetV2')),
-                        MODELS.build(dict(type='ResNet', depth=50))).eval()
-    calibration = random_videos(2, args.image_size, args.seed + 1)
+                        MODELS.build(dict(type='ResNet', depth=50))).eval().to(device)
+    calibration = random_videos(2, args.image_size, args.seed + 1).to(device)
     calibrate_bn(uni, lambda: uni.forward_steps(calibration))
     calibrate_bn(static, lambda: static(calibration[:, 1::3]))
     prepare_from_args(args, uni, static)
@@ -193,7 +206,7 @@ def fit_executors(uni, videos: torch.Tensor, variants, args: argparse.Namespace)
     ``videos`` (N, T_0, C, H, W) (computed by ``uni`` as prepared for timing)."""
     from mmdynamic.models.utils import EarlyExitExecutor
     with torch.inference_mode():
-        exits = torch.cat([uni.forward_exits(v[None]) for v in videos], dim=1)
+        exits = torch.cat([uni.forward_exits(v[None]).cpu() for v in videos], dim=1)
     executors = []
     for _, _, costs in variants:
         policy = fit_policy(exits, costs, args.budget_fraction)
@@ -224,21 +237,36 @@ def in_batches(fn, data: torch.Tensor, batch: int) -> list:
     return [call() for call in batch_calls(fn, data, batch)]
 
 
-def run(args: argparse.Namespace) -> List[Dict]:
+def setup_models(args: argparse.Namespace) -> Dict:
+    """Everything both modes time, on ``--device``: ``uni`` and ``static`` (prepared, encoders
+    frozen unless ``--no-freeze``), ``static_macs``, ``videos`` (N, 48, 3, H, W), ``frames`` (N, 16,
+    3, H, W) (the 16 middle frames of the 48 candidates, in the models' memory format),
+    ``variants`` (:func:`early_exit_variants`) and, without ``--stream``, ``full_cost`` (MACs of
+    every step of ``uni`` per video); MACs are counted before freezing (the counter does not read
+    frozen modules)."""
     from mmdynamic.utils.flops import count_macs
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    device = device_from_args(args)
     uni, static = build_models(args)
     size = args.image_size
-    fmt = memory_format_from_args(args)
-    full_cost = float(uni.exit_macs_for((48, 3, size, size))[-1])
-    static_macs = count_macs(static, torch.zeros(1, 16, 3, size, size), op_handles=BN_FOLDED)
-    videos = random_videos(args.videos, size, args.seed)
-    # the 16 middle frames of the 48 candidates, in the models' memory format
-    frames = videos[:, 1::3].flatten(0, 1).contiguous(memory_format=fmt).view(
-        args.videos, 16, 3, size, size)
-    variants = early_exit_variants(uni, videos, args)  # MACs counted before freezing
+    static_macs = count_macs(static, torch.zeros(1, 16, 3, size, size, device=device),
+                             op_handles=BN_FOLDED)
+    videos = random_videos(args.videos, size, args.seed).to(device)
+    frames = videos[:, 1::3].flatten(0, 1).contiguous(
+        memory_format=memory_format_from_args(args)).view(args.videos, 16, 3, size, size)
+    variants = early_exit_variants(uni, videos, args)
+    full_cost = None if args.stream else float(uni.exit_macs_for(tuple(videos.shape[1:]))[-1])
     freeze_encoders(args, uni, static, variants)
+    return dict(uni=uni, static=static, static_macs=static_macs, videos=videos, frames=frames,
+                variants=variants, full_cost=full_cost)
+
+
+def run(args: argparse.Namespace) -> List[Dict]:
+    prepared = setup_models(args)
+    uni, static, videos, frames, variants = (prepared[k] for k in ('uni', 'static', 'videos',
+                                                                   'frames', 'variants'))
+    static_macs, full_cost = prepared['static_macs'], prepared['full_cost']
     executors = fit_executors(uni, videos, variants, args)
     rows = []
     for batch in args.batch_sizes:
@@ -250,14 +278,16 @@ def run(args: argparse.Namespace) -> List[Dict]:
                 return m.early_exit(x, e)
 
             with torch.inference_mode():
-                exits = torch.cat([r.exits for r in in_batches(early_exit, videos, batch)])
+                exits = torch.cat([r.exits.cpu()
+                                   for r in in_batches(early_exit, videos, batch)])
             names.append(f'Uni-AdaFocus P={args.patch_size}, early exit'
                          + (f', f_L on {chunk} patches per call' if chunk > 1 else ''))
             parts.append(batch_calls(early_exit, videos, batch))
             macs.append(float(torch.tensor(costs, dtype=torch.float64)[exits].mean()))
             early.append(float((exits < len(costs) - 1).double().mean()))
         with torch.inference_mode():
-            seconds = time_interleaved(parts, args.runs, args.warmup)
+            seconds = time_interleaved(parts, args.runs, args.warmup,
+                                       device=device_from_args(args))
         for name, secs, cost, left in zip(names, seconds, macs, early):
             speedup = seconds[0] / secs
             ratio = static_macs / cost
@@ -268,14 +298,13 @@ def run(args: argparse.Namespace) -> List[Dict]:
     return rows
 
 
-def load_gfnet_tool():
-    """``benchmark_gfnet.py`` (its stream helpers: ``fit_points``, ``time_stream``)."""
-    import importlib.util
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_gfnet.py')
-    spec = importlib.util.spec_from_file_location('benchmark_gfnet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def step_names(model: nn.Module) -> List[str]:
+    """The name of each Uni-AdaFocus exit in the step-time table."""
+    return (['glance (MobileNet-V2)', 'policy, crops, focus 1 (ResNet-50)'] +
+            [f'focus {k} (ResNet-50)' for k in range(2, model.num_exits)])
+
+
+STATIC_PARTS = {'MobileNet-V2 (frames)': 'global_encoder', 'ResNet-50 (frames)': 'local_encoder'}
 
 
 def run_stream_mode(args: argparse.Namespace) -> Tuple[str, List[Dict]]:
@@ -284,51 +313,49 @@ def run_stream_mode(args: argparse.Namespace) -> Tuple[str, List[Dict]]:
 
     Returns:
         tuple: the report (markdown) and, per batch size and focus chunk, ``batch``, ``chunk`` and
-        the result of ``benchmark_gfnet.time_stream``.
+        the result of :func:`~mmdynamic.utils.stream_benchmark.time_stream` (with
+        ``step_times`` under ``--step-times``).
     """
-    from mmdynamic.utils.flops import count_macs
-    tool = load_gfnet_tool()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    uni, static = build_models(args)
-    size = args.image_size
-    fmt = memory_format_from_args(args)
-    static_macs = count_macs(static, torch.zeros(1, 16, 3, size, size), op_handles=BN_FOLDED)
-    videos = random_videos(args.videos, size, args.seed)
-    frames = videos[:, 1::3].flatten(0, 1).contiguous(memory_format=fmt).view(
-        args.videos, 16, 3, size, size)
-    variants = early_exit_variants(uni, videos, args)
-    freeze_encoders(args, uni, static, variants)
-    lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
-             f'{args.threads} thread(s), {size} px frames, a stream of {args.videos} random videos '
-             f'timed as a whole, median of {args.runs} round-robin runs; thresholds fitted on the '
-             f'stream for {args.budget_fraction:g} of the full cost; BN '
+    prepared = setup_models(args)
+    videos, frames, static_macs = prepared['videos'], prepared['frames'], prepared['static_macs']
+    name = f'Uni-AdaFocus P={args.patch_size}'
+    lines = [f'{setting_note(args)}, {args.image_size} px frames, a stream of {args.videos} random '
+             f'videos timed as a whole, median of {args.runs} round-robin runs; thresholds fitted '
+             f'on the stream for {args.budget_fraction:g} of the full cost; BN '
              f"{'unfolded' if args.no_fuse_bn else 'folded'}, {args.memory_format} and "
              f'{encoder_note(args)} encoders in all models; {allocator_note()}']
     results = []
     for batch in args.batch_sizes:
-        batches = list(videos.split(batch))
-        static_batches = list(frames.split(batch))
-        for chunk, model, costs in variants:
+        for chunk, model, costs in prepared['variants']:
+            setup = StreamSetup(model=model, batches=list(videos.split(batch)),
+                                static_fn=prepared['static'], static_macs=static_macs,
+                                exit_costs=costs, batch_size=batch, confidence='neg_entropy',
+                                max_queued=args.max_queued,
+                                static_batches=list(frames.split(batch)),
+                                device=device_from_args(args), step_names=step_names(model),
+                                static_parts=STATIC_PARTS)
             budget = min(max(args.budget_fraction * costs[-1], costs[0]), costs[-1])
-            points = tool.fit_points(model, batches, costs, [budget], 'neg_entropy')
-            result = tool.time_stream(static, model, batches, points, costs, static_macs,
-                                      'neg_entropy', batch, args.max_queued, args.runs,
-                                      args.warmup, static_batches=static_batches)
-            results.append(dict(batch=batch, chunk=chunk, **result))
+            points = fit_points(setup, [budget])
+            result = time_stream(setup, points, args.runs, args.warmup)
             lines += ['', f'batch {batch}, f_L on {chunk} focus patch(es) per call; load average '
-                      f'at the end {tool.load_average()}', '', tool.STREAM_HEADER,
+                      f'at the end {load_average()}', '', STREAM_HEADER,
                       f'| {STATIC_NAME} | static | {static_macs / 1e9:.4g} | - | '
                       f"{result['static_per_s']:.2f} | 1.00 | 1.00 | 1.00 | {batch} |"]
-            lines += tool.stream_rows(result['rows'], f'Uni-AdaFocus P={args.patch_size}')
+            lines += stream_rows(result['rows'], name)
+            if args.step_times:
+                result['step_times'] = measure_step_times(setup, points)
+                lines += ['', f'batch {batch}, f_L on {chunk} focus patch(es) per call: where the '
+                          'time goes (one more pass per executor, every step timed; the static '
+                          "pair's encoders per frame)", '', STEP_TIMES_HEADER]
+                lines += step_time_rows(result['step_times'], name, STATIC_NAME, args.videos)
+            results.append(dict(batch=batch, chunk=chunk, **result))
     return '\n'.join(lines), results
 
 
 def format_table(rows: List[Dict], args: argparse.Namespace) -> str:
     bn = 'unfolded' if args.no_fuse_bn else 'folded into the convs'
     encoders = encoder_note(args)
-    lines = [f'CPU ({cpu_name()}, {os.cpu_count()} logical cores), torch {torch.__version__}, '
-             f'{args.threads} thread(s), {args.image_size} px frames, median of {args.runs} '
+    lines = [f'{setting_note(args)}, {args.image_size} px frames, median of {args.runs} '
              f'rounds over {args.videos} random videos (batches interleaved across models), '
              f'random weights; early-exit thresholds fitted on these videos for '
              f'{args.budget_fraction:g} of the full cost; BN {bn}, {args.memory_format} and '

@@ -1,5 +1,5 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
-"""CPU latency of MGNet vs its FF-Net baseline, per backbone, batch size and number of glimpses.
+"""Latency of MGNet vs its FF-Net baseline, per backbone, batch size and number of glimpses.
 
 For each backbone: the FF-Net (one glimpse at the input size) and MGNet stopped after k = 1..T glimpses
 (early exit at k, the K/V-cache-free code path of the paper). Columns: median latency, speed-up over
@@ -15,15 +15,21 @@ Throughput mode (``--stream N``, issue #20): budgeted early exit of MGNet on a s
 batches of each ``--batch-sizes`` value, timed as a whole against FF-Net on the same stream: MGNet with
 the per-batch executor and with the step-major executor
 (:class:`~mmdynamic.models.utils.step_major.StepMajorExecutor`), thresholds fitted on the stream's
-confidences for ``--relative-budgets`` x FF-Net's MACs (the helpers of ``benchmark_gfnet.py``).
+confidences for ``--relative-budgets`` x FF-Net's MACs (:mod:`mmdynamic.utils.stream_benchmark`).
+``--step-times`` adds the time of every glimpse of each executor and of FF-Net's backbone.
+
+Device (``--device``, default ``cpu``; ``cuda`` or ``cuda:N``): the models and images run there, timed
+with CUDA events on a GPU (:func:`~mmdynamic.utils.benchmark.time_interleaved`); the report names the
+device.
 
 Example:
     python tools/analysis_tools/benchmark_mgnet.py --backbones r18 r50 --batch-sizes 1 32 --threads 1
     python tools/analysis_tools/benchmark_mgnet.py --backbones r50 --batch-sizes 32 --stream 512 \
-        --runs 2 --warmup 0 --threads 1
+        --runs 2 --warmup 0 --threads 1 --step-times
+    python tools/analysis_tools/benchmark_mgnet.py --device cuda --backbones r50 \
+        --batch-sizes 64 128
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -31,8 +37,14 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import mmdynamic  # noqa: E402,F401
-from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
-                                       emit_report, reexec_with_tuned_malloc, time_round_robin)
+from mmdynamic.utils.benchmark import (DeviceLike, add_inference_args,  # noqa: E402
+                                       allocator_note, check_inference_args, device_from_args,
+                                       emit_report, reexec_with_tuned_malloc, setting_note,
+                                       time_round_robin)
+from mmdynamic.utils.stream_benchmark import (STEP_TIMES_HEADER, STREAM_HEADER,  # noqa: E402
+                                              StreamSetup, add_stream_args, fit_points,
+                                              load_average, measure_step_times, step_time_rows,
+                                              stream_rows, time_stream)
 
 BACKBONES: Dict[str, dict] = {
     'r18': dict(name='ResNet-18', dim=512, grad_scale=0.02,
@@ -51,7 +63,7 @@ BACKBONES: Dict[str, dict] = {
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='CPU latency of MGNet vs FF-Net')
+    parser = argparse.ArgumentParser(description='Latency of MGNet vs FF-Net')
     parser.add_argument('--backbones', nargs='+', default=['r18', 'r50', 'rx50', 'wrn50'],
                         choices=sorted(BACKBONES))
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 32])
@@ -69,24 +81,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '(per-batch against step-major; 0: the latency table)')
     parser.add_argument('--relative-budgets', type=float, nargs='+', default=[0.3, 0.5],
                         help="throughput mode: operating points as fractions of FF-Net's MACs")
-    parser.add_argument('--max-queued', type=int,
-                        help='throughput mode: queue limit of the step-major executor')
-    add_inference_args(parser, layout=False)
+    add_stream_args(parser)
+    add_inference_args(parser, layout=False, device=True)
     parser.add_argument('--out', help='also write the table (markdown) to this file')
     args = parser.parse_args(argv)
+    check_inference_args(parser, args)
     if args.stream < 0 or (args.stream and args.stream < max(args.batch_sizes)):
         parser.error(f'--stream must be 0 or at least the largest batch size, got {args.stream}')
+    if args.step_times and not args.stream:
+        parser.error('--step-times times the steps of the throughput mode: give --stream N')
     return args
-
-
-def load_gfnet_tool():
-    """``benchmark_gfnet.py`` (its stream helpers: ``fit_points``, ``time_stream``)."""
-    import importlib.util
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_gfnet.py')
-    spec = importlib.util.spec_from_file_location('benchmark_gfnet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def stream_main(args: argparse.Namespace) -> List[dict]:
@@ -94,40 +98,50 @@ def stream_main(args: argparse.Namespace) -> List[dict]:
     import torch
 
     from mmdynamic.models.cls.mgnet import count_mgnet_macs
-    tool = load_gfnet_tool()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = device_from_args(args)
     shape = (3, args.input_size, args.input_size)
-    images = torch.randn(args.stream, *shape)
+    images = torch.randn(args.stream, *shape).to(device)
+    names = [f'glimpse {k}' for k in range(1, args.num_glimpses + 1)]
     lines, results = [], []
     for key in args.backbones:
-        ff, mg = build(key, args, mgnet=False), build(key, args, mgnet=True)
+        name = BACKBONES[key]['name']
+        ff, mg = (build(key, args, mgnet=m, device=device) for m in (False, True))
         ff_macs = count_mgnet_macs(ff, shape)[0]
         exit_costs = [float(c) for c in count_mgnet_macs(mg, shape)]
         budgets = [r * ff_macs for r in args.relative_budgets]
         for batch in args.batch_sizes:
-            batches = list(images.split(batch))
-            points = tool.fit_points(mg, batches, exit_costs, budgets)
-            result = tool.time_stream(ff.forward_exits, mg, batches, points, exit_costs, ff_macs,
-                                      'max_softmax', batch, args.max_queued, args.runs,
-                                      args.warmup)
-            results.append(dict(backbone=BACKBONES[key]['name'], batch=batch, **result))
-            lines += ['', f"{BACKBONES[key]['name']}, batch {batch}: MGNet exits (cumulative "
-                      'GMACs) ' + ', '.join(f'{c / 1e9:.4g}' for c in exit_costs), '',
-                      tool.STREAM_HEADER,
-                      f"| FF-Net {BACKBONES[key]['name']} | static | {ff_macs / 1e9:.4g} | - | "
+            setup = StreamSetup(model=mg, batches=list(images.split(batch)),
+                                static_fn=ff.forward_exits, static_macs=ff_macs,
+                                exit_costs=exit_costs, batch_size=batch,
+                                max_queued=args.max_queued, device=device, step_names=names,
+                                static_parts={f'{name} backbone': 'backbone'})
+            points = fit_points(setup, budgets)
+            result = time_stream(setup, points, args.runs, args.warmup)
+            lines += ['', f'{name}, batch {batch}: MGNet exits (cumulative GMACs) '
+                      + ', '.join(f'{c / 1e9:.4g}' for c in exit_costs), '', STREAM_HEADER,
+                      f'| FF-Net {name} | static | {ff_macs / 1e9:.4g} | - | '
                       f"{result['static_per_s']:.1f} | 1.00 | 1.00 | 1.00 | {batch} |"]
-            lines += tool.stream_rows(result['rows'], 'MGNet')
+            lines += stream_rows(result['rows'], 'MGNet')
+            if args.step_times:
+                result['step_times'] = measure_step_times(setup, points)
+                lines += ['', f'{name}, batch {batch}: where the time goes (one more pass per '
+                          'executor, every glimpse timed)', '', STEP_TIMES_HEADER]
+                lines += step_time_rows(result['step_times'], 'MGNet', f'FF-Net {name}',
+                                        args.stream)
+            results.append(dict(backbone=name, batch=batch, **result))
     title = (f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net '
-             f'({args.input_size} px), CPU, {args.threads} thread(s), stream of {args.stream} images, median of {args.runs} '
-             'round-robin runs of the whole stream, thresholds fitted on the stream for '
-             f"{', '.join(f'{r:g}' for r in args.relative_budgets)} x FF-Net's MACs; load average "
-             f'at the end {tool.load_average()} on {os.cpu_count()} CPUs; {allocator_note()}')
+             f'({args.input_size} px), {setting_note(args)}, stream of {args.stream} images, '
+             f'median of {args.runs} round-robin runs of the whole stream, thresholds fitted on '
+             f"the stream for {', '.join(f'{r:g}' for r in args.relative_budgets)} x FF-Net's "
+             'MACs; '
+             f'load average at the end {load_average()}; {allocator_note()}')
     emit_report('\n'.join([title] + lines), args.out)
     return results
 
 
-def build(key: str, args: argparse.Namespace, mgnet: bool):
+def build(key: str, args: argparse.Namespace, mgnet: bool, device: DeviceLike = None):
     import mmdynamic.models  # noqa: F401
     from mmdynamic.registry import MODELS
     spec = BACKBONES[key]
@@ -143,16 +157,18 @@ def build(key: str, args: argparse.Namespace, mgnet: bool):
         cfg.update(num_glimpses=1, glimpse_size=None, grad_scale=1.0, aux_weight=0.0)
     model = MODELS.build(cfg)
     model.eval()
-    return model
+    return model.to('cpu' if device is None else device)
 
 
-def latency_ms(fns: Sequence, inputs, runs: int, warmup: int) -> List[float]:
-    """Median latency (ms) of each of ``fns`` on ``inputs``, timed interleaved (run i of every
-    function before run i + 1 of any): a change of machine load during the measurement hits all of
-    them alike, so their ratios stay comparable on a shared machine."""
+def latency_ms(fns: Sequence, inputs, runs: int, warmup: int,
+               device: DeviceLike = None) -> List[float]:
+    """Median latency (ms) of each of ``fns`` on ``inputs`` (on ``device``), timed interleaved (run
+    i of every function before run i + 1 of any): a change of machine load during the measurement
+    hits all of them alike, so their ratios stay comparable on a shared machine."""
     import torch
     with torch.no_grad():
-        seconds = time_round_robin([lambda fn=fn: fn(inputs) for fn in fns], runs, warmup)
+        seconds = time_round_robin([lambda fn=fn: fn(inputs) for fn in fns], runs, warmup,
+                                   device=device)
     return [s * 1000 for s in seconds]
 
 
@@ -165,33 +181,32 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     from mmdynamic.models.cls.mgnet import count_mgnet_macs
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = device_from_args(args)
     shape = (3, args.input_size, args.input_size)
     rows = []
     for key in args.backbones:
-        ff, mg = build(key, args, mgnet=False), build(key, args, mgnet=True)
+        ff, mg = (build(key, args, mgnet=m, device=device) for m in (False, True))
         ff_macs = count_mgnet_macs(ff, shape)[0]
         mg_macs = count_mgnet_macs(mg, shape)
         for batch in args.batch_sizes:
-            inputs = torch.randn(batch, *shape)
+            inputs = torch.randn(batch, *shape).to(device)
             fns = [ff.forward_exits] + [
                 (lambda x, k=k: mg.forward_exits(x, num_steps=k))
                 for k in range(1, args.num_glimpses + 1)
             ]
-            ff_ms, *mg_ms = latency_ms(fns, inputs, args.runs, args.warmup)
+            ff_ms, *mg_ms = latency_ms(fns, inputs, args.runs, args.warmup, device)
             rows.append(dict(backbone=BACKBONES[key]['name'], model='FF-Net', glimpses=1,
                              batch=batch, ms=ff_ms, speedup=1.0, gmacs=ff_macs / 1e9, ratio=1.0))
             for k, ms in enumerate(mg_ms, 1):
                 rows.append(dict(backbone=BACKBONES[key]['name'], model='MGNet', glimpses=k,
                                  batch=batch, ms=ms, speedup=ff_ms / ms, gmacs=mg_macs[k - 1] / 1e9,
                                  ratio=mg_macs[k - 1] / ff_macs))
-    load = ', '.join(f'{v:.1f}' for v in os.getloadavg()) if hasattr(os, 'getloadavg') else 'n/a'
     header = ('| backbone | model | glimpses | batch | threads | latency (ms/batch) | speed-up | '
               'GMACs/sample | MACs ratio | speed-up x MACs ratio |')
     lines = [
-        f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net ({args.input_size} px), CPU, '
-        f'{args.threads} thread(s), median of {args.runs} interleaved runs (FF-Net and MGNet timed '
-        f'in the same runs), load average at the end {load} on {os.cpu_count()} CPUs; '
-        f'{allocator_note()}', '', header,
+        f'MGNet ({args.num_glimpses} x {args.glimpse_size} px) vs FF-Net ({args.input_size} px), '
+        f'{setting_note(args)}, median of {args.runs} interleaved runs (FF-Net and MGNet timed in '
+        f'the same runs), load average at the end {load_average()}; {allocator_note()}', '', header,
         '|' + '---|' * 10
     ]
     for r in rows:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check of issue #21 in one command: the CUDA tests (tests/test_cuda: every demo config
 # trained in fp32 and with --amp, resumed, evaluated with budgets and real early exit; SAR sparse ==
-# dense; the step-major executor; the CUDA timer) and the four speed benchmarks at the papers' batch
-# sizes on the GPU, written to one markdown report. Each part has its own time limit, so that the
-# whole check stays under 8 minutes on one GPU; a part that runs out of time or that a tool does not
-# support yet is reported as "not run: <reason>" and the check goes on.
+# dense; the step-major executor; the CUDA timer; the benchmark tools) and the four speed benchmarks
+# at the papers' batch sizes on the GPU (tools/analysis_tools/benchmark.py --preset gpu --device cuda,
+# one part per family, then the step-wise families' throughput mode with their step times), written
+# to one markdown report. Each part has its own time limit, so that the whole check stays under 8
+# minutes on one GPU; a part that runs out of time or that a tool does not support yet is reported as
+# "not run: <reason>" and the check goes on.
 #
 # Usage: bash tools/misc/gpu_check.sh [REPORT.md]
 #   REPORT.md          where the report goes (default: $OUT/gpu_check.md when $OUT is set, else
@@ -116,19 +118,22 @@ $failures
 \`\`\`"
     SECTIONS+=("$section")
 }
-cuda_tests cuda_tests 90 "CUDA tests: SAR sparse == dense, step-major executor, device checks, timer" \
+cuda_tests cuda_tests 120 \
+    "CUDA tests: SAR sparse == dense, step-major executor, device checks, timer, benchmark tools" \
     tests/test_cuda --ignore=tests/test_cuda/test_demo_configs.py
 cuda_tests cuda_demo_configs 200 "CUDA tests: every demo config (fp32, --amp, resume, budgets, early exit)" \
     tests/test_cuda/test_demo_configs.py
 
-# --- the benchmarks' GPU presets: NAME CAP_S TOOL ARGS... (each writes its table to --out)
+# --- the benchmarks' GPU presets (benchmark.py's PRESETS['gpu'] / STREAM_PRESETS['gpu']): NAME CAP_S
+# ARGS... (benchmark.py --preset gpu --device cuda ARGS; each part writes its report to --out)
 bench() {
-    local name="$1" cap="$2" tool="$3"
-    shift 3
+    local name="$1" cap="$2"
+    shift 2
     local out="$DIR/$name.md"
     rm -f "$out"
-    run_part "bench_$name" "$cap" "$PY" "tools/analysis_tools/$tool" --device cuda "$@" --out "$out"
-    local head="### $name: \`$tool --device cuda $*\`"
+    run_part "bench_$name" "$cap" "$PY" tools/analysis_tools/benchmark.py --preset gpu --device cuda \
+        "$@" --out "$out"
+    local head="### $name: \`benchmark.py --preset gpu --device cuda $*\`"
     local body
     if [ "$PART_RC" -eq 0 ] && [ -f "$out" ]; then
         body="$(cat "$out")
@@ -154,11 +159,11 @@ $body")
 }
 
 SECTIONS+=("## Speed benchmarks, GPU presets (the papers' batch sizes; 224 px)")
-bench sar 35 benchmark_sar.py --batch-sizes 1 64 --densities 0.5 --threads 1 --runs 20 --warmup 5
-bench gfnet-b64 30 benchmark_gfnet.py --batch-size 64 --runs 10 --warmup 3 --threads 1
-bench gfnet-b128 30 benchmark_gfnet.py --batch-size 128 --runs 10 --warmup 3 --threads 1
-bench mgnet 40 benchmark_mgnet.py --backbones r50 --batch-sizes 64 128 --runs 10 --warmup 3 --threads 1
-bench uniadafocus 50 benchmark_adafocus.py --batch-sizes 16 --videos 16 --runs 5 --warmup 2 --threads 1
+bench sar 40 --families sar
+bench gfnet 50 --families gfnet
+bench mgnet 45 --families mgnet
+bench uniadafocus 50 --families uniadafocus
+bench throughput 80 --families gfnet mgnet uniadafocus --throughput --step-times
 
 # --- the report
 TOTAL=$(($(date +%s) - START))
