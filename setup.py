@@ -76,7 +76,8 @@ if __name__ == '__main__':
         include_package_data=True,
         # the mim extension (add_mim_extension) in built distributions; ``mim search`` reads
         # mmdynamic/.mim/model-index.yml
-        package_data={'mmdynamic': ['.mim/model-index.yml', '.mim/configs/**/*.py',
+        # ops/csrc: the C++ operators, compiled on first use (mmdynamic/ops/build.py)
+        package_data={'mmdynamic': ['ops/csrc/*.cpp', '.mim/model-index.yml', '.mim/configs/**/*.py',
                                     '.mim/configs/**/*.yml', '.mim/configs/**/*.md',
                                     '.mim/tools/**/*.py', '.mim/tools/**/*.sh']},
         python_requires='>=3.8',

@@ -54,5 +54,17 @@ import mmpretrain.models, mmdet.models, mmseg.models, mmaction.models  # noqa: F
 print(f'[setup_env] torch {torch.__version__}, torchvision {torchvision.__version__}, '
       f'mmcv {mmcv.__version__}, mmengine {mmengine.__version__}')
 PY
+# mmdynamic's C++ operators (SAR's sparse_impl='halo_cpp'): compiled now so that the first use does
+# not wait for it (about a minute on 2 cores; reused from ~/.cache/mmdynamic/extensions). Without a C++
+# compiler the rest of the package works and selecting the operator raises an error that says why.
+"$VENV/bin/python" - <<'PY' || echo "[setup_env] warning: the C++ operators were not built (see above)"
+from mmdynamic.ops.build import OpBuildError
+from mmdynamic.ops.sar_cells import sar_cells_op
+try:
+    sar_cells_op()
+    print('[setup_env] C++ operators built')
+except OpBuildError as error:
+    print(f'[setup_env] warning: C++ operators not built: {error}')
+PY
 fingerprint > "$STAMP"
 echo "[setup_env] $VENV is ready."
