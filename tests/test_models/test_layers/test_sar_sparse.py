@@ -12,6 +12,10 @@ from mmdynamic.models.layers.sar_layers import (MacsMeter, MaskGenerator, expand
                                               mask_grid_of, refined_fraction)
 from mmdynamic.models.layers.sar_sparse import (SPARSE_IMPLS, set_sparse_impl,
                                                 sparse_refine_forward)
+from mmdynamic.ops.build import compiler
+
+# the C++ operator ('halo_cpp') needs a compiler; tests/test_ops checks it and its build errors
+IMPLS = tuple(impl for impl in SPARSE_IMPLS if impl != 'halo_cpp' or compiler() is not None)
 
 # fp32: 1e-5 absolute plus 1e-6 relative (the trained-like blocks reach output magnitudes ~30,
 # where one float32 ulp is ~2e-6)
@@ -71,7 +75,7 @@ def _check(block: nn.Module, x: torch.Tensor, mask: torch.Tensor, atol: float = 
     dense = block(x, mask, dense_meter)
     previous = block.sparse_impl
     try:
-        for impl in SPARSE_IMPLS:
+        for impl in IMPLS:
             block.sparse_impl = impl
             sparse_meter = MacsMeter(x.shape[0], x.device)
             sparse = sparse_refine_forward(block, x, mask, sparse_meter)
@@ -275,7 +279,7 @@ def _compare_backbone(model: nn.Module, x: torch.Tensor, rel_tol: float,
         assert (a - b).abs().max().item() <= rel_tol * max(scale, 1.0), (scale, (a - b).abs().max())
 
 
-@pytest.mark.parametrize('impl', SPARSE_IMPLS)
+@pytest.mark.parametrize('impl', IMPLS)
 def test_sar_resnet50_sparse_equals_dense(impl):
     # tolerance: 1e-5 relative to the largest output magnitude (fp32 through 16 blocks; ~1e-6 seen)
     model = _randomise(SARResNet(depth=50, groups=2, out_indices=(0, 1, 2, 3)), 0)
@@ -321,16 +325,18 @@ def test_expand_group_mask_with_cells_crops_the_edge_cells():
     reference = mask[0, 0].repeat_interleave(4, 0).repeat_interleave(4, 1)[:7, :9]
     assert torch.equal(expanded[0, 0], reference) and torch.equal(expanded[0, 1], reference)
     # divisible maps: the same as the fixed grid's nearest upsampling
-    mask = (torch.rand(2, 2, 3, 4) < 0.5).float()
+    gen = torch.Generator().manual_seed(0)
+    mask = (torch.rand(2, 2, 3, 4, generator=gen) < 0.5).float()
     assert torch.equal(expand_group_mask(mask, 4, (12, 16), 4),
                        expand_group_mask(mask, 4, (12, 16)))
     with pytest.raises(ValueError, match='does not fit 4 px cells'):
         expand_group_mask(mask, 4, (13, 16), 4)
     # MACs density: the refined fraction of the map, edge cells counted with their cropped area
-    mask = (torch.rand(2, 2, 4, 5) < 0.5).float()
+    mask = (torch.rand(2, 2, 4, 5, generator=gen) < 0.5).float()
     expected = expand_group_mask(mask, 2, (13, 18), 4).flatten(1).mean(dim=1)
     torch.testing.assert_close(refined_fraction(mask, (13, 18), 4), expected)
-    assert torch.equal(refined_fraction(mask, (8, 10), None), mask.flatten(1).mean(dim=1))
+    # a fixed grid: the mean over the groups of each group's mean (equal up to rounding)
+    torch.testing.assert_close(refined_fraction(mask, (8, 10), None), mask.flatten(1).mean(dim=1))
 
 
 @pytest.mark.parametrize('cls', [RefineBottleneck, RefineBasicBlock])
