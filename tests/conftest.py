@@ -56,16 +56,26 @@ def _isolated_default_scope():
     DefaultScope._instance_dict = _INITIAL_SCOPES.copy()
 
 
+#: set to 1 to run the tests marked ``inductor`` (torch.compile with Inductor's C++ code generation:
+#: 5-25 minutes each on a 2-core machine, too long for the suite's CI budget)
+INDUCTOR_TESTS_ENV = 'MMDYN_INDUCTOR_TESTS'
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Skip the tests marked ``cuda`` (and the ``cuda`` variants of device-parametrised tests, see
-    :data:`DEVICES`) where torch sees no CUDA GPU, so that the CPU suite stays green."""
+    :data:`DEVICES`) where torch sees no CUDA GPU, so that the CPU suite stays green; skip the
+    tests marked ``inductor`` unless ``MMDYN_INDUCTOR_TESTS=1``."""
     import torch
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason='needs a CUDA GPU (torch.cuda.is_available() is False)')
-    for item in items:
-        if item.get_closest_marker('cuda') is not None:
-            item.add_marker(skip)
+    skips = []
+    if not torch.cuda.is_available():
+        skips.append(('cuda', 'needs a CUDA GPU (torch.cuda.is_available() is False)'))
+    if os.environ.get(INDUCTOR_TESTS_ENV) != '1':
+        skips.append(('inductor', f'compiles with Inductor for minutes: opt in with '
+                                  f'{INDUCTOR_TESTS_ENV}=1'))
+    for marker, reason in skips:
+        for item in items:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 # the device parametrisation of tests that run the same body on the CPU and on a GPU: the cuda

@@ -45,8 +45,26 @@ Unless ``--no-fuse-bn``, every BN is folded into its conv in all models (mmcv's
 channels-last (oneDNN's native layout). The outputs are checked against the unfused models and
 sparse against dense (``--no-check`` skips this).
 
+Compiled models (``--compile``, ``--task cls``): ResNet-50 and SAR sparse are built anew, prepared
+the same way and compiled with ``torch.compile`` (Inductor; ``--compile-mode``; automatic dynamic
+shapes; ``--compile-freezing`` for Inductor's freezing), then timed next to the eager models; a
+compiled row's speed-up is taken against the compiled ResNet-50. ResNet-50 is compiled whole. SAR
+is compiled by parts (:func:`compile_sar`): every module that takes the MACs meter runs compiled
+without it (the meter's float total would make Dynamo recompile each call) and
+:class:`CompiledPart` adds the MACs the eager module counts; in the sparse path the
+data-dependent index building stays eager (``torch.compiler.disable`` in
+:mod:`mmdynamic.models.layers.sar_sparse_halo`), so the compiled graphs see the number of cells
+as a dynamic dimension. The first call of each compiled model (the compilation) is timed and
+noted, and its output checked against the eager dense output.
+
+Devices and batches: ``--device cuda`` moves the models and inputs to the GPU after the checks (run
+on the CPU) and times them with CUDA events (:func:`mmdynamic.utils.benchmark.time_round_robin`);
+``--batch-sizes`` times cls at several batch sizes (MACs per image); det/seg time batch 1.
+
 Examples:
     python tools/analysis_tools/benchmark_sar.py --runs 100 --warmup 20 --out sar_latency.md
+    python tools/analysis_tools/benchmark_sar.py --threads 1 --densities 0.5 --compile \
+        --compile-freezing
     python tools/analysis_tools/benchmark_sar.py --task det --runs 3 --warmup 1
     python tools/analysis_tools/benchmark_sar.py --task seg --runs 3 --warmup 1
 """
@@ -56,6 +74,7 @@ import os.path as osp
 import statistics
 import sys
 import time
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -64,13 +83,16 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from mmdynamic.models.backbones.sar_resnet import SARResNet  # noqa: E402
-from mmdynamic.models.layers.sar_layers import MaskGenerator  # noqa: E402
+from mmdynamic.models.layers.sar_layers import (MacsMeter, MaskGenerator,  # noqa: E402
+                                              refined_fraction)
 from mmdynamic.models.layers.sar_sparse import SPARSE_IMPLS, set_sparse_impl  # noqa: E402
 from mmdynamic.models.layers.sar_sparse_ops import use_onednn_convs  # noqa: E402
-from mmdynamic.utils.benchmark import (add_inference_args, allocator_note, cpu_name,  # noqa: E402
+from mmdynamic.utils.benchmark import (add_inference_args, allocator_note,  # noqa: E402
+                                       check_inference_args, device_from_args, device_note,
                                        emit_report, memory_format_from_args,
                                        prepare_for_inference, prepare_from_args,
-                                       reexec_with_tuned_malloc)
+                                       reexec_with_tuned_malloc, synchronize,
+                                       time_round_robin)
 from mmdynamic.utils.flops import count_macs  # noqa: E402
 
 
@@ -88,6 +110,11 @@ QUICK_SIZES = {'det': (192, 256), 'seg': (128, 128)}
 # --quick: runs, warm-up, threads, densities (the suite's smoke test)
 QUICK = dict(runs=2, warmup=1, threads=[1], densities=[0.5])
 TASK_DEFAULTS = dict(runs=3, warmup=1)  # det/seg forwards take seconds on CPU
+# torch.compile modes (``mode=``); 'reduce-overhead' adds CUDA graphs (CUDA only)
+COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs', 'max-autotune', 'reduce-overhead')
+# Dynamo recompiles a forward shared by many module instances (one entry per shape, or per
+# instance when Inductor freezes the weights): room for every block of the models timed
+RECOMPILE_LIMIT = 512
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -110,7 +137,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '--threads 1; robust to other processes on a shared machine)')
     parser.add_argument('--conv-backend', choices=['onednn', 'pytorch'], default='onednn',
                         help='how every model runs its convolutions (see the module docstring)')
-    add_inference_args(parser)
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1],
+                        help='cls batch sizes to time (det/seg: 1 only)')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time ResNet-50 / the static twin backbone and SAR sparse '
+                        'compiled with torch.compile (Inductor), next to eager (see "Compiled '
+                        'models" in the module docstring)')
+    parser.add_argument('--compile-mode', choices=COMPILE_MODES, default='default',
+                        help='torch.compile mode')
+    parser.add_argument('--compile-refine', action='store_true',
+                        help='compile the refine blocks (their sparse path) too; default eager')
+    parser.add_argument('--compile-freezing', action='store_true',
+                        help="Inductor's freezing: weights as constants, BN folded and oneDNN "
+                        'weights prepacked once (CPU inference)')
+    add_inference_args(parser, device=True)
     parser.add_argument('--no-check', action='store_true',
                         help='skip the output checks (fused vs unfused, sparse vs dense)')
     parser.add_argument('--seed', type=int, default=0)
@@ -130,6 +170,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f'--runs must be >= 1 and --warmup >= 0, got {args.runs} and {args.warmup}')
     if args.clock == 'cpu' and args.threads != [1]:
         parser.error(f'--clock cpu measures one thread: use --threads 1, got {args.threads}')
+    check_inference_args(parser, args)  # --device: a name torch knows, CUDA present if asked
+    if args.clock == 'cpu' and args.device != 'cpu':
+        parser.error(f'--clock cpu measures the CPU time of this thread, not {args.device} work')
+    if any(b < 1 for b in args.batch_sizes):
+        parser.error(f'--batch-sizes must be >= 1, got {args.batch_sizes}')
+    if args.task != 'cls' and args.batch_sizes != [1]:
+        parser.error(f'--task {args.task} times batch 1 only (one image per forward, as '
+                     f'deployed; mmdet/mmseg pad a batch to its largest image), got '
+                     f'--batch-sizes {args.batch_sizes}')
+    if args.compile and args.task != 'cls':
+        parser.error(f'--compile times the classification backbones (--task cls); for --task '
+                     f'{args.task} it is not implemented')
+    if args.compile_mode != 'default' and not args.compile:
+        parser.error('--compile-mode needs --compile')
+    for flag in ('compile_freezing', 'compile_refine'):
+        if getattr(args, flag) and not args.compile:
+            parser.error(f'--{flag.replace("_", "-")} needs --compile')
     if any(not 0 <= d <= 1 for d in args.densities):
         parser.error(f'--densities must lie in [0, 1], got {args.densities}')
     return args
@@ -153,8 +210,9 @@ def force_density(model: nn.Module, density: float, seed: int = 0) -> None:
         patterns: Dict[Tuple[int, int], torch.Tensor] = {}
 
         def forward(x, meter=None, grid=None, original=original, patterns=patterns, index=index,
-                    groups=m.groups):
-            logits = original(x, meter, grid)
+                    groups=m.groups, module=m):
+            # a compiled generator (compile_sar) keeps its compiled forward in COMPILED_FORWARD
+            logits = module.__dict__.get(COMPILED_FORWARD, original)(x, meter, grid)
             size = tuple(logits.shape[-2:])
             if size not in patterns:
                 gen = torch.Generator().manual_seed(seed * 1000 + index)
@@ -166,6 +224,117 @@ def force_density(model: nn.Module, density: float, seed: int = 0) -> None:
             return patterns[size].to(logits).expand_as(logits)
 
         m.forward = forward
+
+
+COMPILED_FORWARD = '_bench_compiled_forward'
+
+
+class CompiledPart(nn.Module):
+    """A part of a SAR model run through ``torch.compile``, its MACs still counted.
+
+    Every SAR module takes the MACs meter, a Python object whose float total changes on every call;
+    Dynamo would guard on that value and recompile each call. The compiled forward therefore runs
+    without the meter, and this wrapper adds to the meter what the eager module counts: its static
+    MACs, measured once per input shape by an eager call, and for a refine block the masked MACs,
+    ``dense_macs(H, W) x refined fraction of the mask``, as the block counts them.
+
+    Args:
+        module (nn.Module): The eager module (kept as a submodule: ``set_sparse_infer`` and
+            ``set_sparse_impl`` still reach a refine block).
+        compiler (Callable): ``torch.compile`` with the chosen options.
+        tensors (int): Number of leading tensor arguments before the meter (1, or 2 for a refine
+            block (x, mask) and the fusion (x_base, x_refine)).
+        forward (Callable, optional): The eager forward to compile instead of the module (a mask
+            generator whose ``forward`` :func:`force_density` replaced).
+    """
+
+    def __init__(self, module: nn.Module, compiler: Callable, tensors: int = 1,
+                 forward: Optional[Callable] = None) -> None:
+        super().__init__()
+        self.module, self.tensors = module, tensors
+        self.eager = forward or module.forward
+        # the module itself where possible: Inductor's freezing folds only module parameters
+        compiled = compiler(forward or module)
+        self.__dict__['compiled'] = compiled  # not a submodule: no duplicate parameters
+        self.masked = hasattr(module, 'masked_convs')  # a refine block
+        self.static_macs: Dict[tuple, float] = {}
+
+    def forward(self, *args):
+        inputs, rest = args[:self.tensors], args[self.tensors + 1:]
+        meter = args[self.tensors] if len(args) > self.tensors else None
+        if meter is not None:
+            key = tuple(tuple(t.shape) if torch.is_tensor(t) else t for t in args[:1] + rest)
+            if key not in self.static_macs:
+                probe = MacsMeter(inputs[0].shape[0], inputs[0].device)
+                self.eager(*inputs, probe, *rest)
+                self.static_macs[key] = probe.static
+            meter.add(self.static_macs[key])
+            if self.masked:  # what the refine block adds (sar_blocks / sar_sparse)
+                size, mask = inputs[0].shape[-2:], inputs[1]
+                meter.add_masked(self.module.dense_macs(size),
+                                 refined_fraction(mask, size, self.module.mask_cell_size))
+        return self.compiled(*inputs, None, *rest)
+
+
+def make_compiler(mode: str = 'default', freezing: bool = False) -> Callable[[Callable], Callable]:
+    """``torch.compile`` with automatic dynamic shapes (the number of cells a refine block computes
+    varies with its mask); sets Dynamo's and Inductor's options for the process.
+
+    With ``freezing`` Inductor's layout optimisation is switched off: its conv weight layout pass
+    fails on dynamic shapes in torch 2.13 ("'int' object has no attribute 'meta'"), and the models
+    are channels-last already.
+
+    Args:
+        mode (str): ``torch.compile``'s mode (:data:`COMPILE_MODES`). Defaults to 'default'.
+        freezing (bool): Inductor's freezing (weights as constants: BN folded, oneDNN weights
+            prepacked once; inference only). Defaults to False.
+
+    Returns:
+        Callable: fn -> its compiled version.
+    """
+    import torch._dynamo.config as dynamo_config
+    import torch._inductor.config as inductor_config
+    dynamo_config.recompile_limit = RECOMPILE_LIMIT
+    dynamo_config.accumulated_recompile_limit = RECOMPILE_LIMIT * 8
+    inductor_config.freezing = freezing
+    if freezing:
+        inductor_config.layout_optimization = False
+    # dynamic=None: a dimension that changes between calls (the cells of a refine block) is made
+    # symbolic when it first changes, the others stay static
+    return lambda fn: torch.compile(fn, mode=mode, dynamic=None)
+
+
+def compile_sar(model: SARResNet, compiler: Callable, refine: bool = False) -> SARResNet:
+    """Compile the parts of a SAR backbone, in place: per stage the base blocks, mask generators,
+    transforms, fusion and fusion block, then the blocks of the last stage; with ``refine`` also
+    the refine blocks (with ``sparse_infer`` the sparse path, its data-dependent index building
+    left eager by ``torch.compiler.disable``). The stem (one conv and a pool) stays eager.
+
+    Args:
+        model (SARResNet): A prepared (BN folded, conv backend set) eval-mode backbone; its mask
+            generators may be forced (:func:`force_density`, before or after).
+        compiler (Callable): :func:`make_compiler`'s ``torch.compile``.
+        refine (bool): Compile the refine blocks too (on the development VM their compiled sparse
+            path ran 1.3-8x slower than eager, configs/sar/README.md). Defaults to False.
+
+    Returns:
+        SARResNet: ``model``.
+    """
+    for stage in model.stages:
+        for i, base in enumerate(stage.base):
+            stage.base[i] = CompiledPart(base, compiler)
+        for i, block in enumerate(stage.refine if refine else []):
+            stage.refine[i] = CompiledPart(block, compiler, tensors=2)
+        for generator in stage.masks:
+            generator.__dict__[COMPILED_FORWARD] = CompiledPart(
+                generator, compiler, forward=type(generator).forward.__get__(generator))
+        for name in ('base_transform', 'refine_transform', 'fusion_block'):
+            if getattr(stage, name) is not None:
+                setattr(stage, name, CompiledPart(getattr(stage, name), compiler))
+        stage.fuse = CompiledPart(stage.fuse, compiler, tensors=2)
+    for i, block in enumerate(model.layer4):
+        model.layer4[i] = CompiledPart(block, compiler)
+    return model
 
 
 def build_resnet50() -> nn.Module:
@@ -181,6 +350,7 @@ def build_sar(groups: int, density: float, seed: int) -> SARResNet:
     model = SARResNet(depth=50, groups=groups, alpha=2, beta=1, base_scale=2)
     model.eval()
     force_density(model, density, seed)
+    model.__dict__['_bench_density'] = density
     return model
 
 
@@ -205,16 +375,23 @@ class Entry:
             which share one model over the densities).
         fn (Callable, optional): What to time on the input, default ``model(x)``.
         part (str): What ``fn`` runs, for the det/seg table. Defaults to ``'backbone'``.
+        seed (int): Seed of the forced masks.
+        compiled (bool): The model is compiled (``--compile``); its speed-up is taken against the
+            compiled baseline. Defaults to False.
     """
 
     def __init__(self, name: str, model: nn.Module, sparse: Optional[bool] = None,
                  impl: Optional[str] = None, forced: Optional[float] = None,
-                 fn: Optional[Callable] = None, part: str = 'backbone', seed: int = 0) -> None:
+                 fn: Optional[Callable] = None, part: str = 'backbone', seed: int = 0,
+                 compiled: bool = False) -> None:
         self.name, self.model, self.sparse, self.impl = name, model, sparse, impl
         self.forced, self.fn, self.part, self.seed = forced, fn, part, seed
+        self.compiled = compiled
+        # the density the masks were forced to (cls: at build time)
+        self.forced_density = model.__dict__.get('_bench_density', forced)
         self.density: Optional[float] = None
         self.macs: float = 0.0
-        self.times: Dict[int, List[float]] = {}
+        self.ms: Dict[Tuple[int, int], float] = {}  # (threads, batch) -> median latency
 
     def __call__(self, x: torch.Tensor):
         return self.model(x) if self.fn is None else self.fn(x)
@@ -250,10 +427,12 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
         x (Tensor): (1, 3, S, S) contiguous input.
 
     Returns:
-        tuple: the entries (ResNet-50 first, with MACs and realised densities filled in) and the
-        notes of the output checks.
+        tuple: the entries (ResNet-50 first, with MACs and realised densities filled in), the
+        notes of the output checks and, per forced density, the dense output (for the checks of
+        :func:`compiled_entries`), realised density, MACs and the eager model.
     """
     notes = []
+    dense_outputs: Dict[float, tuple] = {}  # forced density -> (dense output, density, MACs)
     fmt = memory_format_from_args(args)
     tag = f'G{args.groups}s2a2b1'
     entries = [Entry('ResNet-50', build_resnet50())]
@@ -294,7 +473,62 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
                 for e in entries:
                     if e.model is model:
                         e.density, e.macs = density, macs
-    return entries, notes
+                dense_outputs[entry.forced_density] = (out.clone(), density, macs, model)
+    return entries, notes, dense_outputs
+
+
+def compiled_entries(args: argparse.Namespace, x: torch.Tensor, resnet_eager: Entry,
+                     dense_outputs: Dict[float, tuple], notes: List[str]) -> List[Entry]:
+    """ResNet-50 and SAR sparse (per density and implementation) built anew, prepared like the
+    eager ones, moved to ``x``'s device and compiled (:func:`make_compiler`,
+    :func:`compile_sar`); each checked on its first call (which compiles) against the eager dense
+    output, the compile time noted.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments.
+        x (Tensor): (1, 3, S, S) input on the device, in the models' memory format.
+        resnet_eager (Entry): The eager ResNet-50 entry (weights and MACs).
+        dense_outputs (dict): Of :func:`prepare_models`.
+        notes (list[str]): Receives the notes of the checks.
+
+    Returns:
+        list[Entry]: The compiled entries, ``compiled=True`` (the tables compare them with the
+        compiled ResNet-50).
+    """
+    compiler = make_compiler(args.compile_mode, args.compile_freezing)
+    tag = f'G{args.groups}s2a2b1'
+    resnet_macs, resnet_eager = resnet_eager.macs, resnet_eager.model
+    resnet = build_resnet50()
+    prepare_backend(args, resnet)
+    resnet.load_state_dict(resnet_eager.state_dict())  # the weights of the eager model
+    resnet.to(x.device)
+    entries = [Entry('ResNet-50 compiled', compiler(resnet), compiled=True)]
+    entries[0].macs = resnet_macs
+    for density in args.densities:
+        _, realised, macs, eager = dense_outputs[density]
+        for impl in args.sparse_impls:
+            sar = build_sar(args.groups, density, args.seed)
+            prepare_backend(args, sar)
+            sar.load_state_dict(eager.state_dict())
+            sar.to(x.device).set_sparse_infer(True)
+            entry = Entry(_sparse_name(f'SAR-R50 {tag}', impl, args) + ' compiled',
+                          compile_sar(sar, compiler, args.compile_refine), True, impl,
+                          compiled=True)
+            entry.density, entry.macs = realised, macs
+            entries.append(entry)
+    with torch.inference_mode():
+        for entry in entries:
+            entry.prepare()
+            start = time.perf_counter()
+            out = _last(entry(x))
+            seconds = time.perf_counter() - start
+            note = f'{entry.name}: first call (compiles) {seconds:.1f} s'
+            if entry.density is not None and not args.no_check:
+                reference = dense_outputs[entry.forced_density][0].to(out.device)
+                note += (f'; vs eager dense output, max rel. diff {_rel_diff(out, reference):.1e}'
+                         f'; MACs equal: {entry.model.last_flops.mean().item() == entry.macs}')
+            notes.append(note)
+    return entries
 
 
 def _syncbn_to_bn(cfg) -> None:
@@ -452,15 +686,15 @@ def prepare_task_models(args: argparse.Namespace, x: torch.Tensor,
 
 def make_task_table(entries: List[Entry], threads: Sequence[int]) -> List[str]:
     """Markdown rows for det/seg: each SAR entry against its architecture's static twin on the
-    same part (backbone or whole model)."""
+    same part (backbone or whole model), batch 1."""
     lines = ['| model | part | density | threads | latency (ms, median) | speed-up vs twin | '
              'MACs (G) | MACs ratio | quotient |',
              '|---|---|---|---|---|---|---|---|---|']
     for t in threads:
         for entry in entries:
             base = next(e for e in entries if e.arch == entry.arch and e.part == entry.part)
-            ms = statistics.median(entry.times[t])
-            speedup = statistics.median(base.times[t]) / ms
+            ms = entry.ms[(t, 1)]
+            speedup = base.ms[(t, 1)] / ms
             ratio = base.macs / entry.macs
             density = '-' if entry.density is None else f'{entry.density:.2f}'
             lines.append(f'| {entry.name} | {entry.part} | {density} | {t} | {ms:.1f} | '
@@ -478,37 +712,53 @@ def _density_tag(model: nn.Module) -> str:
 CLOCKS = {'wall': time.perf_counter, 'cpu': time.thread_time}
 
 
+def _time_cpu_clock(fns: List[Callable[[], object]], runs: int, warmup: int) -> List[float]:
+    """Median CPU seconds of the calling thread per ``fn()``, round-robin as
+    :func:`mmdynamic.utils.benchmark.time_round_robin` (which reads the wall clock)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: List[List[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, out in zip(fns, times):
+            start = time.thread_time()
+            fn()
+            out.append(time.thread_time() - start)
+    return [statistics.median(t) for t in times]
+
+
 def time_entries(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
-                 warmup: int, clock: str = 'wall') -> None:
-    """Time the entries round-robin (each round runs every entry once) into ``entry.times``.
+                 warmup: int, clock: str = 'wall', device: Optional[torch.device] = None) -> None:
+    """Time the entries round-robin (each round runs every entry once) into
+    ``entry.ms[(threads, batch)]`` (median ms).
 
     Args:
-        entries (list[Entry]): What to time.
-        x (Tensor): (1, 3, S, S) input in the models' memory format.
+        entries (list[Entry]): What to time (models and ``x`` on ``device``).
+        x (Tensor): (B, 3, H, W) input in the models' memory format.
         threads (int): Intra-op threads.
         runs (int): Timed rounds.
         warmup (int): Untimed rounds first.
-        clock (str): ``'wall'`` (latency) or ``'cpu'`` (CPU time of the calling thread: the
-            latency a single-threaded run would have on an idle machine, without the time the
-            scheduler gives to other processes; single-threaded runs only). Defaults to ``'wall'``.
+        clock (str): ``'wall'`` (latency; on CUDA by CUDA events, see
+            :func:`mmdynamic.utils.benchmark.time_interleaved`) or ``'cpu'`` (CPU time of the
+            calling thread: the latency a single-threaded run would have on an idle machine,
+            without the time the scheduler gives to other processes; single-threaded CPU runs
+            only). Defaults to ``'wall'``.
+        device (torch.device, optional): Where the models run. Defaults to the CPU.
     """
     if clock == 'cpu' and threads != 1:
         raise ValueError(f'the cpu clock measures one thread, got threads={threads}')
-    now = CLOCKS[clock]
     torch.set_num_threads(threads)
+
+    def call(entry: Entry) -> None:
+        entry.prepare()  # attribute switches (and, for det/seg, the forced density)
+        entry(x)
+
+    fns = [partial(call, entry) for entry in entries]
     with torch.inference_mode():
-        for _ in range(warmup):
-            for entry in entries:
-                entry.prepare()
-                entry(x)
-        for entry in entries:
-            entry.times[threads] = []
-        for _ in range(runs):
-            for entry in entries:
-                entry.prepare()
-                start = now()
-                entry(x)
-                entry.times[threads].append((now() - start) * 1e3)
+        seconds = (_time_cpu_clock(fns, runs, warmup) if clock == 'cpu' else
+                   time_round_robin(fns, runs, warmup, device=device))
+    for entry, value in zip(entries, seconds):
+        entry.ms[(threads, x.shape[0])] = value * 1e3
 
 
 def _parts(model: nn.Module) -> Dict[str, List[nn.Module]]:
@@ -531,10 +781,16 @@ def _parts(model: nn.Module) -> Dict[str, List[nn.Module]]:
 
 
 def time_parts(entry: Entry, x: torch.Tensor, threads: int, runs: int, warmup: int,
-               clock: str = 'wall') -> List[Tuple[str, float]]:
+               clock: str = 'wall', device: Optional[torch.device] = None
+               ) -> List[Tuple[str, float]]:
     """Mean time (ms, ``clock`` as :func:`time_entries`) of each part of ``entry``'s model
-    (forward hooks), plus the total."""
-    now = CLOCKS[clock]
+    (forward hooks; on CUDA each reading synchronises the device first), plus the total."""
+    clock_fn = CLOCKS[clock]
+
+    def now() -> float:
+        synchronize(device)
+        return clock_fn()
+
     totals: Dict[str, float] = {}
     handles = []
     for name, modules in _parts(entry.model).items():
@@ -567,33 +823,38 @@ def time_parts(entry: Entry, x: torch.Tensor, threads: int, runs: int, warmup: i
 
 
 def breakdown_table(entries: List[Entry], x: torch.Tensor, threads: int, runs: int,
-                    warmup: int, density: float, clock: str = 'wall') -> List[str]:
+                    warmup: int, density: float, clock: str = 'wall',
+                    device: Optional[torch.device] = None) -> List[str]:
     """Markdown rows: the parts of ResNet-50 and of SAR sparse at ``density``."""
     sparse = [e for e in entries if e.sparse]
     chosen = min(sparse, key=lambda e: abs((e.density or 0) - density))
     lines = [f'Parts ({threads} thread(s), mean of {runs} runs): ResNet-50 and {chosen.name} '
              f'at density {chosen.density:.2f}', '', '| model | part | ms |', '|---|---|---|']
     for entry in (entries[0], chosen):
-        for name, ms in time_parts(entry, x, threads, runs, warmup, clock):
+        for name, ms in time_parts(entry, x, threads, runs, warmup, clock, device):
             lines.append(f'| {entry.name} | {name} | {ms:.2f} |')
     return lines
 
 
-def make_table(entries: List[Entry], threads: Sequence[int]) -> List[str]:
-    """Markdown rows: latency, speed-up, MACs, MACs ratio and their quotient vs ResNet-50."""
-    base = entries[0]
-    lines = ['| model | density | threads | latency (ms, median) | speed-up vs ResNet-50 | '
+def make_table(entries: List[Entry], threads: Sequence[int],
+               batches: Sequence[int]) -> List[str]:
+    """Markdown rows: latency, speed-up, MACs, MACs ratio and their quotient against the ResNet-50
+    prepared the same way (eager rows against the eager one, compiled rows against the compiled
+    one), per thread count and batch size; MACs per image."""
+    lines = ['| model | density | threads | batch | latency (ms, median) | speed-up vs ResNet-50 | '
              'MACs (G) | MACs ratio | quotient |',
-             '|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|']
     for t in threads:
-        base_ms = statistics.median(base.times[t])
-        for entry in entries:
-            ms = statistics.median(entry.times[t])
-            speedup = base_ms / ms
-            ratio = base.macs / entry.macs
-            density = '-' if entry.density is None else f'{entry.density:.2f}'
-            lines.append(f'| {entry.name} | {density} | {t} | {ms:.1f} | {speedup:.2f}x | '
-                         f'{entry.macs / 1e9:.3f} | {ratio:.2f} | {speedup / ratio:.2f} |')
+        for batch in batches:
+            for entry in entries:
+                base = next(e for e in entries if e.compiled == entry.compiled)
+                ms = entry.ms[(t, batch)]
+                speedup = base.ms[(t, batch)] / ms
+                ratio = base.macs / entry.macs
+                density = '-' if entry.density is None else f'{entry.density:.2f}'
+                lines.append(f'| {entry.name} | {density} | {t} | {batch} | {ms:.1f} | '
+                             f'{speedup:.2f}x | {entry.macs / 1e9:.3f} | {ratio:.2f} | '
+                             f'{speedup / ratio:.2f} |')
     return lines
 
 
@@ -604,7 +865,7 @@ def _header(args: argparse.Namespace, title: str, baseline_note: str) -> List[st
                  if args.conv_backend == 'onednn' else "eager PyTorch's own choice")
     return [
         title, '',
-        f'- CPU: {cpu_name()} ({os.cpu_count()} logical cores); torch {torch.__version__}',
+        f'- {device_note(device_from_args(args))}; torch {torch.__version__}',
         f'- median of {args.runs} runs after {args.warmup} warm-up runs, round-robin over the '
         f'models, `torch.inference_mode()`, denormals flushed; clock: ' +
         ('wall (latency)' if args.clock == 'wall' else
@@ -615,7 +876,17 @@ def _header(args: argparse.Namespace, title: str, baseline_note: str) -> List[st
         f'{args.seed}); density = realised mean over the masks; MACs = realised per image '
         f'({baseline_note} counted with mmdynamic.utils.flops.count_macs)',
         f'- {allocator_note()}',
-    ]
+    ] + ([f'- compiled rows: torch.compile(mode={args.compile_mode!r}, dynamic=None), Inductor '
+          f'freezing {"on" if args.compile_freezing else "off"}; ResNet-50 whole, SAR by parts '
+          '(compile_sar: stem eager; refine blocks ' +
+          ('compiled, index building of the sparse path eager' if args.compile_refine else
+           'eager') + '); speed-up against the compiled ResNet-50'] if args.compile else [])
+
+
+def _to_device(entries: List[Entry], device: torch.device) -> None:
+    """Move every model of ``entries`` to ``device`` (shared models once)."""
+    for model in {id(e.model): e.model for e in entries}.values():
+        model.to(device)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -624,33 +895,45 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_flush_denormal(True)
     load_before = os.getloadavg()
     fmt = memory_format_from_args(args)
+    device = device_from_args(args)
     if args.task == 'cls':
         x = torch.randn(1, 3, args.input_size, args.input_size)
-        entries, notes = prepare_models(args, x)
-        title = f'# SAR-R50 CPU latency (batch 1, {args.input_size}x{args.input_size})'
+        entries, notes, dense_outputs = prepare_models(args, x)
+        _to_device(entries, device)
+        if args.compile:
+            entries += compiled_entries(args, x.to(device, memory_format=fmt), entries[0],
+                                        dense_outputs, notes)
+        title = (f'# SAR-R50 latency (batch {", ".join(map(str, args.batch_sizes))}, '
+                 f'{args.input_size}x{args.input_size}, {device.type})')
         header = _header(args, title, 'ResNet-50')
+        inputs = {b: torch.randn(b, 3, args.input_size, args.input_size) for b in args.batch_sizes}
     else:
         size = (QUICK_SIZES if args.quick else TASK_SIZES)[args.task]
         x, samples = task_inputs(args.task, size)
         entries, notes = prepare_task_models(args, x, samples)
-        title = (f'# SAR-R50 CPU latency, {args.task} (batch 1, {size[0]}x{size[1]}, input padded '
-                 f'to {x.shape[-2]}x{x.shape[-1]})')
+        _to_device(entries, device)
+        title = (f'# SAR-R50 latency, {args.task} (batch 1, {size[0]}x{size[1]}, input padded '
+                 f'to {x.shape[-2]}x{x.shape[-1]}, {device.type})')
         header = _header(args, title, 'static twins and all necks / heads') + [
             '- whole model = `predict` (backbone, neck, heads, post-processing); its MACs = '
             'backbone + neck and heads counted on that model\'s own features']
-    x = x.contiguous(memory_format=fmt)
+        inputs = {1: x}
     for threads in args.threads:
-        time_entries(entries, x, threads, args.runs, args.warmup, args.clock)
+        for batch, inp in inputs.items():
+            time_entries(entries, inp.to(device, memory_format=fmt), threads, args.runs,
+                         args.warmup, args.clock, device)
     load_after = os.getloadavg()
     report = header + [
         f'- load average (1 min) before/after: {load_before[0]:.2f}/{load_after[0]:.2f}',
     ] + [f'- check: {n}' for n in notes] + [''] + (
-        make_table(entries, args.threads) if args.task == 'cls' else
+        make_table(entries, args.threads, args.batch_sizes) if args.task == 'cls' else
         make_task_table(entries, args.threads))
     if args.breakdown and args.task == 'cls':
-        report += [''] + breakdown_table(entries, x, args.threads[0], args.runs, args.warmup,
+        x = inputs[args.batch_sizes[0]].to(device, memory_format=fmt)
+        report += [''] + breakdown_table([e for e in entries if not e.compiled], x,
+                                         args.threads[0], args.runs, args.warmup,
                                          0.5 if 0.5 in args.densities else args.densities[0],
-                                         args.clock)
+                                         args.clock, device)
     text = '\n'.join(report)
     emit_report(text, args.out)
 

@@ -17,17 +17,36 @@ def exponential_temperature(progress: float, start: float = 1.0, end: float = 0.
     return start * (end / start)**progress
 
 
-def stepped_target(progress: float, target: float, begin: float = 0.3, end: float = 0.5) -> float:
+def stepped_target(progress: float, target: float, begin: float = 0.3, end: float = 0.5,
+                   steps: Optional[int] = 3) -> float:
     """The target density schedule of SAR (sar.md §3): 1 until ``begin``, then three equal steps down
-    to ``target``, reached at ``end`` (fractions of training): 1 -> t + 2(1-t)/3 -> t + (1-t)/3 -> t."""
+    to ``target``, reached at ``end`` (fractions of training): 1 -> t + 2(1-t)/3 -> t + (1-t)/3 -> t.
+
+    Args:
+        progress (float): Fraction of training done.
+        target (float): Final target t.
+        begin (float): Fraction where the target leaves 1. Defaults to 0.3.
+        end (float): Fraction where it reaches ``target``. Defaults to 0.5.
+        steps (int, optional): Number n of equal steps (the paper: 3). Step k = 1..n sets
+            ``t + (1 - t)(n - k) / n`` at ``begin + (k - 1)(end - begin) / (n - 1)`` (the first at
+            ``begin``, the last at ``end``; n = 1: one step to t at ``begin``). None: a linear ramp
+            from 1 at ``begin`` to t at ``end``, so the target never jumps (issue #19: a jump of the
+            target drove the refine logits of whole masks into saturation before the task had
+            chosen their cells).
+    """
     if not 0 <= begin <= end <= 1:
         raise ValueError(f'need 0 <= begin <= end <= 1, got begin={begin}, end={end}')
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f'steps must be a positive int or None (linear), got {steps!r}')
     if progress < begin:
         return 1.0
     if progress >= end:
         return target
-    middle = begin + (end - begin) / 2
-    return target + (1 - target) * (2 / 3 if progress < middle else 1 / 3)
+    fraction = (progress - begin) / (end - begin)  # in [0, 1)
+    if steps is None:
+        return 1.0 - (1.0 - target) * fraction
+    done = 1 if steps == 1 else int(fraction * (steps - 1)) + 1  # steps taken, 1..steps - 1
+    return target + (1 - target) * (steps - done) / steps
 
 
 @register_dual(HOOKS)
@@ -47,18 +66,24 @@ class SARScheduleHook(Hook):
             (the model's ``sparsity.target``). Defaults to 0.5.
         by_epoch (bool, optional): Step the target by epochs (the authors' schedule) or by
             iterations. Defaults to epochs for epoch-based loops, iterations otherwise. The
-            temperature always decays per iteration.
+            temperature always decays per iteration. With few epochs, steps by epoch alias: at 6
+            epochs and steps at 10-30 % the target goes 1 -> 0.83 (epoch 2) -> 0.5 (epoch 3).
+        target_steps (int, optional): Number of equal target steps (the paper's 3, the default),
+            or None for a linear ramp from 1 at ``target_begin`` to the target at ``target_end``
+            (see :func:`stepped_target`; by iterations unless ``by_epoch``).
     """
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, tau_start: float = 1.0, tau_end: float = 0.01, target_begin: float = 0.3,
-                 target_end: float = 0.5, by_epoch: Optional[bool] = None) -> None:
+                 target_end: float = 0.5, by_epoch: Optional[bool] = None,
+                 target_steps: Optional[int] = 3) -> None:
         if tau_start <= 0 or tau_end <= 0:
             raise ValueError(f'temperatures must be positive, got {tau_start}, {tau_end}')
-        stepped_target(0.0, 0.5, target_begin, target_end)  # validates the fractions
+        stepped_target(0.0, 0.5, target_begin, target_end, target_steps)  # validates the options
         self.tau_start, self.tau_end = tau_start, tau_end
         self.target_begin, self.target_end = target_begin, target_end
         self.by_epoch = by_epoch
+        self.target_steps = target_steps
         self._stats: Dict[str, torch.Tensor] = {}
 
     @staticmethod
@@ -81,7 +106,7 @@ class SARScheduleHook(Hook):
         return dict(
             tau=exponential_temperature(iter_progress, self.tau_start, self.tau_end),
             target=stepped_target(progress, model.sparsity_cfg['target'], self.target_begin,
-                                  self.target_end))
+                                  self.target_end, self.target_steps))
 
     def before_train(self, runner) -> None:
         self._model(runner)  # fail early on a model without SAR

@@ -84,13 +84,15 @@ class SARStage(nn.Module):
         cell_size (int, optional): c, mask cells of c x c pixels of the stage's input map instead
             of a fixed grid: an H x W map gets a (ceil(H / c), ceil(W / c)) grid, the last row /
             column of cells cropped to the map. Exactly one of ``grid`` and ``cell_size`` is given.
+        mask_centre (bool): Centre the mask generators' pooled features over the cells (see
+            :class:`MaskGenerator`). Defaults to False.
     """
 
     def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
                  alpha: int, beta: int, base_scale: int, grid: Optional[int], fusion: str = 'att',
                  fusion_stride: int = 2, dilation: int = 1, mask_output: bool = False,
                  norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0),
-                 cell_size: Optional[int] = None) -> None:
+                 cell_size: Optional[int] = None, mask_centre: bool = False) -> None:
         super().__init__()
         if (grid is None) == (cell_size is None):
             raise ValueError('a SAR stage takes exactly one of grid (a fixed K x K mask grid) and '
@@ -121,7 +123,7 @@ class SARStage(nn.Module):
                     norm_cfg=norm_cfg) for i in range(n))
         self.masks = nn.ModuleList(
             MaskGenerator(base_planes * exp, groups, grid, norm_cfg=norm_cfg,
-                          bias_init=mask_bias_init) for _ in range(n))
+                          bias_init=mask_bias_init, centre=mask_centre) for _ in range(n))
         self.refine = nn.ModuleList(
             refine(in_channels if i == 0 else planes * beta * exp, planes * beta, groups=groups,
                    dilation=dilation, last_relu=(i < n - 1) or beta > 1, mask_output=mask_output,
@@ -293,6 +295,10 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         mask_bias_init (tuple[float, float]): Initial (skip, refine) bias of the mask generators.
             Defaults to (1, 10): every patch is refined at the start (P = sigmoid(9)), as in the
             paper. A smaller gap (e.g. (0, 3)) lets short trainings reach their target.
+        mask_centre (bool): Centre each mask generator's pooled features over its cells before the
+            1x1 conv, so that the sparsity loss (the same gradient on every cell) moves only the
+            bias and where to refine is learnt from the task loss alone (issue #19; not in the
+            paper or the authors' code). Defaults to False.
         zero_init_residual (bool): Zero the last BN of regular blocks. Defaults to True.
         init_cfg (dict, optional): Initialisation config (e.g. ``Pretrained``).
     """
@@ -312,7 +318,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None, stage_blocks: Optional[Sequence[int]] = None,
-                 deep_stem: bool = False, mask_cell_size: Optional[Sequence[int]] = None) -> None:
+                 deep_stem: bool = False, mask_cell_size: Optional[Sequence[int]] = None,
+                 mask_centre: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
@@ -353,7 +360,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             stage = SARStage(block, channels, base_channels * 2**i, layers[i], groups, alpha,
                              beta if i > 0 else 1, base_scale if i < 2 else 2, grids[i], fusion,
                              strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init,
-                             cell_size=cells[i])
+                             cell_size=cells[i], mask_centre=mask_centre)
             self.stages.append(stage)
             channels = stage.out_channels
         planes = base_channels * 8
@@ -454,7 +461,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
         groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
-            norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
+            mask_centre, norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
         fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
         mask_grid (Sequence[int], optional): Defaults to None: (4, 4, 2) unless ``mask_cell_size``
             is given.
@@ -472,7 +479,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None,
-                 mask_cell_size: Optional[Sequence[int]] = None) -> None:
+                 mask_cell_size: Optional[Sequence[int]] = None, mask_centre: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.depths:
             raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
@@ -493,7 +500,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         for i, (planes, stride) in enumerate(zip(widths, (2, 2, 1))):
             stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, grids[i],
                              fusion, stride, 1, mask_output, norm_cfg, mask_bias_init,
-                             cell_size=cells[i])
+                             cell_size=cells[i], mask_centre=mask_centre)
             self.stages.append(stage)
             channels = stage.out_channels
         self.out_channels = tuple(widths)

@@ -91,12 +91,18 @@ class MaskGenerator(nn.Module):
         bias_init (tuple[float, float]): Initial bias of (skip, refine). Defaults to (1, 10).
         weight_std (float, optional): Std of the initial 1x1 (``fc``) weights. None keeps the
             initialisation of the enclosing backbone (e.g. Kaiming). Defaults to 1e-3.
+        centre (bool): Centre the pooled features of each image and channel over the K x K cells
+            before the 1x1 conv, ``logit = w . (h - mean_cells h) + b`` (issue #19). A gradient
+            that is the same on every cell (the sparsity loss) then moves only the bias, the
+            mask's density, and the weights (where to refine) learn from the task gradient alone.
+            Without it such a gradient moves ``w`` along sum_cells h, the direction of the largest
+            features, so lowering the density lowers the object's logits first. Defaults to False.
     """
 
     def __init__(self, in_channels: int, groups: int, grid: Optional[int],
                  hidden_per_group: int = 4,
                  norm_cfg: dict = dict(type='BN'), bias_init=(1.0, 10.0),
-                 weight_std: Optional[float] = 1e-3) -> None:
+                 weight_std: Optional[float] = 1e-3, centre: bool = False) -> None:
         super().__init__()
         if in_channels % groups:
             raise ValueError(f'groups={groups} does not divide the {in_channels} base channels')
@@ -104,7 +110,7 @@ class MaskGenerator(nn.Module):
             raise ValueError(f'weight_std must be >= 0, got {weight_std}')
         hidden = hidden_per_group * groups
         self.groups, self.grid, self.bias_init = groups, grid, tuple(bias_init)
-        self.weight_std = weight_std
+        self.weight_std, self.centre = weight_std, centre
         self.conv = nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False, groups=groups)
         self.norm_name, norm = build_norm_layer(norm_cfg, hidden)
         self.add_module(self.norm_name, norm)
@@ -143,6 +149,8 @@ class MaskGenerator(nn.Module):
                              'grid of this MaskGenerator')
         h = F.relu(getattr(self, self.norm_name)(self.conv(x)), inplace=True)
         pooled = self.pool(h) if self.pool is not None else F.adaptive_avg_pool2d(h, tuple(grid))
+        if self.centre:
+            pooled = pooled - pooled.mean(dim=(2, 3), keepdim=True)
         logits = self.fc(pooled)
         if meter is not None:
             meter.add(conv_macs(self.conv, h) + h.shape[1] * h.shape[-2] * h.shape[-1] +
@@ -184,9 +192,11 @@ def refined_fraction(mask: torch.Tensor, size: Sequence[int], cell_size: Optiona
     if cell_size is None:
         fraction = mask.flatten(2).mean(dim=2)
     else:
-        rows = (int(size[0]) - torch.arange(mask.shape[-2]) * cell_size).clamp(max=cell_size)
-        cols = (int(size[1]) - torch.arange(mask.shape[-1]) * cell_size).clamp(max=cell_size)
-        area = (rows[:, None] * cols).to(device=mask.device, dtype=mask.dtype)
+        rows = (int(size[0]) - torch.arange(mask.shape[-2], device=mask.device) *
+                cell_size).clamp(max=cell_size)
+        cols = (int(size[1]) - torch.arange(mask.shape[-1], device=mask.device) *
+                cell_size).clamp(max=cell_size)
+        area = (rows[:, None] * cols).to(dtype=mask.dtype)
         fraction = (mask * area).sum(dim=(2, 3)) / (int(size[0]) * int(size[1]))
     return fraction if per_group else fraction.mean(dim=1)
 

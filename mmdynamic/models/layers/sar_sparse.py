@@ -159,6 +159,7 @@ def _dependencies(pairs: List[Tuple[nn.Conv2d, nn.Module, bool]]) -> List[Option
     return tensors
 
 
+@torch.compiler.disable
 def _folded_steps(block: nn.Module, groups: int) -> Optional[List[_Step]]:
     """Folded steps of the block's masked convs (None if they cannot be folded, see
     :func:`_foldable`), cached on the block while autograd is off.
@@ -168,7 +169,9 @@ def _folded_steps(block: nn.Module, groups: int) -> Optional[List[_Step]]:
     optimizer steps, ``load_state_dict`` copies, BN statistics updates in train mode) and its data
     pointer (``.to()``/``.half()`` swap the data of a parameter without bumping its version). The
     cache pins the storages it was built from, so a data pointer cannot be reused by another storage
-    while the entry lives. Inference tensors have no version counter and are never cached.
+    while the entry lives. Inference tensors have no version counter and are never cached. Not
+    traced by ``torch.compile`` (its key reads data pointers): the steps enter a compiled caller
+    as inputs.
     """
     pairs = _steps_of(block)
     if torch.is_grad_enabled():
@@ -191,7 +194,7 @@ def _folded_steps(block: nn.Module, groups: int) -> Optional[List[_Step]]:
     return cache['steps']
 
 
-SPARSE_IMPLS = ('halo', 'gemm')
+SPARSE_IMPLS = ('halo', 'gemm', 'halo_cpp')
 
 
 class Geometry(NamedTuple):
@@ -221,6 +224,9 @@ def set_sparse_impl(model: nn.Module, impl: str) -> None:
     """
     if impl not in SPARSE_IMPLS:
         raise ValueError(f'sparse_impl must be one of {SPARSE_IMPLS}, got {impl!r}')
+    if impl == 'halo_cpp':  # build (first use) or load the operator now: fail here, not later
+        from mmdynamic.ops.sar_cells import sar_cells_op
+        sar_cells_op()
     for m in model.modules():
         if hasattr(m, 'sparse_impl') and hasattr(m, 'masked_convs'):
             m.sparse_impl = impl
@@ -303,7 +309,11 @@ def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
     impl = getattr(block, 'sparse_impl', 'halo')
     if impl not in SPARSE_IMPLS:
         raise ValueError(f'sparse_impl must be one of {SPARSE_IMPLS}, got {impl!r}')
-    steps = _folded_steps(block, block.groups)
+    if torch.compiler.is_compiling():
+        # traced from the parameters: Inductor's freezing folds and prepacks them once
+        steps = _make_steps(block, block.groups) if _foldable(block) else None
+    else:
+        steps = _folded_steps(block, block.groups)
     if steps is None:
         # e.g. norms without running statistics: they cannot be applied patch by patch
         previous = block.sparse_infer
@@ -365,6 +375,9 @@ def sparse_refine_forward(block: nn.Module, x: torch.Tensor, mask: torch.Tensor,
     if impl == 'halo':
         from .sar_sparse_halo import refine_halo  # it imports this module
         refine_halo(steps, x_mat, out_mat, mask_in, mask_out, geo)
+    elif impl == 'halo_cpp':  # the same in one C++ call, built on first use (mmdynamic.ops)
+        from mmdynamic.ops.sar_cells import refine_cells
+        refine_cells(steps, x_mat, out_mat, mask_in, mask_out, geo)
     else:
         ids_in = _patch_ids(mask_in)
         ids_out = ids_in if mask_out is mask_in else _patch_ids(mask_out)

@@ -121,34 +121,128 @@ def _rows(table: torch.Tensor, cells: CellSet, trash: Optional[int] = None) -> t
     return rows.reshape(-1)
 
 
-def _windows(rows: torch.Tensor, cells: CellSet, target: CellSet, halo: int,
-             geo: Geometry) -> torch.Tensor:
-    """The masked map of ``rows`` (the pixels of ``cells``, zeros elsewhere), zero-padded by
-    ``halo``, cut into the haloed windows of ``target``.
+class ConvPlan(NamedTuple):
+    """The indices of one k x k conv of :func:`refine_halo`: its input (the pixels of N cells,
+    zeros elsewhere) is written into a zero canvas of the map padded by p = d (k // 2), then cut
+    into the haloed windows of the N' cells it computes.
+
+    canvas_rows: (N * ph * pw * G, ) rows of the zero canvas that receive the conv's input rows
+    (padding cells: a spare row). window_rows: (N' * (ph + 2 p) * (pw + 2 p) * G, ) canvas rows of
+    the haloed windows of the N' cells the conv computes. inside: (N, ph * pw, G, 1), 1 where the
+    input pixel lies inside the unpadded map, or None when the map needs no zeroing there.
+    window: (ph + 2 p, pw + 2 p).
+    """
+    canvas_rows: torch.Tensor
+    window_rows: torch.Tensor
+    inside: Optional[torch.Tensor]
+    window: Tuple[int, int]
+
+
+class HaloPlan(NamedTuple):
+    """Every index :func:`refine_halo` needs, built from the masks (:func:`halo_plan`).
+
+    gather: (N * ph * pw * G, ) rows of the grouped input matrix. convs: per step, a
+    :class:`ConvPlan` for a k x k conv, None for a 1x1. scatter: (N' * ph * pw * G, ) rows of the
+    grouped output matrix that receive the last conv's output. keep: (N', 1, G, 1), 0 on the
+    padding cells of the last conv, or None. canvas: rows of the zero canvas per group (the padded
+    map plus the spare row), per step (0 for a 1x1).
+    """
+    gather: torch.Tensor
+    convs: List[Optional[ConvPlan]]
+    scatter: torch.Tensor
+    keep: Optional[torch.Tensor]
+    canvas: List[int]
+
+
+@torch.compiler.disable
+def halo_plan(steps: List, mask_in: torch.Tensor, mask_out: torch.Tensor,
+              geo: Geometry) -> Optional[HaloPlan]:
+    """The data-dependent part of :func:`refine_halo`: which cells, rows and windows it touches.
+
+    Kept out of ``torch.compile`` (the cell count comes from the mask values), so that a compiled
+    :func:`halo_compute` sees only index tensors whose length varies (a dynamic dimension).
 
     Args:
-        rows (Tensor): (N * ph * pw, C) pixels of ``cells``, ordered (cell slot, pixel), the G
-            groups' channels side by side.
-        cells (CellSet): N cells per group.
-        target (CellSet): N' cells per group: the windows.
-        halo (int): p.
+        steps (list[_Step]): The block's folded convs.
+        mask_in (Tensor): (B, G, K_h, K_w) the selected cells.
+        mask_out (Tensor): (B, G, K_h, K_w) the cells the last conv is computed on.
         geo (Geometry): The block's geometry.
 
     Returns:
-        Tensor: (N', ph + 2 p, pw + 2 p, C).
+        HaloPlan: The indices; None when no group selects a cell.
     """
+    cells = cell_set(mask_in)
+    if cells is None:
+        return None
+    target_last = cells if mask_out is mask_in else cell_set(mask_out)
     batch, size, grid = geo.batch, geo.size, geo.grid
-    groups = cells.cells.shape[1]
-    padded = batch * (size[0] + 2 * halo) * (size[1] + 2 * halo)
-    channels = rows.shape[1] // groups
-    # one more pixel: where the padding cells are written
-    canvas = rows.new_zeros((padded + 1) * groups, channels)
-    inside = _table(batch, size, grid, halo, 1, 1, rows.device)  # cell pixels in the padded map
-    canvas.index_copy_(0, _rows(inside, cells, trash=padded), rows.reshape(-1, channels))
-    table = window_table(batch, size, grid, halo, rows.device)
-    windows = canvas.index_select(0, _rows(table, target))
     ph, pw = size[0] // grid[0], size[1] // grid[1]
-    return windows.view(target.cells.shape[0], ph + 2 * halo, pw + 2 * halo, rows.shape[1])
+    device = mask_in.device
+    gather = _rows(geo.pixel_table, cells)
+    convs, canvas = [], []
+    for k, step in enumerate(steps):
+        if step.kernel == 1:
+            convs.append(None)
+            canvas.append(0)
+            continue
+        inside = None
+        if geo.valid is not None and k > 0:  # zeros outside the map, like the border padding
+            inside = geo.valid.view(-1)[geo.pixel_table[cells.cells]].transpose(1, 2)[..., None]
+        target = target_last if k == len(steps) - 1 else cells
+        halo = step.pad
+        padded = batch * (size[0] + 2 * halo) * (size[1] + 2 * halo)
+        inner = _table(batch, size, grid, halo, 1, 1, device)  # cell pixels in the padded map
+        convs.append(ConvPlan(_rows(inner, cells, trash=padded),
+                              _rows(window_table(batch, size, grid, halo, device), target),
+                              inside, (ph + 2 * halo, pw + 2 * halo)))
+        canvas.append(padded + 1)  # one more pixel: where the padding cells are written
+        cells = target
+    keep = None
+    if cells.valid is not None:
+        keep = cells.valid.view(cells.cells.shape[0], 1, -1, 1)
+    return HaloPlan(gather, convs, _rows(geo.pixel_table, cells), keep, canvas)
+
+
+def halo_compute(steps: List, x_mat: torch.Tensor, out_mat: torch.Tensor, plan: HaloPlan,
+                 mask_output: bool) -> None:
+    """The convolutions of :func:`refine_halo` on the cells of ``plan``; adds the last conv's
+    output to ``out_mat`` in place. Only tensor ops whose sizes follow the index tensors: it
+    compiles with the cell count as a dynamic dimension.
+
+    Args:
+        steps (list[_Step]): The block's folded convs.
+        x_mat (Tensor): (B * H * W, C_in) block input rows.
+        out_mat (Tensor): (B * H * W, C_out) contiguous block output being built.
+        plan (HaloPlan): The indices (:func:`halo_plan`).
+        mask_output (bool): The block's ``mask_output`` (the last conv's shift is in ``out_mat``
+            already unless it is set).
+    """
+    groups = len(steps[0].bias_g)
+    total = x_mat.shape[0]
+    h = x_mat.reshape(total * groups, -1).index_select(0, plan.gather)
+    h = h.view(-1, x_mat.shape[1])  # (N * ph * pw, C_in)
+    for k, (step, conv) in enumerate(zip(steps, plan.convs)):
+        last = k == len(steps) - 1
+        bias = step.bias if not last or mask_output else None
+        if conv is None:
+            h = conv_rows(h, step.weight, bias, groups)
+        else:
+            channels = h.shape[1] // groups
+            if conv.inside is not None:
+                h = (h.view(conv.inside.shape[0], -1, groups, channels) * conv.inside).view(h.shape)
+            canvas = h.new_zeros(plan.canvas[k] * groups, channels)
+            canvas.index_copy_(0, conv.canvas_rows, h.reshape(-1, channels))
+            windows = canvas.index_select(0, conv.window_rows).view(-1, *conv.window, h.shape[1])
+            h = conv_windows(windows, step.weight, bias, step.dilation, groups)
+        if not last:
+            if step.relu:
+                h = h.relu_()
+            continue
+        h = h.reshape(-1, out_mat.shape[1] // groups)  # (N' * ph * pw * G, C_out / G)
+        if plan.keep is not None:  # drop the padding cells' output
+            n = plan.keep.shape[0]
+            h = (h.view(n, -1, groups, h.shape[1]) * plan.keep).view(h.shape)
+        out_mat.view(total * groups, -1).index_add_(0, plan.scatter, h)
 
 
 def refine_halo(steps: List, x_mat: torch.Tensor, out_mat: torch.Tensor, mask_in: torch.Tensor,
@@ -159,7 +253,8 @@ def refine_halo(steps: List, x_mat: torch.Tensor, out_mat: torch.Tensor, mask_in
     The G groups' cells are paired slot by slot (the n-th selected cell of every group side by
     side in one sample of a grouped conv: the groups do not mix), so every conv is one grouped
     conv whatever G; a group that selects fewer cells is padded with unselected ones, computed and
-    dropped.
+    dropped. The indices are built by :func:`halo_plan` (data-dependent, never compiled), the
+    convolutions run in :func:`halo_compute`.
 
     Args:
         steps (list[_Step]): The block's folded convs (:func:`.sar_sparse._folded_steps`).
@@ -172,37 +267,6 @@ def refine_halo(steps: List, x_mat: torch.Tensor, out_mat: torch.Tensor, mask_in
             or more when a last k x k conv reaches into unselected cells).
         geo (Geometry): The block's geometry.
     """
-    cells = cell_set(mask_in)
-    if cells is None:
-        return
-    target_last = cells if mask_out is mask_in else cell_set(mask_out)
-    groups = cells.cells.shape[1]
-    pixel_table, valid = geo.pixel_table, geo.valid
-    total = x_mat.shape[0]
-    h = x_mat.reshape(total * groups, -1).index_select(0, _rows(pixel_table, cells))
-    h = h.view(-1, x_mat.shape[1])  # (N * ph * pw, C_in)
-    for k, step in enumerate(steps):
-        last = k == len(steps) - 1
-        # the last conv's shift is already in out_mat unless the output is masked
-        bias = step.bias if not last or geo.mask_output else None
-        if step.kernel > 1:
-            if valid is not None and k > 0:  # zeros outside the map, like the border padding
-                inside = valid.view(-1)[pixel_table[cells.cells]]  # (N, G, ph * pw)
-                h = (h.view(inside.shape[0], -1, groups, h.shape[1] // groups) *
-                     inside.transpose(1, 2)[..., None]).view(h.shape)
-            target = target_last if last else cells
-            windows = _windows(h, cells, target, step.pad, geo)
-            h = conv_windows(windows, step.weight, bias, step.dilation, groups)
-            cells = target
-        else:
-            h = conv_rows(h, step.weight, bias, groups)
-        if not last:
-            if step.relu:
-                h = h.relu_()
-            continue
-        h = h.reshape(-1, out_mat.shape[1] // groups)  # (N * ph * pw * G, C_out / G)
-        if cells.valid is not None:  # drop the padding cells' output
-            n = cells.cells.shape[0]
-            h = h.view(n, -1, groups, h.shape[1]).mul_(
-                cells.valid.view(n, 1, groups, 1)).view(h.shape)
-        out_mat.view(total * groups, -1).index_add_(0, _rows(pixel_table, cells), h)
+    plan = halo_plan(steps, mask_in, mask_out, geo)
+    if plan is not None:
+        halo_compute(steps, x_mat, out_mat, plan, geo.mask_output)

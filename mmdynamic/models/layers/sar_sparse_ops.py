@@ -26,8 +26,11 @@ import torch.nn.functional as F
 
 def onednn_usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``torch.mkldnn_convolution`` may run ``x`` with ``weight``: oneDNN present and
-    enabled, float32 CPU tensors and no autograd graph to record."""
+    enabled, float32 CPU tensors, no autograd graph to record and not inside ``torch.compile``
+    (Inductor lowers ``F.conv2d`` to oneDNN itself, and its fake tensors cannot run the direct
+    call with symbolic sizes)."""
     return (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and not torch.compiler.is_compiling()
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and hasattr(torch, 'mkldnn_convolution')
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
@@ -69,10 +72,38 @@ def conv_rows(rows: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
     """
     rows = rows.contiguous()
     pixels, channels = rows.shape
+    if torch.compiler.is_compiling():
+        return _rows_matmul(rows, weight, bias, groups)
     # (P, C) row-major is a channels-last (1, C, P, 1) map: no copy either way
     out = conv2d(rows.view(1, pixels, 1, channels).permute(0, 3, 1, 2), weight, bias,
                  groups=groups)
     return out.permute(0, 2, 3, 1).reshape(pixels, -1)
+
+
+def _rows_matmul(rows: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                 groups: int) -> torch.Tensor:
+    """:func:`conv_rows` as (batched) matrix products, the form it takes under ``torch.compile``:
+    Inductor runs them as GEMMs (oneDNN-packed with its freezing), and a (1, C, P, 1) map, both
+    contiguous and channels-last, gets output strides from Inductor's oneDNN convolution that its
+    own layout checks reject (torch 2.13).
+
+    Args:
+        rows (Tensor): (P, C_in) contiguous.
+        weight (Tensor): (C_out, C_in / groups, 1, 1).
+        bias (Tensor, optional): (C_out, ).
+        groups (int): Groups of the conv.
+
+    Returns:
+        Tensor: (P, C_out).
+    """
+    pixels = rows.shape[0]
+    matrix = weight.flatten(1)  # (C_out, C_in / G)
+    if groups == 1:
+        return F.linear(rows, matrix, bias)
+    per_group = rows.view(pixels, groups, -1).transpose(0, 1)  # (G, P, C_in / G)
+    out = torch.bmm(per_group, matrix.view(groups, -1, matrix.shape[1]).transpose(1, 2))
+    out = out.transpose(0, 1).reshape(pixels, -1)  # (P, C_out), groups side by side
+    return out if bias is None else out + bias
 
 
 def conv_windows(windows: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],

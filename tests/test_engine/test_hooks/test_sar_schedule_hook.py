@@ -70,3 +70,34 @@ def test_hook_by_epoch_for_epoch_loops():
 def test_hook_refuses_non_sar_models():
     with pytest.raises(TypeError, match='needs a SAR task model'):
         SARScheduleHook().before_train(_runner(nn.Linear(1, 1), 0, 10))
+
+
+def test_stepped_target_other_step_counts_and_linear_ramp():
+    t = 0.4
+    # the default is the paper's three steps, the last at ``end``
+    assert [stepped_target(p, t, 0.3, 0.5, steps=3) for p in (0.3, 0.4, 0.5)] == pytest.approx(
+        [stepped_target(p, t, 0.3, 0.5) for p in (0.3, 0.4, 0.5)])
+    # n steps of (1 - t) / n, evenly spaced from begin to end
+    assert [stepped_target(p, t, 0.2, 0.6, steps=5) for p in (0.19, 0.21, 0.31, 0.41, 0.51, 0.61)
+            ] == pytest.approx([1.0, 0.88, 0.76, 0.64, 0.52, 0.4])
+    assert [stepped_target(p, t, 0.2, 0.6, steps=1) for p in (0.19, 0.2, 0.9)] == pytest.approx(
+        [1.0, t, t])
+    # the linear ramp never jumps: 1 at begin, t at end, linear in between
+    ramp = [stepped_target(p, t, 0.2, 0.6, steps=None) for p in (0.1, 0.2, 0.3, 0.5, 0.6, 0.9)]
+    assert ramp == pytest.approx([1.0, 1.0, 0.85, 0.55, t, t])
+    dense = [stepped_target(i / 1000, t, 0.2, 0.6, steps=None) for i in range(1001)]
+    assert max(a - b for a, b in zip(dense, dense[1:])) < 0.002
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match='steps must be'):
+            stepped_target(0.3, t, steps=bad)
+
+
+def test_hook_linear_target_by_iterations():
+    model = _Model()  # final target 0.3
+    hook = SARScheduleHook(target_begin=0.1, target_end=0.6, by_epoch=False, target_steps=None)
+    hook.before_train_iter(_runner(model, 35, 100), 0)
+    assert model.current_target == pytest.approx(1 - 0.7 * 0.5)
+    hook.before_train_iter(_runner(model, 60, 100), 0)
+    assert model.current_target == pytest.approx(0.3)
+    with pytest.raises(ValueError, match='steps must be'):
+        SARScheduleHook(target_steps=0)

@@ -528,3 +528,23 @@ def test_cifar_cell_size_equals_fixed_grid_at_32px():
     with torch.no_grad():
         torch.testing.assert_close(cells(x)[0], fixed(x)[0])
         assert [tuple(m.shape[-2:]) for m in cells.last_masks] == [(4, 4)] * 4 + [(2, 2)] * 2
+
+
+def test_mask_generator_centre():
+    """mask_centre: the logits' mean over the cells is the bias (features centred over the cells),
+    so a gradient that is the same on every cell reaches the bias only; same parameters, so a
+    checkpoint of either kind loads into the other."""
+    torch.manual_seed(0)
+    plain, centred = MaskGenerator(32, 2, 4).eval(), MaskGenerator(32, 2, 4, centre=True).eval()
+    centred.load_state_dict(plain.state_dict())
+    torch.nn.init.normal_(centred.fc.weight, std=0.5)
+    x = torch.randn(3, 32, 16, 16)
+    means = centred(x).mean(dim=(-2, -1)).flatten(1)  # (B, 2 G): every image alike, the biases
+    torch.testing.assert_close(means, means[:1].expand_as(means))
+    torch.testing.assert_close(means[0].sort().values, centred.fc.bias.detach().sort().values)
+    assert not torch.allclose(plain(x), centred(x))
+    uniform = torch.autograd.grad(centred(x).sum(), centred.fc.weight)[0]
+    assert uniform.abs().max() < 1e-5  # the same gradient on every cell leaves the weights alone
+    backbone = SARResNet(depth=50, groups=2, mask_centre=True)
+    assert all(m.centre for stage in backbone.stages for m in stage.masks)
+    assert not any(m.centre for stage in SARResNet(depth=50).stages for m in stage.masks)

@@ -1,23 +1,24 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """The SAR selectivity claim at CI size (issues #4 and #19): a short training learns masks that
-refine the object more often than the background, at the target density, at one and at two threads.
+refine the object more often than the background, at the target density, for three seeds at one
+thread and at two threads.
 
 Synthetic task: 32 x 32 noise images with one bright 8 x 8 square whose fine stripes (period 2 px,
 horizontal or vertical) are the class. In a SAR-ResNet-20 with alpha 4 the refine branch is four
 times wider than the base branch, the better reader of the stripes, and the masks see where the
-square is in the base features. The two fixes of issue #19 are in: the mask generators' 1x1 weights
-start at N(0, 0.001) (the default of :class:`MaskGenerator`, so every cell starts alike) and the
-target applies per mask group (``loss_type='group'``; for G = 1 the same as Eq. 10). Adam (masks at
-about 7 x the learning rate), sparsity weight 5, target 1 -> 0.25 between 10 % and 30 % of training,
-temperature 1 -> 0.1, 150 iterations (about 30 s on one free core per thread count).
+square is in the base features. The fixes of issue #19 are in: the mask generators' 1x1 weights
+start at N(0, 0.001) (the default of :class:`MaskGenerator`, so every cell starts alike), the target
+applies per mask group (``loss_type='group'``; for G = 1 the same as Eq. 10) and the generators
+centre their pooled features over the cells (``mask_centre=True``: the sparsity loss, the same
+gradient on every cell, then moves only the biases, so where to refine is learnt from the task).
+Adam (masks at about 7 x the learning rate), sparsity weight 5, target 1 -> 0.25 between 10 % and
+30 % of training, temperature 1 -> 0.1, 150 iterations (about 30 s on one free core per case).
 
 Claim checked (the README's criterion): pooled over all masks, object cells refined at least 1.2 x
-as often as background cells by the inference (argmax) masks, at a realised density within 0.05 of
-the target. The density is that of the sampled masks (the masks of training and of the authors'
-evaluation, whose MACs the sparsity loss controls): in a run this short the logits do not saturate,
-and the argmax masks refine fewer cells (0.13 and 0.17 at 1 and 2 threads against sampled 0.248 and
-0.257; ratios 2.70 and 2.08). The demo's SGD recipe (masks x 50) misses the density here (sampled
-0.172 and 0.157 at 1 and 2 threads, ratios 3.46 and 4.50), which this test would catch.
+as often as background cells by the inference (argmax) masks, at an argmax density within 0.05 of
+the target. Measured at 1 thread, seeds 0 / 1 / 2: ratios 3.53 / 4.54 / 4.05, argmax densities
+0.24-0.29. Without centring (the previous version of this test, which checked seed 0 and the
+sampled density only) seeds 1 and 2 gave ratios 1.06 and 0.61 and argmax densities of 0.05-0.14.
 """
 from typing import List, Tuple
 
@@ -59,7 +60,7 @@ def train_and_measure(seed: int = 0) -> dict:
     gen = torch.Generator().manual_seed(1 + seed)
     # fusion='att' (paper Eq. 5): the fusion this check was tuned with (the CIFAR default is 'add')
     backbone = SARResNetCifar(depth=20, width=0.5, groups=1, alpha=4, mask_grid=(4, 4, 2),
-                              mask_bias_init=(0.0, 2.0), fusion='att')
+                              mask_bias_init=(0.0, 2.0), fusion='att', mask_centre=True)
     backbone.init_weights()
     head = nn.Linear(backbone.out_channels[-1], 2)
     mask_params = [p for n, p in backbone.named_parameters() if '.masks.' in n]
@@ -92,19 +93,20 @@ def train_and_measure(seed: int = 0) -> dict:
                 argmax_density=torch.stack([m.mean() for m in argmax_masks]).mean().item())
 
 
-@pytest.mark.parametrize('threads', [1, 2])
-def test_short_training_refines_the_object_at_the_target(threads):
+@pytest.mark.parametrize('seed, threads', [(0, 1), (1, 1), (2, 1), (0, 2)])
+def test_short_training_refines_the_object_at_the_target(seed, threads):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        out = train_and_measure()
+        out = train_and_measure(seed)
     finally:
         torch.set_num_threads(before)
     result = out['selectivity']
     assert out['accuracy'] > 0.9, out
     assert result.num_object_cells > 0 and result.num_background_cells > 0
-    # the claim: the target density (within 0.05) and the object refined >= 1.2 x as often
-    assert abs(out['sampled_density'] - TARGET) <= 0.05, out
+    # the claim, on the inference (argmax) masks: the target density (within 0.05) and the object
+    # refined >= 1.2 x as often as the background
+    assert abs(out['argmax_density'] - TARGET) <= 0.05, out
     assert result.object_rate >= 1.2 * result.background_rate, out
-    # the inference masks are sparse and input-dependent, not all on or all off
-    assert 0.02 < out['argmax_density'] < 0.5, out
+    # the sampled masks of training stay near it (0.23-0.32 measured: the logits are not saturated)
+    assert abs(out['sampled_density'] - TARGET) <= 0.1, out
