@@ -1,10 +1,12 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """Temperature and target-density schedules of SAR, and its density/MACs statistics."""
+import math
 from typing import Dict, Optional
 
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 
@@ -49,6 +51,28 @@ def stepped_target(progress: float, target: float, begin: float = 0.3, end: floa
     return target + (1 - target) * (steps - done) / steps
 
 
+def step_progress(begin: float, end: float, steps: Optional[int]) -> Optional[list]:
+    """Fractions of training where :func:`stepped_target` changes the target (None: a linear ramp,
+    which changes it continuously)."""
+    if steps is None:
+        return None
+    if steps == 1:
+        return [begin]
+    return [begin + k * (end - begin) / (steps - 1) for k in range(steps)]
+
+
+def epochs_resolve_steps(max_epochs: int, begin: float, end: float, steps: Optional[int]) -> bool:
+    """Whether stepping the target by epochs keeps every step of the schedule: each step falls in
+    an epoch of its own (step k is taken at the first epoch e with e / max_epochs >= its fraction).
+    False for a linear ramp and for short schedules (6 epochs, steps at 10 / 20 / 30 %: the steps
+    at 20 and 30 % both land on epoch 2, so the target jumps two steps at once)."""
+    points = step_progress(begin, end, steps)
+    if points is None:
+        return False
+    epochs = [math.ceil(p * max_epochs - 1e-9) for p in points]
+    return len(set(epochs)) == len(epochs)
+
+
 @register_dual(HOOKS)
 class SARScheduleHook(Hook):
     """Sets SAR's Gumbel temperature and target density before every training iteration, and logs the
@@ -65,9 +89,11 @@ class SARScheduleHook(Hook):
         target_end (float): Fraction of training where the target reaches its final value
             (the model's ``sparsity.target``). Defaults to 0.5.
         by_epoch (bool, optional): Step the target by epochs (the authors' schedule) or by
-            iterations. Defaults to epochs for epoch-based loops, iterations otherwise. The
-            temperature always decays per iteration. With few epochs, steps by epoch alias: at 6
-            epochs and steps at 10-30 % the target goes 1 -> 0.83 (epoch 2) -> 0.5 (epoch 3).
+            iterations. Defaults (None) to epochs for epoch-based loops whose epochs resolve every
+            step of the schedule (:func:`epochs_resolve_steps`), iterations otherwise (with a
+            note in the log). The temperature always decays per iteration. ``by_epoch=True`` on
+            a short schedule aliases: at 6 epochs and steps at 10-30 % the target goes
+            1 -> 0.83 (epoch 1) -> 0.5 (epoch 2), two steps at once.
         target_steps (int, optional): Number of equal target steps (the paper's 3, the default),
             or None for a linear ramp from 1 at ``target_begin`` to the target at ``target_end``
             (see :func:`stepped_target`; by iterations unless ``by_epoch``).
@@ -101,15 +127,28 @@ class SARScheduleHook(Hook):
         iter_progress = runner.iter / max(1, runner.max_iters)
         by_epoch = self.by_epoch
         if by_epoch is None:
-            by_epoch = isinstance(runner.train_loop, EpochBasedTrainLoop)
+            by_epoch = self._auto_by_epoch(runner)
         progress = runner.epoch / max(1, runner.max_epochs) if by_epoch else iter_progress
         return dict(
             tau=exponential_temperature(iter_progress, self.tau_start, self.tau_end),
             target=stepped_target(progress, model.sparsity_cfg['target'], self.target_begin,
                                   self.target_end, self.target_steps))
 
+    def _auto_by_epoch(self, runner) -> bool:
+        """by_epoch=None: epochs for an epoch-based loop that resolves every target step."""
+        if not isinstance(runner.train_loop, EpochBasedTrainLoop):
+            return False
+        return epochs_resolve_steps(runner.max_epochs, self.target_begin, self.target_end,
+                                    self.target_steps)
+
     def before_train(self, runner) -> None:
         self._model(runner)  # fail early on a model without SAR
+        if (self.by_epoch is None and isinstance(runner.train_loop, EpochBasedTrainLoop)
+                and not self._auto_by_epoch(runner)):
+            print_log(f'SARScheduleHook: {runner.max_epochs} epochs do not resolve the target '
+                      f'schedule (steps={self.target_steps} between {self.target_begin:g} and '
+                      f'{self.target_end:g} of training), so the target follows the iterations',
+                      logger='current')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         model = self._model(runner)

@@ -101,3 +101,24 @@ def test_hook_linear_target_by_iterations():
     assert model.current_target == pytest.approx(0.3)
     with pytest.raises(ValueError, match='steps must be'):
         SARScheduleHook(target_steps=0)
+
+
+def test_short_epoch_schedules_follow_the_iterations():
+    """6 epochs with steps at 10 / 20 / 30 %: by epochs two steps would land on epoch 2 (the demo's
+    aliasing, issue #19), so the default follows the iterations; 200 epochs resolve the steps."""
+    from mmengine.runner import EpochBasedTrainLoop
+
+    from mmdynamic.engine.hooks.sar_schedule_hook import epochs_resolve_steps
+    assert not epochs_resolve_steps(6, 0.1, 0.3, 3)
+    assert epochs_resolve_steps(200, 0.3, 0.5, 3) and epochs_resolve_steps(10, 0.3, 0.5, 3)
+    assert not epochs_resolve_steps(200, 0.3, 0.5, None)  # a ramp: by iterations
+    loop = EpochBasedTrainLoop.__new__(EpochBasedTrainLoop)
+    model = _Model()  # final target 0.3
+    hook = SARScheduleHook(target_begin=0.1, target_end=0.3)
+    # iteration 25 % through (epoch 1 of 6): the second step (at 20 %), not the third
+    hook.before_train_iter(_runner(model, 25, 100, epoch=1, max_epochs=6, loop=loop), 0)
+    assert model.current_target == pytest.approx(0.3 + 0.7 / 3)
+    # forced by epochs: epoch 1 / 6 = 0.167 -> the first step only, epoch 2 jumps to the target
+    forced = SARScheduleHook(target_begin=0.1, target_end=0.3, by_epoch=True)
+    forced.before_train_iter(_runner(model, 25, 100, epoch=2, max_epochs=6, loop=loop), 0)
+    assert model.current_target == pytest.approx(0.3)
