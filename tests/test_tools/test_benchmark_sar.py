@@ -134,7 +134,7 @@ def test_benchmark_sar_on_cuda(tmp_path):
     assert '- GPU: ' in proc.stdout
 
 
-@pytest.mark.inductor  # Inductor compiles ResNet-50 and the parts of SAR-R50: minutes
+@pytest.mark.slow  # Inductor compiles ResNet-50 and the dense parts of SAR-R50: ~30 s on a free core
 def test_benchmark_sar_compile(tmp_path):
     proc = run_tool([SCRIPT, '--runs', '2', '--warmup', '2', '--threads', '1', '--densities', '0.5',
                      '--compile', '--compile-freezing'], cwd=REPO, timeout=900)

@@ -441,7 +441,10 @@ def prepare_models(args: argparse.Namespace, x: torch.Tensor) -> Tuple[List[Entr
         entries.append(Entry(f'SAR-R50 {tag} dense-masked', sar, False))
         entries += [Entry(_sparse_name(f'SAR-R50 {tag}', impl, args), sar, True, impl)
                     for impl in args.sparse_impls]
-    with torch.inference_mode():
+    # prepared without inference mode: weights made here (BN folding, layouts) stay normal tensors,
+    # whose version counters let the sparse path cache its folded steps (inference tensors have
+    # none, and would be refolded on every call); the timed calls run in inference mode
+    with torch.no_grad():
         entries[0].macs = float(count_macs(
             prepare_for_inference(entries[0].model, channels_last=False, copy_model=True), x))
         checked = set()
@@ -658,7 +661,7 @@ def prepare_task_models(args: argparse.Namespace, x: torch.Tensor,
                              f'dense backbone outputs (all levels), max rel. diff {diff:.1e}; '
                              f'MACs equal: {sar.backbone.last_flops.mean().item() == macs}')
         if args.conv_backend == 'onednn':
-            with torch.inference_mode():
+            with torch.no_grad():  # normal tensors, as in prepare_models
                 before = [t.clone() for t in twin.backbone(xf)]
                 use_onednn_convs(twin)
                 use_onednn_convs(sar)
