@@ -81,3 +81,14 @@ def pytest_collection_modifyitems(config, items) -> None:
 # the device parametrisation of tests that run the same body on the CPU and on a GPU: the cuda
 # variant carries the ``cuda`` marker (skipped without a GPU)
 DEVICES = [pytest.param('cpu', id='cpu'), pytest.param('cuda', id='cuda', marks=pytest.mark.cuda)]
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread for the test (small tensors; OpenMP threads stall on a busy 2-core
+    machine), restored afterwards."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

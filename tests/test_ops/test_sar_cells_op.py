@@ -24,12 +24,7 @@ def _built_op():
     sar_cells_op()  # with a compiler, a build error is a failure
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def _check(block: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> None:

@@ -51,12 +51,7 @@ def _assert_close(outs, reference) -> None:
         assert (out - ref).abs().max().item() <= REL_TOL * scale
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def test_compiled_parts_count_the_eager_macs():
