@@ -22,13 +22,7 @@ IMPLS = tuple(impl for impl in SPARSE_IMPLS if impl != 'halo_cpp' or compiler() 
 ATOL, RTOL = 1e-5, 1e-6
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Small tensors: one intra-op thread (OpenMP threads stall on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')  # tests/conftest.py
 
 
 def _randomise(module: nn.Module, seed: int = 0) -> nn.Module:

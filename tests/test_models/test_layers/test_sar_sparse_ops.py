@@ -14,12 +14,7 @@ from mmdynamic.models.layers.sar_sparse_ops import (OneDNNConv2d, _rows_matmul, 
                                                     use_onednn_convs)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')  # tests/conftest.py
 
 
 @pytest.mark.parametrize('groups', [1, 2, 4])

@@ -27,12 +27,7 @@ THIN = dict(stem_channels=8, base_channels=8, init_cfg=None, norm_cfg=dict(type=
             frozen_stages=-1)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')  # tests/conftest.py
 
 
 def _config_backbone(config: str, groups: int) -> nn.Module:
