@@ -13,9 +13,15 @@ with ``--boxes``, from a JSON file ``{relative image path: [x1, y1, x2, y2]}`` s
 ``*_boxes.json`` files of the demo classification set (the image must not be resized by the test
 pipeline; a resize is rejected).
 
+With ``--task-gradient`` it also reports, per mask, the mean gradient of the task loss (the
+model's losses without the sparsity loss, per image) with respect to the mask on object cells and
+on background cells, at the inference masks: the first-order change of the loss from refining a
+cell. Negative on the object and near zero on the background means refining the object would
+help; a mask that skips its object cells anyway did not learn from the task there (issue #19).
+
 Example:
     python tools/analysis_tools/sar_mask_selectivity.py CONFIG CHECKPOINT \
-        --boxes data/demo/cls/val_boxes.json --out selectivity.json
+        --boxes data/demo/cls/val_boxes.json --out selectivity.json --task-gradient
 """
 import argparse
 import json
@@ -42,6 +48,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--ignore-index', type=int, default=255,
                         help='segmentation label of unlabelled pixels (neither object nor background)')
     parser.add_argument('--max-batches', type=int, help='stop after this many test batches')
+    parser.add_argument('--task-gradient', action='store_true',
+                        help='also report the task loss gradient w.r.t. each mask on object and '
+                        'background cells (needs the labels of the test set)')
     parser.add_argument('--out', help='write the result as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
@@ -82,6 +91,37 @@ def _boxes_of(samples, table: Optional[Dict[str, List[float]]], root: Optional[s
     return out
 
 
+def _task_loss(losses: Dict) -> torch.Tensor:
+    """Sum of a model's loss terms without the sparsity loss."""
+    total = 0.0
+    for key, value in losses.items():
+        if not key.startswith('loss') or 'sparsity' in key:
+            continue
+        total = total + (sum(value) if isinstance(value, (list, tuple)) else value)
+    if not torch.is_tensor(total):
+        raise ValueError(f'the model returned no task loss (keys: {sorted(losses)})')
+    return total
+
+
+class _MaskLeaves:
+    """Feeds every refine block its mask as a leaf tensor that collects the task gradient."""
+
+    def __init__(self, backbone) -> None:
+        self.leaves: List[torch.Tensor] = []
+        self.handles = [refine.register_forward_pre_hook(self._hook)
+                        for stage in backbone.stages for refine in stage.refine]
+
+    def _hook(self, module, args):
+        x, mask, *rest = args
+        leaf = mask.detach().requires_grad_()
+        self.leaves.append(leaf)
+        return (x, leaf, *rest)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
 def run(args: argparse.Namespace) -> Dict:
     from mmengine.runner import Runner
 
@@ -104,15 +144,24 @@ def run(args: argparse.Namespace) -> Dict:
     loader = Runner.build_dataloader(loader_cfg)
     num_masks = sum(len(s.masks) for s in backbone.stages)
     per_mask: List[List[MaskSelectivity]] = [[] for _ in range(num_masks)]
+    per_mask_grad: List[List[MaskSelectivity]] = [[] for _ in range(num_masks)]
     density_sum = torch.zeros(num_masks, dtype=torch.float64)
     num_images = 0
-    with torch.no_grad():
+    leaves = _MaskLeaves(backbone) if args.task_gradient else None
+    with torch.set_grad_enabled(args.task_gradient):
         for i, batch in enumerate(loader):
             if args.max_batches is not None and i >= args.max_batches:
                 break
             data = model.data_preprocessor(batch, False)
             inputs = data['inputs']
-            backbone(inputs)
+            if leaves is None:
+                backbone(inputs)
+            else:
+                leaves.leaves.clear()
+                model.zero_grad(set_to_none=True)
+                # the losses are means over the batch: scale to the gradient of one image's loss
+                (_task_loss(model.loss(inputs, data['data_samples'])) *
+                 inputs.shape[0]).backward()
             # area-weighted with cells in pixels, as the realised MACs
             density_sum += torch.stack([f.double().sum().cpu() for f in backbone.mask_fractions()])
             num_images += inputs.shape[0]
@@ -125,6 +174,10 @@ def run(args: argparse.Namespace) -> Dict:
                                image_size=inputs.shape[-2:])
             for n, mask in enumerate(backbone.last_masks):
                 per_mask[n].append(mask_selectivity([mask], **objects))
+                if leaves is not None:
+                    per_mask_grad[n].append(mask_selectivity([leaves.leaves[n].grad], **objects))
+    if leaves is not None:
+        leaves.remove()
     if num_images == 0:
         raise ValueError('the test dataloader gave no images')
     densities = (density_sum / num_images).tolist()
@@ -135,11 +188,16 @@ def run(args: argparse.Namespace) -> Dict:
         stage_densities.append(sum(densities[start:start + len(stage.masks)]) / len(stage.masks))
         start += len(stage.masks)
     overall = merge_selectivity(stages)
+    mask_rows = [dict(vars(m), ratio=m.ratio, density=d) for m, d in zip(masks, densities)]
+    if args.task_gradient:
+        for row, parts in zip(mask_rows, per_mask_grad):
+            grad = merge_selectivity(parts)
+            row['task_gradient'] = dict(object=grad.object_rate, background=grad.background_rate)
     return dict(
         overall=dict(vars(overall), ratio=overall.ratio,
                      density=sum(densities) / len(densities)),
         stages=[dict(vars(s), ratio=s.ratio, density=d) for s, d in zip(stages, stage_densities)],
-        masks=[dict(vars(m), ratio=m.ratio, density=d) for m, d in zip(masks, densities)],
+        masks=mask_rows,
         densities=densities, num_images=num_images)
 
 
@@ -154,6 +212,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
               f'density {item["density"]:.3f}')
     print(f'mask densities over {result["num_images"]} images: ' +
           ', '.join(f'{d:.3f}' for d in result['densities']))
+    if args.task_gradient:
+        print('per mask: refined object / background cells, mean task-loss gradient d L / d M '
+              'on object / background cells (per image; negative: refining lowers the loss)')
+        for n, row in enumerate(result['masks']):
+            grad = row['task_gradient']
+            print(f'mask {n}: refined {row["object_rate"]:.3f} / {row["background_rate"]:.3f}, '
+                  f'gradient {grad["object"]:+.4f} / {grad["background"]:+.4f}')
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=1)

@@ -19,6 +19,12 @@ def exponential_temperature(progress: float, start: float = 1.0, end: float = 0.
     return start * (end / start)**progress
 
 
+def linear_schedule(progress: float, start: float, end: float) -> float:
+    """start + (end - start) * progress, progress in [0, 1] (clamped)."""
+    progress = min(max(progress, 0.0), 1.0)
+    return start + (end - start) * progress
+
+
 def stepped_target(progress: float, target: float, begin: float = 0.3, end: float = 0.5,
                    steps: Optional[int] = 3) -> float:
     """The target density schedule of SAR (sar.md §3): 1 until ``begin``, then three equal steps down
@@ -97,14 +103,25 @@ class SARScheduleHook(Hook):
         target_steps (int, optional): Number of equal target steps (the paper's 3, the default),
             or None for a linear ramp from 1 at ``target_begin`` to the target at ``target_end``
             (see :func:`stepped_target`; by iterations unless ``by_epoch``).
+        noise_start (float): Factor on the Gumbel noise of the training masks at the start.
+            Defaults to 1.0 (the paper's sample, all through training).
+        noise_end (float): The factor at the end of training, reached linearly per iteration.
+            Defaults to 1.0. Below 1 (not in the paper or the authors' code; issue #19) the
+            training masks approach the test-time argmax masks: with the full noise a mask meets
+            its target with every logit near 0 (each cell a coin flip, P = sigmoid(logit)), and
+            the argmax masks of such logits choose their cells at random.
     """
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, tau_start: float = 1.0, tau_end: float = 0.01, target_begin: float = 0.3,
                  target_end: float = 0.5, by_epoch: Optional[bool] = None,
-                 target_steps: Optional[int] = 3) -> None:
+                 target_steps: Optional[int] = 3, noise_start: float = 1.0,
+                 noise_end: float = 1.0) -> None:
         if tau_start <= 0 or tau_end <= 0:
             raise ValueError(f'temperatures must be positive, got {tau_start}, {tau_end}')
+        if noise_start < 0 or noise_end < 0:
+            raise ValueError(f'Gumbel noise factors must be >= 0, got {noise_start}, {noise_end}')
+        self.noise_start, self.noise_end = noise_start, noise_end
         stepped_target(0.0, 0.5, target_begin, target_end, target_steps)  # validates the options
         self.tau_start, self.tau_end = tau_start, tau_end
         self.target_begin, self.target_end = target_begin, target_end
@@ -122,7 +139,7 @@ class SARScheduleHook(Hook):
         return model
 
     def values_at(self, runner) -> Dict[str, float]:
-        """The temperature and target for the coming iteration."""
+        """The temperature, Gumbel noise factor and target for the coming iteration."""
         model = self._model(runner)
         iter_progress = runner.iter / max(1, runner.max_iters)
         by_epoch = self.by_epoch
@@ -131,6 +148,7 @@ class SARScheduleHook(Hook):
         progress = runner.epoch / max(1, runner.max_epochs) if by_epoch else iter_progress
         return dict(
             tau=exponential_temperature(iter_progress, self.tau_start, self.tau_end),
+            noise=linear_schedule(iter_progress, self.noise_start, self.noise_end),
             target=stepped_target(progress, model.sparsity_cfg['target'], self.target_begin,
                                   self.target_end, self.target_steps))
 
@@ -154,8 +172,11 @@ class SARScheduleHook(Hook):
         model = self._model(runner)
         values = self.values_at(runner)
         model.backbone.tau = values['tau']
+        model.backbone.gumbel_noise = values['noise']
         model.current_target = values['target']
         runner.message_hub.update_scalar('train/tau', values['tau'])
+        if self.noise_start != 1.0 or self.noise_end != 1.0:
+            runner.message_hub.update_scalar('train/gumbel_noise', values['noise'])
 
     # ---------------------------------------------------------------- evaluation statistics
     def _reset(self, runner) -> None:

@@ -85,7 +85,8 @@ def mask_selectivity(masks: Sequence[torch.Tensor], boxes: Optional[Sequence[tor
 
     Args:
         masks (Sequence[Tensor]): Masks of one batch, each (B, G, K, K) in [0, 1] (K may differ
-            between masks).
+            between masks), or any other per-cell values of that shape (e.g. the task loss
+            gradient with respect to the masks), whose means are then returned as the "rates".
         boxes (Sequence[Tensor], optional): Per image, (N_i, 4) object boxes (x1, y1, x2, y2) in
             pixels of the network input, whose (H, W) is ``image_size``.
         image_size (Sequence[int], optional): (H, W), with ``boxes``.

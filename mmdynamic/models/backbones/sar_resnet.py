@@ -140,9 +140,10 @@ class SARStage(nn.Module):
         self.out_channels = channels
 
     def forward(self, x: torch.Tensor, tau: float, stochastic: bool = False,
-                meter: Optional[MacsMeter] = None
+                meter: Optional[MacsMeter] = None, noise_scale: float = 1.0
                 ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-        """Args: x (Tensor): (B, C0, H, W); tau: Gumbel temperature.
+        """Args: x (Tensor): (B, C0, H, W); tau: Gumbel temperature; noise_scale: factor on the
+        Gumbel noise of sampled masks (:func:`straight_through_gumbel`).
 
         Returns:
             tuple: the fused map before the fusion block (B, C, H, W), the stage output
@@ -159,7 +160,8 @@ class SARStage(nn.Module):
         masks = []
         for base, mask_gen, refine in zip(self.base, self.masks, self.refine):
             x_base = base(x_base, meter)
-            mask = masks_from_logits(mask_gen(x_base, meter, grid), self.training, tau, stochastic)
+            mask = masks_from_logits(mask_gen(x_base, meter, grid), self.training, tau, stochastic,
+                                     noise_scale)
             x_ref = refine(x_ref, mask, meter)
             masks.append(mask)
         if self.base_transform is not None:
@@ -176,9 +178,11 @@ class _SARBackboneMixin:
     After each forward: ``last_masks`` (list of (B, G, K_h, K_w), with the straight-through gradient
     in training), ``last_mask_sizes`` ((H, W) of the map each mask gates), ``last_mask_cells`` (its
     cell size in pixels, None on a fixed grid) and ``last_flops`` ((B, ) realised MACs of each
-    sample). ``tau`` (Gumbel temperature) is set by :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
+    sample). ``tau`` (Gumbel temperature) and ``gumbel_noise`` (the factor on the Gumbel noise of
+    training masks) are set by :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
     """
     tau: float
+    gumbel_noise: float
     last_masks: List[torch.Tensor]
     last_mask_sizes: List[Tuple[int, int]]
     last_mask_cells: List[Optional[int]]
@@ -200,6 +204,11 @@ class _SARBackboneMixin:
         for m in self.modules():
             if isinstance(m, (RefineBasicBlock, RefineBottleneck)):
                 m.sparse_infer = enabled
+
+    def _noise_scale(self) -> float:
+        """Gumbel noise factor of the masks of this forward: ``gumbel_noise`` in training, 1 for
+        the official-style stochastic evaluation (``eval_stochastic``)."""
+        return self.gumbel_noise if self.training else 1.0
 
     def mask_fractions(self) -> List[torch.Tensor]:
         """Refined fraction of the map of each mask of the last forward, per sample: a list of
@@ -342,7 +351,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         self.deep_stem = deep_stem
         self.depth, self.out_indices = depth, tuple(out_indices)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
-        self.eval_stochastic, self.tau = eval_stochastic, tau
+        self.eval_stochastic, self.tau, self.gumbel_noise = eval_stochastic, tau, 1.0
         self.zero_init_residual = zero_init_residual
         self.groups = groups
         self.mask_grid = None if grids[0] is None else tuple(grids)
@@ -412,7 +421,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         outs, masks, sizes, cells = [], [], [], []
         for i, stage in enumerate(self.stages):
             size = tuple(h.shape[-2:])
-            fused, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter)
+            fused, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter,
+                                          self._noise_scale())
             masks.extend(stage_masks)
             sizes += [size] * len(stage_masks)
             cells += [stage.cell_size] * len(stage_masks)
@@ -489,7 +499,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         self.mask_cell_size = None if cells[0] is None else tuple(cells)
         n = self.depths[depth]
         self.out_indices = tuple(out_indices)
-        self.eval_stochastic, self.tau = eval_stochastic, tau
+        self.eval_stochastic, self.tau, self.gumbel_noise = eval_stochastic, tau, 1.0
         self.zero_init_residual = zero_init_residual
         self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, 16, postfix=1)
@@ -519,7 +529,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         outs, masks, sizes, cells = [], [], [], []
         for i, stage in enumerate(self.stages):
             size = tuple(h.shape[-2:])
-            _, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter)
+            _, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter,
+                                      self._noise_scale())
             masks.extend(stage_masks)
             sizes += [size] * len(stage_masks)
             cells += [stage.cell_size] * len(stage_masks)

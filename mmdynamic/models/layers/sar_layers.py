@@ -51,19 +51,24 @@ def pool_macs(out: torch.Tensor, kernel: int = 3) -> float:
 
 
 def straight_through_gumbel(logits: torch.Tensor, tau: float, dim: int = 2,
-                            eps: float = 1e-10) -> torch.Tensor:
+                            eps: float = 1e-10, noise_scale: float = 1.0) -> torch.Tensor:
     """Hard Gumbel-softmax sample with straight-through gradient (SAR Eq. 8-9).
 
     Args:
         logits (Tensor): Unnormalised log-probabilities, the choices along ``dim``.
         tau (float): Temperature of the soft sample that carries the gradient.
+        noise_scale (float): Factor on the Gumbel noise (1: the paper's sample; 0: the argmax of
+            the logits, with the gradient of their softmax at ``tau``).
 
     Returns:
         Tensor: One-hot in the forward pass, gradient of the softmax of (logits + noise) / tau.
     """
-    uniform = torch.rand_like(logits)
-    gumbel = -torch.log(eps - torch.log(uniform + eps))
-    soft = F.softmax((logits + gumbel) / tau, dim=dim)
+    if noise_scale < 0:
+        raise ValueError(f'noise_scale must be >= 0, got {noise_scale}')
+    if noise_scale > 0:
+        uniform = torch.rand_like(logits)
+        logits = logits - noise_scale * torch.log(eps - torch.log(uniform + eps))
+    soft = F.softmax(logits / tau, dim=dim)
     hard = F.one_hot(soft.argmax(dim=dim), logits.shape[dim]).movedim(-1, dim).to(soft.dtype)
     return (hard - soft).detach() + soft
 
@@ -159,14 +164,14 @@ class MaskGenerator(nn.Module):
 
 
 def masks_from_logits(logits: torch.Tensor, training: bool, tau: float,
-                      stochastic: bool = False) -> torch.Tensor:
+                      stochastic: bool = False, noise_scale: float = 1.0) -> torch.Tensor:
     """Binary masks (B, G, K, K) from mask logits (B, G, 2, K, K).
 
-    Training (or ``stochastic``): a hard straight-through Gumbel sample. Otherwise the deterministic
-    argmax (refine where the refine logit is larger).
+    Training (or ``stochastic``): a hard straight-through Gumbel sample, its noise scaled by
+    ``noise_scale``. Otherwise the deterministic argmax (refine where the refine logit is larger).
     """
     if training or stochastic:
-        return straight_through_gumbel(logits, tau, dim=2)[:, :, 1]
+        return straight_through_gumbel(logits, tau, dim=2, noise_scale=noise_scale)[:, :, 1]
     return (logits[:, :, 1] > logits[:, :, 0]).to(logits.dtype)
 
 

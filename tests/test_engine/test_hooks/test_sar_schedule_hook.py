@@ -122,3 +122,19 @@ def test_short_epoch_schedules_follow_the_iterations():
     forced = SARScheduleHook(target_begin=0.1, target_end=0.3, by_epoch=True)
     forced.before_train_iter(_runner(model, 25, 100, epoch=2, max_epochs=6, loop=loop), 0)
     assert model.current_target == pytest.approx(0.3)
+
+
+def test_hook_gumbel_noise_schedule():
+    """The Gumbel noise factor: 1 throughout by default (the paper), else linear per iteration."""
+    model = _Model()
+    SARScheduleHook().before_train_iter(_runner(model, 50, 100), 0)
+    assert model.backbone.gumbel_noise == 1.0
+    hook = SARScheduleHook(noise_start=1.0, noise_end=0.0)
+    runner = _runner(model, 25, 100)
+    hook.before_train_iter(runner, 0)
+    assert model.backbone.gumbel_noise == pytest.approx(0.75)
+    assert runner.message_hub.scalars['train/gumbel_noise'] == pytest.approx(0.75)
+    hook.before_train_iter(_runner(model, 100, 100), 0)
+    assert model.backbone.gumbel_noise == 0.0
+    with pytest.raises(ValueError, match='noise'):
+        SARScheduleHook(noise_end=-0.1)

@@ -211,6 +211,45 @@ def test_straight_through_gumbel():
     assert 0 < stochastic.mean() < 1
 
 
+def test_gumbel_noise_scale():
+    """noise_scale 0: the argmax of the logits forward, the softmax gradient at tau backward; the
+    training masks of a backbone follow its ``gumbel_noise``, eval_stochastic keeps the full noise."""
+    torch.manual_seed(0)
+    logits = torch.randn(8, 2, 2, 3, 3, requires_grad=True)
+    mask = masks_from_logits(logits, training=True, tau=0.5, noise_scale=0.0)
+    assert torch.equal(mask.detach(), (logits[:, :, 1] > logits[:, :, 0]).float())
+    mask.sum().backward()
+    soft = torch.softmax(logits.detach() / 0.5, dim=2)[:, :, 1]
+    # d soft_1 / d l_1 = p (1 - p) / tau
+    assert torch.allclose(logits.grad[:, :, 1], soft * (1 - soft) / 0.5, atol=1e-6)
+    # half the noise: the refine rate of logit gap 1 is sigmoid(1 / 0.5) (a logistic of scale 0.5)
+    biased = torch.zeros(20000, 1, 2, 1, 1)
+    biased[:, :, 1] = 1.0
+    rate = straight_through_gumbel(biased, tau=1.0, noise_scale=0.5)[:, :, 1].mean()
+    assert rate == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item(), abs=0.02)
+    with pytest.raises(ValueError, match='noise_scale'):
+        straight_through_gumbel(biased, tau=1.0, noise_scale=-1.0)
+
+    # a backbone's training masks: deterministic with gumbel_noise 0, sampled with the default 1
+    model = SARResNetCifar(depth=20, width=0.25, mask_grid=(4, 4, 2), mask_bias_init=(0.0, 0.0))
+    model.init_weights()
+    model.train()
+    x = torch.randn(4, 3, 32, 32)
+
+    def masks(seed):
+        torch.manual_seed(seed)
+        model(x)
+        return torch.cat([m.detach().flatten() for m in model.last_masks])
+
+    assert model.gumbel_noise == 1.0
+    assert not torch.equal(masks(1), masks(2))
+    model.gumbel_noise = 0.0
+    assert torch.equal(masks(1), masks(2))
+    model.eval()
+    model.eval_stochastic = True
+    assert model._noise_scale() == 1.0  # the official-style stochastic evaluation keeps the noise
+
+
 def test_refine_block_bn_leak_and_mask_output():
     """Where nothing is selected, the block adds BN3(0) (authors' code) or nothing (mask_output)."""
     torch.manual_seed(0)
