@@ -1,5 +1,6 @@
 # Copyright (c) mmdynamic contributors. All rights reserved.
 """Shared fixtures: the demo data (written once per session) and helpers to run the tools."""
+import contextlib
 import os
 import os.path as osp
 import subprocess
@@ -83,12 +84,22 @@ def pytest_collection_modifyitems(config, items) -> None:
 DEVICES = [pytest.param('cpu', id='cpu'), pytest.param('cuda', id='cuda', marks=pytest.mark.cuda)]
 
 
+@contextlib.contextmanager
+def torch_threads(num: int):
+    """Run the block with ``num`` intra-op threads (the learning claims are checked at 1 and 2),
+    restored afterwards."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(num)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def single_thread():
     """One intra-op thread for the test (small tensors; OpenMP threads stall on a busy 2-core
     machine), restored afterwards."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield

@@ -31,6 +31,8 @@ from mmpretrain.structures import DataSample
 
 import mmdynamic.models  # noqa: F401
 
+from ...conftest import torch_threads
+
 CANVAS, CARD, PATCH = 32, 8, 8
 
 
@@ -115,12 +117,8 @@ def accuracies(model, images, labels, locations, seed=0):
     ('bright', 0, 1), ('bright', 1, 1), ('bright', 2, 1), ('bright', 0, 2),
     ('dark', 0, 1), ('dark', 1, 1), ('dark', 2, 1), ('dark', 0, 2)])
 def test_ppo_policy_beats_random_locations_on_held_out_canvases(kind, seed, threads):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         learned, random = _learned_and_random(kind, seed)
-    finally:
-        torch.set_num_threads(previous)
     random_last = sum(r[-1] for r in random) / len(random)
     # the glance cannot read the stripes, random patches seldom land on the card, the policy's do
     assert learned[0] < 65, (learned, random)

@@ -52,6 +52,8 @@ from mmdynamic.evaluation.functional.mask_selectivity import mask_selectivity
 from mmdynamic.models.backbones.sar_resnet import SARResNetCifar
 from mmdynamic.models.losses.sparsity_loss import sparsity_loss
 
+from ...conftest import torch_threads
+
 IMG, OBJ = 32, 8
 TARGET, ITERS, LR, MASK_LR, SPARSITY_WEIGHT = 0.25, 250, 3e-3, 2e-2, 5.0
 NOISE_END = 0.0  # the Gumbel noise of the training masks, 1 -> NOISE_END (SARScheduleHook)
@@ -134,12 +136,8 @@ def train_and_measure(seed: int = 0, kind: str = 'bright') -> dict:
 @pytest.mark.parametrize('kind', KINDS)
 @pytest.mark.parametrize('seed, threads', [(0, 1), (1, 1), (2, 1), (0, 2)])
 def test_short_training_refines_the_object_at_the_target(seed, threads, kind):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         out = train_and_measure(seed, kind)
-    finally:
-        torch.set_num_threads(before)
     result = out['selectivity']
     assert out['accuracy'] > 0.9, out
     assert result.num_object_cells > 0 and result.num_background_cells > 0
