@@ -6,7 +6,7 @@ import torch
 
 from mmdynamic.models.layers.sar_layers import mask_fractions, refined_fraction
 
-LOSS_TYPES = ('batch', 'sample', 'group')
+LOSS_TYPES = ('batch', 'sample', 'group', 'total')
 
 
 def mask_density(mask: torch.Tensor, size: Optional[Sequence[int]] = None,
@@ -40,7 +40,9 @@ def sparsity_loss(masks: Sequence[torch.Tensor], target: float, loss_type: str =
             image may use a different budget; 'sample' (Eq. 11): mean_n mean_b (r_{b,n} - t)^2;
             'group': Eq. 10 for each of the G groups of a mask, mean_{n,g} (mean_b r_{b,n,g} - t)^2,
             so that a G > 1 mask cannot meet the target by dropping whole groups (refining all of
-            one group and none of another) instead of choosing places.
+            one group and none of another) instead of choosing places; 'total': one budget for
+            the whole network, (mean_n mean_b r_{b,n} - t)^2, so that masks may differ (e.g. two
+            consecutive masks may both refine the object; not in the paper, issue #19).
         sizes (Sequence[tuple[int, int]], optional): (H, W) of the map of each mask, with
             ``cell_sizes``.
         cell_sizes (Sequence[int | None], optional): Cell size in pixels of each mask (None for a
@@ -57,8 +59,11 @@ def sparsity_loss(masks: Sequence[torch.Tensor], target: float, loss_type: str =
         raise ValueError(f'the target density must be in [0, 1], got {target}')
     if not masks:
         raise ValueError('sparsity_loss needs at least one mask (did the backbone run?)')
+    fractions = mask_fractions(masks, sizes, cell_sizes, per_group=loss_type == 'group')
+    if loss_type == 'total':
+        return (torch.stack([density.mean() for density in fractions]).mean() - target)**2
     terms = []
-    for density in mask_fractions(masks, sizes, cell_sizes, per_group=loss_type == 'group'):
+    for density in fractions:
         if loss_type in ('batch', 'group'):
             terms.append(((density.mean(dim=0) - target)**2).mean())
         else:

@@ -52,3 +52,25 @@ def test_group_target_refuses_dropping_a_group():
     logits.requires_grad_(True)
     sparsity_loss([torch.sigmoid(logits)], 0.5, 'group').backward()
     assert (logits.grad[:, 0] > 0).all() and (logits.grad[:, 1] < 0).all()
+
+
+def test_total_target_is_one_budget_for_all_masks():
+    # mask 1 refines everything, mask 2 nothing: 0.5 on average, no 'total' loss at t = 0.5, while
+    # each mask is 0.5 away from the target under Eq. 10
+    full, empty = torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    assert sparsity_loss([full, empty], 0.5, 'total').item() == pytest.approx(0.0)
+    assert sparsity_loss([full, empty], 0.5, 'batch').item() == pytest.approx(0.25)
+    # (mean over masks and images - t)^2
+    assert sparsity_loss([full, full * 0.5], 0.5, 'total').item() == pytest.approx(0.0625)
+    # with cells in pixels the masks' refined fractions are area-weighted (a 5 x 5 map, 4 px
+    # cells: the first row / column of cells holds 16 of the 25 pixels)
+    corner = torch.zeros(2, 1, 2, 2)
+    corner[:, :, 0, 0] = 1
+    loss = sparsity_loss([corner], 0.0, 'total', sizes=[(5, 5)], cell_sizes=[4])
+    assert loss.item() == pytest.approx((16 / 25)**2)
+    # the gradient moves every mask alike: the budget, not each mask, is held
+    logits = torch.stack([torch.full((3, 4, 4), 3.0), torch.full((3, 4, 4), -3.0)])
+    logits.requires_grad_(True)
+    masks = [torch.sigmoid(logits[0])[:, None], torch.sigmoid(logits[1])[:, None]]
+    sparsity_loss(masks, 0.2, 'total').backward()
+    assert (logits.grad > 0).all()  # mean density 0.5 > 0.2: both pushed down
