@@ -19,8 +19,9 @@ class SARLossMixin:
     Args (of :meth:`_init_sparsity`, from the model config's ``sparsity`` dict):
         target (float): Final target density t. Defaults to 0.5.
         weight (float): lambda (0.5 ImageNet, 1 CIFAR). Defaults to 0.5.
-        loss_type (str): 'batch' (Eq. 10), 'sample' (Eq. 11) or 'group' (Eq. 10 for each group of a
-            mask, so that a mask cannot meet the target by dropping whole groups). Defaults to
+        loss_type (str): 'batch' (Eq. 10), 'sample' (Eq. 11), 'group' (Eq. 10 for each group of a
+            mask, so that a mask cannot meet the target by dropping whole groups) or 'total' (one
+            budget for the mean density of all masks; see :func:`sparsity_loss`). Defaults to
             'batch'.
 
     With mask cells in pixels the loss and the logged densities weight every cell by its area
