@@ -27,7 +27,7 @@ Output formats are those of the cards generator (and its readers apply unchanged
 """
 import os
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -403,7 +403,8 @@ def make_alt_demo_data(root: str = 'data/demo_alt', tasks: Sequence[str] = ('cls
                        num_classes: int = 10, num_train: Optional[int] = None,
                        num_val: Optional[int] = None, img_size: Optional[int] = None,
                        obj_size: Optional[int] = None, num_distractors: Optional[int] = None,
-                       seed: int = 0, force: bool = False) -> Dict[str, str]:
+                       seed: int = 0, force: bool = False,
+                       num_fragments: Optional[int] = None) -> Dict[str, str]:
     """Write the alt demo datasets that are missing (or all, with ``force``).
 
     Args:
@@ -418,6 +419,8 @@ def make_alt_demo_data(root: str = 'data/demo_alt', tasks: Sequence[str] = ('cls
             are always drawn.
         seed (int): Seed; the same arguments always give the same files.
         force (bool): Rewrite sets that already exist.
+        num_fragments (int, optional): Glyph fragments per image (6 if None, sized for the default
+            canvases; e.g. 2 on 64 px video frames, where 6 do not fit).
 
     Returns:
         dict: task name -> folder.
@@ -427,6 +430,8 @@ def make_alt_demo_data(root: str = 'data/demo_alt', tasks: Sequence[str] = ('cls
         raise ValueError(f'unknown alt demo task(s) {sorted(unknown)}; choose from {ALT_TASKS}')
     if num_distractors is not None and num_distractors < 0:
         raise ValueError(f'num_distractors must be >= 0, got {num_distractors}')
+    if num_fragments is not None and num_fragments < 0:
+        raise ValueError(f'num_fragments must be >= 0, got {num_fragments}')
     writers = dict(cls=(make_alt_classification, 128, 400, 200),
                    video=(make_alt_video, 112, 60, 30))
     folders = {}
@@ -440,6 +445,9 @@ def make_alt_demo_data(root: str = 'data/demo_alt', tasks: Sequence[str] = ('cls
                     num_distractors=2 if num_distractors is None else num_distractors)
         canvas = AltCanvasConfig(img_size=size, obj_size=args['obj_size'],
                                  num_distractors=args['num_distractors'])
+        if num_fragments is not None:  # (the stamps of default sets stay as they were)
+            args['num_fragments'] = num_fragments
+            canvas = replace(canvas, num_fragments=num_fragments)
         write_stamped(folder, args, force,
                       partial(writer, root, num_classes=num_classes, num_train=args['num_train'],
                               num_val=args['num_val'], canvas=canvas, seed=seed))

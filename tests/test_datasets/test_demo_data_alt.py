@@ -64,6 +64,7 @@ def test_regenerates_only_on_change(tmp_path):
     (dict(tasks=('det', )), 'unknown alt demo task'),
     (dict(num_classes=11), 'num_classes must be in'),
     (dict(num_distractors=-1), 'num_distractors must be >= 0'),
+    (dict(num_fragments=-1), 'num_fragments must be >= 0'),
     (dict(obj_size=8), 'obj_size must be at least 10'),
     (dict(img_size=40, obj_size=16), 'at least 3 x obj_size'),
 ])
@@ -108,6 +109,19 @@ def test_cli_generator_option(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main(['--generator', 'alt', '--root', str(tmp_path), '--tasks', 'det'])
     assert 'has no task' in capsys.readouterr().err
+    # 64 px video frames: the six default fragments do not fit, two do (the Uni-AdaFocus alt set)
+    with pytest.raises(RuntimeError, match='could not place'):
+        tool.main(['--generator', 'alt', '--root', str(tmp_path / 'v6'), '--tasks', 'video',
+                   '--img-size', '64', '--obj-size', '14', '--num-train', '2', '--num-val', '1',
+                   '--num-distractors', '0'])
+    tool.main(['--generator', 'alt', '--root', str(tmp_path / 'v2'), '--tasks', 'video',
+               '--img-size', '64', '--obj-size', '14', '--num-train', '2', '--num-val', '1',
+               '--num-distractors', '0', '--num-fragments', '2'])
+    with open(tmp_path / 'v2' / 'video' / '.complete') as f:
+        assert json.load(f)['num_fragments'] == 2
+    with pytest.raises(SystemExit):
+        tool.main(['--root', str(tmp_path / 'c'), '--tasks', 'cls', '--num-fragments', '2'])
+    assert 'option of --generator alt' in capsys.readouterr().err
 
 
 def test_mmpretrain_reads_cls(alt_root):

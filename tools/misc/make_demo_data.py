@@ -38,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-distractors', type=int,
                         help='letter cards (cards) / letter glyphs (alt) per image (task default: 2 '
                         'for cls/video, 1 for det/seg)')
+    parser.add_argument('--num-fragments', type=int,
+                        help='alt only: glyph fragments per image (default 6, for the default '
+                        'canvases; 64 px video frames fit 2)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--force', action='store_true', help='rewrite existing sets')
     args = parser.parse_args(argv)
@@ -47,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     bad = sorted(set(args.tasks) - set(tasks))
     if bad:
         parser.error(f'--generator {args.generator} has no task(s) {bad}; it writes {list(tasks)}')
+    if args.num_fragments is not None and args.generator != 'alt':
+        parser.error('--num-fragments is an option of --generator alt')
     if args.root is None:
         args.root = 'data/demo_alt' if args.generator == 'alt' else 'data/demo'
     return args
@@ -55,9 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     make, _ = GENERATORS[args.generator]
+    extra = {} if args.num_fragments is None else dict(num_fragments=args.num_fragments)
     folders = make(args.root, args.tasks, num_classes=args.num_classes, num_train=args.num_train,
                    num_val=args.num_val, img_size=args.img_size, obj_size=args.obj_size,
-                   num_distractors=args.num_distractors, seed=args.seed, force=args.force)
+                   num_distractors=args.num_distractors, seed=args.seed, force=args.force, **extra)
     for task, folder in folders.items():
         print(f'{task:>5}: {folder}')
 

@@ -8,6 +8,10 @@ whatever the class. A glimpse of side 0.25 samples every pixel and shows the str
 the image, so this checks the zoom (glimpse generator, shared encoder, fusion, per-exit training and
 prediction), not the localisation's aim. The demo on the digit-card data (configs/mgnet/README.md) is the
 end-to-end counterpart.
+
+Seeds 0, 1, 2 at 1 thread and seed 0 at 2 threads (issue #19: the claim is a distribution). Measured
+(top-1 on the 200 held-out images, 2 classes), glimpse 1 / glimpse 2: seed 0 49.5 / 90.5 %, seed 1
+51.0 / 96.0 %, seed 2 56.0 / 84.5 % (1 thread), seed 0 47.0 / 91.0 % (2 threads); ~2 s of CPU each.
 """
 import pytest
 import torch
@@ -15,6 +19,8 @@ from mmpretrain.structures import DataSample
 
 import mmdynamic.models  # noqa: F401
 from mmdynamic.registry import MODELS
+
+from ...conftest import torch_threads
 
 SIZE = 61  # (SIZE - 1) / (GLIMPSE - 1) = 4: glimpse 1 samples every 4th pixel, one stripe period
 GLIMPSE = 16
@@ -47,13 +53,25 @@ def exit_accuracy(model, images, labels):
     return ((logits.argmax(-1) == labels).float().mean(-1) * 100).tolist()
 
 
-def test_short_training_zoomed_glimpse_beats_glimpse_one():
-    torch.manual_seed(0)
+@pytest.mark.parametrize('seed, threads', [(0, 1), (1, 1), (2, 1), (0, 2)])
+def test_short_training_zoomed_glimpse_beats_glimpse_one(seed, threads):
+    """Seeds 0-2 at 1 thread and seed 0 at 2 threads: the seed sets the initial weights, the order of
+    the batches and the training images (the validation images are the same for every seed)."""
+    with torch_threads(threads):
+        first, second = _train_and_evaluate(seed)
+    # measured: see the module docstring
+    assert first < 65, f'glimpse 1 should not resolve the texture: {first:.1f} %'
+    assert second > 80 and second > first + 25, f'glimpse 2 {second:.1f} % vs glimpse 1 {first:.1f} %'
+
+
+def _train_and_evaluate(seed):
+    """Top-1 (%) at glimpses 1 and 2 on 200 held-out images after 10 epochs on 256 images."""
+    torch.manual_seed(seed)
     model = MODELS.build(dict(
         type='MGNet',
         backbone=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8, out_indices=(3, )),
         num_classes=2, num_glimpses=2, glimpse_size=GLIMPSE, scale_range=(0.25, 0.25)))
-    train_x, train_y = stripe_images(256, seed=0)
+    train_x, train_y = stripe_images(256, seed=10 * seed)  # seed 0: the images of the first version
     val_x, val_y = stripe_images(200, seed=1)
     # the premise: without noise, glimpse 1 is flat and a zoomed glimpse shows the stripes
     clean, _ = stripe_images(8, seed=2, noise=0.0)
@@ -74,7 +92,4 @@ def test_short_training_zoomed_glimpse_beats_glimpse_one():
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    first, second = exit_accuracy(model, val_x, val_y)
-    # measured: glimpse 1 46-54 %, glimpse 2 89-99 % over seeds 0-2 (2 classes, 200 val images)
-    assert first < 65, f'glimpse 1 should not resolve the texture: {first:.1f} %'
-    assert second > 80 and second > first + 25, f'glimpse 2 {second:.1f} % vs glimpse 1 {first:.1f} %'
+    return exit_accuracy(model, val_x, val_y)
