@@ -102,9 +102,10 @@ def test_selectivity_tool_task_gradient_is_the_loss_change_per_cell(demo_root, t
     ckpt = str(tmp_path / 'random.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
     out = tmp_path / 'selectivity.json'
+    # a sparse-inference config is measured on the (equal) dense masked path, which has the gradient
     proc = run_tool([SCRIPT, CONFIG, ckpt, '--boxes', osp.join(root, 'val_boxes.json'),
                      '--max-batches', '1', '--task-gradient', '--out', str(out),
-                     '--cfg-options', *options], cwd=REPO)
+                     '--cfg-options', *options, 'model.backbone.sparse_infer=True'], cwd=REPO)
     assert 'mask 0: refined' in proc.stdout and 'gradient' in proc.stdout
     result = json.loads(out.read_text())
 

@@ -147,7 +147,11 @@ def run(args: argparse.Namespace) -> Dict:
     per_mask_grad: List[List[MaskSelectivity]] = [[] for _ in range(num_masks)]
     density_sum = torch.zeros(num_masks, dtype=torch.float64)
     num_images = 0
-    leaves = _MaskLeaves(backbone) if args.task_gradient else None
+    leaves = None
+    if args.task_gradient:
+        # the dense masked refine path (equal to the sparse one) carries the gradient to the masks
+        backbone.set_sparse_infer(False)
+        leaves = _MaskLeaves(backbone)
     with torch.set_grad_enabled(args.task_gradient):
         for i, batch in enumerate(loader):
             if args.max_batches is not None and i >= args.max_batches:
@@ -175,7 +179,11 @@ def run(args: argparse.Namespace) -> Dict:
             for n, mask in enumerate(backbone.last_masks):
                 per_mask[n].append(mask_selectivity([mask], **objects))
                 if leaves is not None:
-                    per_mask_grad[n].append(mask_selectivity([leaves.leaves[n].grad], **objects))
+                    grad = leaves.leaves[n].grad
+                    if grad is None:
+                        raise RuntimeError(f'mask {n} got no task gradient: its refine block did '
+                                           'not use it')
+                    per_mask_grad[n].append(mask_selectivity([grad], **objects))
     if leaves is not None:
         leaves.remove()
     if num_images == 0:
