@@ -86,13 +86,16 @@ class SARStage(nn.Module):
             column of cells cropped to the map. Exactly one of ``grid`` and ``cell_size`` is given.
         mask_centre (bool): Centre the mask generators' pooled features over the cells (see
             :class:`MaskGenerator`). Defaults to False.
+        mask_feature_bound (float, optional): ``feature_bound`` of the mask generators (see
+            :class:`MaskGenerator`). Defaults to None.
     """
 
     def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
                  alpha: int, beta: int, base_scale: int, grid: Optional[int], fusion: str = 'att',
                  fusion_stride: int = 2, dilation: int = 1, mask_output: bool = False,
                  norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0),
-                 cell_size: Optional[int] = None, mask_centre: bool = False) -> None:
+                 cell_size: Optional[int] = None, mask_centre: bool = False,
+                 mask_feature_bound: Optional[float] = None) -> None:
         super().__init__()
         if (grid is None) == (cell_size is None):
             raise ValueError('a SAR stage takes exactly one of grid (a fixed K x K mask grid) and '
@@ -123,7 +126,8 @@ class SARStage(nn.Module):
                     norm_cfg=norm_cfg) for i in range(n))
         self.masks = nn.ModuleList(
             MaskGenerator(base_planes * exp, groups, grid, norm_cfg=norm_cfg,
-                          bias_init=mask_bias_init, centre=mask_centre) for _ in range(n))
+                          bias_init=mask_bias_init, centre=mask_centre,
+                          feature_bound=mask_feature_bound) for _ in range(n))
         self.refine = nn.ModuleList(
             refine(in_channels if i == 0 else planes * beta * exp, planes * beta, groups=groups,
                    dilation=dilation, last_relu=(i < n - 1) or beta > 1, mask_output=mask_output,
@@ -308,6 +312,10 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             1x1 conv, so that the sparsity loss (the same gradient on every cell) moves only the
             bias and where to refine is learnt from the task loss alone (issue #19; not in the
             paper or the authors' code). Defaults to False.
+        mask_feature_bound (float, optional): Bound each mask generator's pooled features to a norm
+            below 1, ``h / (|h| + mask_feature_bound)`` per cell and group, so that the logits cannot
+            grow without bound on the cells the generator singles out (issue #19; not in the paper
+            or the authors' code; see :class:`MaskGenerator`). Defaults to None (the paper).
         zero_init_residual (bool): Zero the last BN of regular blocks. Defaults to True.
         init_cfg (dict, optional): Initialisation config (e.g. ``Pretrained``).
     """
@@ -328,7 +336,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None, stage_blocks: Optional[Sequence[int]] = None,
                  deep_stem: bool = False, mask_cell_size: Optional[Sequence[int]] = None,
-                 mask_centre: bool = False) -> None:
+                 mask_centre: bool = False, mask_feature_bound: Optional[float] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
@@ -369,7 +377,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             stage = SARStage(block, channels, base_channels * 2**i, layers[i], groups, alpha,
                              beta if i > 0 else 1, base_scale if i < 2 else 2, grids[i], fusion,
                              strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init,
-                             cell_size=cells[i], mask_centre=mask_centre)
+                             cell_size=cells[i], mask_centre=mask_centre,
+                             mask_feature_bound=mask_feature_bound)
             self.stages.append(stage)
             channels = stage.out_channels
         planes = base_channels * 8
@@ -471,7 +480,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
         groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
-            mask_centre, norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
+            mask_centre, mask_feature_bound, norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
         fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
         mask_grid (Sequence[int], optional): Defaults to None: (4, 4, 2) unless ``mask_cell_size``
             is given.
@@ -489,7 +498,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
                  eval_stochastic: bool = False, sparse_infer: bool = False, tau: float = 1.0,
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None,
-                 mask_cell_size: Optional[Sequence[int]] = None, mask_centre: bool = False) -> None:
+                 mask_cell_size: Optional[Sequence[int]] = None, mask_centre: bool = False,
+                 mask_feature_bound: Optional[float] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.depths:
             raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
@@ -510,7 +520,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         for i, (planes, stride) in enumerate(zip(widths, (2, 2, 1))):
             stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, grids[i],
                              fusion, stride, 1, mask_output, norm_cfg, mask_bias_init,
-                             cell_size=cells[i], mask_centre=mask_centre)
+                             cell_size=cells[i], mask_centre=mask_centre,
+                             mask_feature_bound=mask_feature_bound)
             self.stages.append(stage)
             channels = stage.out_channels
         self.out_channels = tuple(widths)

@@ -102,20 +102,31 @@ class MaskGenerator(nn.Module):
             mask's density, and the weights (where to refine) learn from the task gradient alone.
             Without it such a gradient moves ``w`` along sum_cells h, the direction of the largest
             features, so lowering the density lowers the object's logits first. Defaults to False.
+        feature_bound (float, optional): Bound the pooled features of each cell and group to a norm
+            below 1 before the 1x1 conv, ``h / (|h| + feature_bound)`` (issue #19; not in the paper or
+            the authors' code), so that a logit moves at most by the size of its 1x1 weights. Without
+            it the generator's 3x3 conv, BN and 1x1 weights form a product that grows the logits of
+            the cells it singles out (the object) without bound: in the demo they reached +-50 to
+            +-170 on the object against +-3 on the background, each mask's sign on the object set by
+            the first updates. None: no bound (the paper). Defaults to None.
     """
 
     def __init__(self, in_channels: int, groups: int, grid: Optional[int],
                  hidden_per_group: int = 4,
                  norm_cfg: dict = dict(type='BN'), bias_init=(1.0, 10.0),
-                 weight_std: Optional[float] = 1e-3, centre: bool = False) -> None:
+                 weight_std: Optional[float] = 1e-3, centre: bool = False,
+                 feature_bound: Optional[float] = None) -> None:
         super().__init__()
         if in_channels % groups:
             raise ValueError(f'groups={groups} does not divide the {in_channels} base channels')
         if weight_std is not None and weight_std < 0:
             raise ValueError(f'weight_std must be >= 0, got {weight_std}')
+        if feature_bound is not None and not feature_bound > 0:
+            raise ValueError(f'feature_bound must be > 0 or None, got {feature_bound}')
         hidden = hidden_per_group * groups
         self.groups, self.grid, self.bias_init = groups, grid, tuple(bias_init)
-        self.weight_std, self.centre = weight_std, centre
+        self.weight_std, self.centre, self.feature_bound = weight_std, centre, feature_bound
+        self.hidden_per_group = hidden_per_group
         self.conv = nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False, groups=groups)
         self.norm_name, norm = build_norm_layer(norm_cfg, hidden)
         self.add_module(self.norm_name, norm)
@@ -154,6 +165,10 @@ class MaskGenerator(nn.Module):
                              'grid of this MaskGenerator')
         h = F.relu(getattr(self, self.norm_name)(self.conv(x)), inplace=True)
         pooled = self.pool(h) if self.pool is not None else F.adaptive_avg_pool2d(h, tuple(grid))
+        if self.feature_bound is not None:
+            per_group = pooled.unflatten(1, (self.groups, self.hidden_per_group))
+            norm = per_group.norm(dim=2, keepdim=True)
+            pooled = (per_group / (norm + self.feature_bound)).flatten(1, 2)
         if self.centre:
             pooled = pooled - pooled.mean(dim=(2, 3), keepdim=True)
         logits = self.fc(pooled)

@@ -587,3 +587,31 @@ def test_mask_generator_centre():
     backbone = SARResNet(depth=50, groups=2, mask_centre=True)
     assert all(m.centre for stage in backbone.stages for m in stage.masks)
     assert not any(m.centre for stage in SARResNet(depth=50).stages for m in stage.masks)
+
+
+def test_mask_generator_feature_bound():
+    """feature_bound: each cell's pooled features (per group) enter the 1x1 conv with a norm below 1,
+    so a logit differs from its bias by less than the norm of its 1x1 weights however large the
+    input; same parameters as without the bound; a bound <= 0 is refused."""
+    torch.manual_seed(0)
+    gen = MaskGenerator(32, 2, 4, feature_bound=1.0).eval()
+    torch.nn.init.normal_(gen.fc.weight, std=3.0)
+    weight = gen.fc.weight.detach().view(2, 2, 4)  # (G, choice, hidden per group)
+    bias = gen.fc.bias.detach().view(1, 2, 2, 1, 1)
+    for scale in (1e-3, 1.0, 1e4):
+        with torch.no_grad():
+            offset = (gen(torch.randn(3, 32, 16, 16) * scale) - bias).abs()
+        assert (offset < weight.norm(dim=-1).view(1, 2, 2, 1, 1)).all()
+    plain = MaskGenerator(32, 2, 4).eval()
+    plain.load_state_dict(gen.state_dict())
+    x = torch.randn(3, 32, 16, 16) * 10
+    with torch.no_grad():
+        assert (plain(x) - bias).abs().max() > 2 * (gen(x) - bias).abs().max()
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match='feature_bound'):
+            MaskGenerator(32, 2, 4, feature_bound=bad)
+    backbone = SARResNet(depth=50, groups=2, mask_feature_bound=0.5)
+    assert all(m.feature_bound == 0.5 for stage in backbone.stages for m in stage.masks)
+    cifar = SARResNetCifar(depth=20, mask_feature_bound=0.5)
+    assert all(m.feature_bound == 0.5 for stage in cifar.stages for m in stage.masks)
+    assert all(m.feature_bound is None for stage in SARResNet(depth=50).stages for m in stage.masks)
