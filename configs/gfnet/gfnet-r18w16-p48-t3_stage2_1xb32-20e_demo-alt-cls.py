@@ -2,12 +2,12 @@
 # on a disjoint sample of the alt generator (seed 1, no letter glyphs):
 #   python tools/misc/make_demo_data.py --generator alt --root data/demo_alt_gfnet_ppo --tasks cls \
 #       --num-train 2000 --num-val 10 --num-distractors 0 --seed 1
-_base_ = ['./gfnet-r18w16-p48-t3_stage2_1xb32-10e_demo-cls.py']
+_base_ = ['./gfnet-r18w16-p48-t3_stage2_1xb32-20e_demo-cls.py']
 data_root = 'data/demo_alt_glance/cls'
 stage_inputs = dict(
     pretrained='work_dirs/resnet18w16_glyph-crops_1xb32-20e_demo-alt-cls/epoch_20.pth',
     stage1='work_dirs/gfnet-r18w16-p48-t3_stage1_1xb32-6e_demo-alt-cls',
-    stage2='work_dirs/gfnet-r18w16-p48-t3_stage2_1xb32-10e_demo-alt-cls')
+    stage2='work_dirs/gfnet-r18w16-p48-t3_stage2_1xb32-20e_demo-alt-cls')
 train_dataloader = dict(dataset=dict(data_root='data/demo_alt_gfnet_ppo/cls'))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))

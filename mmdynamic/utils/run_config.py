@@ -199,6 +199,31 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None):
     return model.eval()
 
 
+def write_tool_report(result: dict, text: str, name: str, config_path: str,
+                      work_dir: Optional[str] = None) -> str:
+    """Print an analysis tool's markdown report and keep it with its numbers in the work dir.
+
+    Args:
+        result (dict): JSON-serialisable numbers, written to ``<work_dir>/<name>.json``.
+        text (str): The markdown report, printed and written to ``<work_dir>/<name>.md``.
+        name (str): File stem, e.g. ``'policy_eval'``.
+        config_path (str): The tool's config; the default work dir is ``work_dirs/<config stem>``.
+        work_dir (str, optional): Where the files go.
+
+    Returns:
+        str: The work dir.
+    """
+    import json
+    print(text)
+    work_dir = work_dir or osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, f'{name}.json'), 'w') as f:
+        json.dump(result, f, indent=1)
+    with open(osp.join(work_dir, f'{name}.md'), 'w') as f:
+        f.write(text + '\n')
+    return work_dir
+
+
 def is_complete_checkpoint(path: str) -> bool:
     """True when ``path`` is a whole checkpoint written by ``torch.save`` (a zip archive whose
     central directory is intact and which holds the pickled object), without unpickling it."""

@@ -16,7 +16,7 @@ from ..conftest import REPO, run_tool
 
 DEMO = [
     'configs/gfnet/gfnet-r18w16-p48-t3_stage1_1xb32-6e_demo-cls.py',
-    'configs/gfnet/gfnet-r18w16-p48-t3_stage2_1xb32-10e_demo-cls.py',
+    'configs/gfnet/gfnet-r18w16-p48-t3_stage2_1xb32-20e_demo-cls.py',
     'configs/gfnet/gfnet-r18w16-p48-t3_stage3_1xb32-2e_demo-cls.py',
 ]
 NO_PRETRAINED = [f'model.{encoder}.backbone.init_cfg=None'
@@ -669,3 +669,46 @@ def test_converter_picks_the_stage3_config_of_a_released_checkpoint():
         converter.pick_config(dict(released, patch_size=32, flops=[1.0] * 3))
     with pytest.raises(ValueError, match='stage-1'):
         converter.pick_config(dict(released, policy=None))
+
+
+def test_policy_eval_tool(demo_root, tmp_path, capsys):
+    """tools/analysis_tools/gfnet_policy_eval.py: which patches hold the box, and learned vs random
+    locations with one model (the glance step cannot differ; the gain is the paired difference)."""
+    import torch
+
+    from mmdynamic.utils.run_config import build_model
+    from .test_mgnet_tools import load_tool, table_rows
+    tool = load_tool(osp.join('tools', 'analysis_tools', 'gfnet_policy_eval.py'))
+    # 128 px, P = 48; 'topleft': location (r, c) -> corner (80 r, 80 c); boxes x1 y1 x2 y2 (exclusive)
+    boxes = torch.tensor([[10., 20., 40., 48.], [10., 20., 40., 49.], [90., 85., 120., 128.]])
+    locations = torch.tensor([[[0., 0.], [1., 1.]],
+                              [[0., 0.], [0., 0.]],     # the box ends one row below the patch
+                              [[0., 0.], [1., 1.]]])    # rows / cols 80..127 hold it
+    holds = tool.patch_holds_box(locations, boxes, 128, 48, 'topleft')
+    assert holds.tolist() == [[True, False], [False, False], [False, True]]
+    centred = tool.patch_holds_box(torch.tensor([[[0.5, 0.5]], [[0.5, 0.5]]]),
+                                   torch.tensor([[50., 45., 80., 88.], [50., 45., 80., 89.]]),
+                                   128, 48, 'centre')  # corner 64 - 24 = 40: rows / cols 40..87
+    assert centred.tolist() == [[True], [False]]
+
+    cfg = Config.fromfile(osp.join(REPO, DEMO[1]))
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ckpt = str(tmp_path / 'stage2.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    options = ['--cfg-options', f"test_dataloader.dataset.data_root={osp.join(demo_root, 'cls')}"]
+    result = tool.main([osp.join(REPO, DEMO[1]), ckpt, '--random-draws', '2', '--work-dir',
+                        str(tmp_path / 'eval')] + options)
+    rows = table_rows(capsys.readouterr().out, 'step')
+    assert [r[0] for r in rows] == ['1', '2', '3'] and rows[0][3] == '-'
+    assert result['num_samples'] == 20 and result['patch_size'] == 48
+    assert result['top1_learned'][0] == result['top1_random_mean'][0]  # the glance: no location yet
+    assert result['gain_last'] == pytest.approx(
+        result['top1_learned'][-1] - result['top1_random_mean'][-1])
+    assert len(result['top1_random']) == 2 and len(result['holds_object_learned']) == 2
+    assert all(0 <= h <= 1 for h in result['holds_object_learned'] + result['holds_object_random'])
+    with open(tmp_path / 'eval' / 'policy_eval.json') as f:
+        assert json.load(f)['gain_last'] == result['gain_last']
+    with pytest.raises(ValueError, match='random-draws'):
+        tool.main([osp.join(REPO, DEMO[1]), ckpt, '--random-draws', '0'] + options)

@@ -11,7 +11,7 @@ from mmdynamic.utils.stage_inputs import check_stage_inputs, resolve_stage_input
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GFNET_DEMO = 'configs/gfnet/gfnet-r18w16-p48-t3_stage{}_{}_demo-cls.py'
-STAGES = {1: '1xb32-6e', 2: '1xb32-10e', 3: '1xb32-2e'}
+STAGES = {1: '1xb32-6e', 2: '1xb32-20e', 3: '1xb32-2e'}
 
 
 def _demo(stage: int) -> Config:
@@ -40,7 +40,7 @@ def test_default_inputs_resolve_to_the_readme_paths():
     assert _encoder_checkpoints(cfg) == [
         'work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth'] * 2
     for stage, previous in ((2, 'gfnet-r18w16-p48-t3_stage1_1xb32-6e_demo-cls/epoch_6.pth'),
-                            (3, 'gfnet-r18w16-p48-t3_stage2_1xb32-10e_demo-cls/epoch_10.pth')):
+                            (3, 'gfnet-r18w16-p48-t3_stage2_1xb32-20e_demo-cls/epoch_20.pth')):
         cfg = _demo(stage)
         resolve_stage_inputs(cfg)
         assert cfg.load_from == f'work_dirs/{previous}'

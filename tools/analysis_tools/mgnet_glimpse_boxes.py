@@ -15,8 +15,6 @@ Example:
         work_dirs/mgnet-r18w16-pre-4x56_1xb32-8e_demo-cls/epoch_8.pth
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 from typing import Optional, Sequence
@@ -65,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     import torch
     from mmengine.runner import Runner, load_checkpoint
 
-    from mmdynamic.utils.run_config import build_model, load_tool_config
+    from mmdynamic.utils.run_config import build_model, load_tool_config, write_tool_report
     cfg = load_tool_config(args.config, default_scope='mmpretrain')
     model = build_model(cfg)  # no init_cfg is applied: the checkpoint holds every weight
     if not hasattr(model, 'forward_glimpses'):
@@ -117,14 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     lines += ['', f'object whole in a later glimpse: {result["object_in_a_later_glimpse"]:.2f} %; '
               f'last exit top-1 on those images {result["last_exit_accuracy_object_in"]:.2f} %, '
               f'on the others {result["last_exit_accuracy_object_out"]:.2f} %']
-    text = '\n'.join(lines)
-    print(text)
-    work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
-    os.makedirs(work_dir, exist_ok=True)
-    with open(osp.join(work_dir, 'glimpse_boxes.json'), 'w') as f:
-        json.dump(result, f, indent=1)
-    with open(osp.join(work_dir, 'glimpse_boxes.md'), 'w') as f:
-        f.write(text + '\n')
+    write_tool_report(result, '\n'.join(lines), 'glimpse_boxes', args.config, args.work_dir)
     return result
 
 

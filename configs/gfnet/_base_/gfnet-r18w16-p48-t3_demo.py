@@ -33,7 +33,7 @@ runner_type = 'StageInputsRunner'
 stage_inputs = dict(
     pretrained='work_dirs/resnet18w16_card-crops_1xb32-20e_demo-cls/epoch_20.pth',
     stage1='work_dirs/gfnet-r18w16-p48-t3_stage1_1xb32-6e_demo-cls',
-    stage2='work_dirs/gfnet-r18w16-p48-t3_stage2_1xb32-10e_demo-cls')
+    stage2='work_dirs/gfnet-r18w16-p48-t3_stage2_1xb32-20e_demo-cls')
 
 patch_size = 48
 backbone = dict(type='ResNet', depth=18, stem_channels=16, base_channels=16, out_indices=(3, ),
