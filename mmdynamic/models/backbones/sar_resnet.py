@@ -480,7 +480,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
         groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
-            mask_centre, mask_feature_bound, norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
+            mask_centre, mask_feature_bound, norm_cfg, init_cfg: as in :class:`SARResNet` (beta
+            applies to all three stages here).
         fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
         mask_grid (Sequence[int], optional): Defaults to None: (4, 4, 2) unless ``mask_cell_size``
             is given.

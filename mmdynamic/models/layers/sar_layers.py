@@ -107,8 +107,9 @@ class MaskGenerator(nn.Module):
             the authors' code), so that a logit moves at most by the size of its 1x1 weights. Without
             it the generator's 3x3 conv, BN and 1x1 weights form a product that grows the logits of
             the cells it singles out (the object) without bound: in the demo they reached +-50 to
-            +-170 on the object against +-3 on the background, each mask's sign on the object set by
-            the first updates. None: no bound (the paper). Defaults to None.
+            +-170 on the object against +-3 on the background, every mask group ending at one
+            extreme, where the straight-through gradient vanishes. None: no bound (the paper).
+            Defaults to None.
     """
 
     def __init__(self, in_channels: int, groups: int, grid: Optional[int],
