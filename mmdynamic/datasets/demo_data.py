@@ -406,6 +406,28 @@ class DemoBoxes:
         return self._tables[split_dir][osp.relpath(img_path, split_dir).replace(osp.sep, '/')]
 
 
+def demo_batches(model, loader: Iterable) -> Iterable[Tuple]:
+    """Preprocessed batches of a classification demo set with their labels and object boxes.
+
+    Args:
+        model: A model with a ``data_preprocessor``.
+        loader (Iterable): The test dataloader of a demo classification set (square images, the
+            ``<split>_boxes.json`` beside the split folder).
+
+    Yields:
+        tuple: inputs (B, 3, S, S), labels (B, ) and boxes (B, 4) (x1, y1, x2, y2; x2 / y2 exclusive).
+    """
+    import torch
+    lookup = DemoBoxes()
+    for batch in loader:
+        data = model.data_preprocessor(batch, False)
+        inputs, samples = data['inputs'], data['data_samples']
+        if inputs.shape[-1] != inputs.shape[-2]:
+            raise ValueError(f'square images expected, got {tuple(inputs.shape[-2:])}')
+        yield (inputs, torch.cat([s.gt_label for s in samples]),
+               torch.tensor([lookup(s.img_path) for s in samples], dtype=torch.float))
+
+
 def seg_palette(num_classes: int) -> List[List[int]]:
     """A fixed palette for ``num_classes`` digit classes plus background (RGB)."""
     rng = np.random.default_rng(1234)

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 import mmdynamic  # noqa: E402,F401
-from mmdynamic.datasets.demo_data import DemoBoxes  # noqa: E402
+from mmdynamic.datasets.demo_data import demo_batches  # noqa: E402
 from mmdynamic.models.utils.patch_sampler import patch_corners  # noqa: E402
 
 
@@ -73,20 +73,14 @@ def _run(model, loader, mode: str, seed: Optional[int]) -> Dict[str, torch.Tenso
     model.test_locations = mode
     if seed is not None:
         torch.manual_seed(seed)
-    lookup = DemoBoxes()
     correct, locations, labels, boxes = [], [], [], []
     with torch.no_grad():
-        for batch in loader:
-            data = model.data_preprocessor(batch, False)
-            inputs, samples = data['inputs'], data['data_samples']
-            if inputs.shape[-1] != inputs.shape[-2]:
-                raise ValueError(f'square images expected, got {tuple(inputs.shape[-2:])}')
+        for inputs, target, box in demo_batches(model, loader):
             rollout = model.rollout(inputs, mode=mode, with_aux=False)
-            target = torch.cat([s.gt_label for s in samples])
             correct.append(rollout.logits.argmax(-1).t() == target[:, None])
             locations.append(rollout.locations)
             labels.append(target)
-            boxes.append(torch.tensor([lookup(s.img_path) for s in samples], dtype=torch.float))
+            boxes.append(box)
     return dict(correct=torch.cat(correct).float(), locations=torch.cat(locations),
                 labels=torch.cat(labels), boxes=torch.cat(boxes), size=inputs.shape[-1])
 

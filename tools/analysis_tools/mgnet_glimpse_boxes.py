@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import mmdynamic  # noqa: E402,F401
-from mmdynamic.datasets.demo_data import DemoBoxes  # noqa: E402
+from mmdynamic.datasets.demo_data import demo_batches  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -74,21 +74,16 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         loader_cfg['batch_size'] = args.batch_size
     loader = Runner.build_dataloader(loader_cfg, seed=0)
 
-    lookup = DemoBoxes()
     params, logits, labels, boxes = [], [], [], []
     size = None
     with torch.no_grad():
-        for batch in loader:
-            data = model.data_preprocessor(batch, False)
-            inputs, samples = data['inputs'], data['data_samples']
-            if inputs.shape[-1] != inputs.shape[-2]:
-                raise ValueError(f'square images expected, got {tuple(inputs.shape[-2:])}')
+        for inputs, target, box in demo_batches(model, loader):
             size = inputs.shape[-1]
             out = model.forward_glimpses(inputs)
             params.append(out['params'])
             logits.append(out['logits'])
-            labels.append(torch.cat([s.gt_label for s in samples]))
-            boxes.append(torch.tensor([lookup(s.img_path) for s in samples], dtype=torch.float))
+            labels.append(target)
+            boxes.append(box)
     params, logits = torch.cat(params, 1), torch.cat(logits, 1)
     labels, boxes = torch.cat(labels), torch.cat(boxes)
     correct = logits.argmax(-1) == labels  # (T, N)
