@@ -58,19 +58,16 @@ def patch_holds_box(locations: torch.Tensor, boxes: torch.Tensor, image_size: in
     Returns:
         Tensor: (N, S) bool.
     """
-    out = []
-    for step in range(locations.shape[1]):
-        corners = patch_corners(locations[:, step], (image_size, image_size),
-                                (patch_size, patch_size), anchor).floor()
-        top, left = corners[:, 0], corners[:, 1]
-        out.append((left <= boxes[:, 0]) & (left + patch_size >= boxes[:, 2]) &
-                   (top <= boxes[:, 1]) & (top + patch_size >= boxes[:, 3]))
-    return torch.stack(out, 1)
+    corners = patch_corners(locations.flatten(0, 1), (image_size, image_size),
+                            (patch_size, patch_size), anchor).floor().view(locations.shape)
+    top, left = corners[..., 0], corners[..., 1]
+    boxes = boxes[:, None]
+    return ((left <= boxes[..., 0]) & (left + patch_size >= boxes[..., 2]) &
+            (top <= boxes[..., 1]) & (top + patch_size >= boxes[..., 3]))
 
 
 def _run(model, loader, mode: str, seed: Optional[int]) -> Dict[str, torch.Tensor]:
     """Correct (N, T), locations (N, T - 1, 2), labels (N, ) and boxes (N, 4) of one pass."""
-    model.test_locations = mode
     if seed is not None:
         torch.manual_seed(seed)
     correct, locations, labels, boxes = [], [], [], []
