@@ -26,6 +26,7 @@ from ..layers.sar_blocks import (RefineBasicBlock, RefineBottleneck, SARBasicBlo
 from ..layers.sar_layers import (ChannelAttentionFusion, MacsMeter, MaskGenerator, conv_macs,
                                  mask_fractions, mask_grid_of, masks_from_logits, pool_macs)
 
+MASK_SHARING = ('block', 'stage')
 BLOCKS = {
     'basic': (SARBasicBlock, RefineBasicBlock),
     'bottleneck': (SARBottleneck, RefineBottleneck),
@@ -88,6 +89,9 @@ class SARStage(nn.Module):
             :class:`MaskGenerator`). Defaults to False.
         mask_feature_bound (float, optional): ``feature_bound`` of the mask generators (see
             :class:`MaskGenerator`). Defaults to None.
+        mask_sharing (str): 'block' (the paper): one mask generator per refine block, fed by the
+            matching base block; 'stage': one generator, fed by the first base block, whose mask
+            gates every refine block of the stage. Defaults to 'block'.
     """
 
     def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
@@ -95,8 +99,10 @@ class SARStage(nn.Module):
                  fusion_stride: int = 2, dilation: int = 1, mask_output: bool = False,
                  norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0),
                  cell_size: Optional[int] = None, mask_centre: bool = False,
-                 mask_feature_bound: Optional[float] = None) -> None:
+                 mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block') -> None:
         super().__init__()
+        if mask_sharing not in MASK_SHARING:
+            raise ValueError(f'mask_sharing must be one of {MASK_SHARING}, got {mask_sharing!r}')
         if (grid is None) == (cell_size is None):
             raise ValueError('a SAR stage takes exactly one of grid (a fixed K x K mask grid) and '
                              f'cell_size (mask cells in pixels), got grid={grid}, '
@@ -127,7 +133,8 @@ class SARStage(nn.Module):
         self.masks = nn.ModuleList(
             MaskGenerator(base_planes * exp, groups, grid, norm_cfg=norm_cfg,
                           bias_init=mask_bias_init, centre=mask_centre,
-                          feature_bound=mask_feature_bound) for _ in range(n))
+                          feature_bound=mask_feature_bound)
+            for _ in range(n if mask_sharing == 'block' else 1))
         self.refine = nn.ModuleList(
             refine(in_channels if i == 0 else planes * beta * exp, planes * beta, groups=groups,
                    dilation=dilation, last_relu=(i < n - 1) or beta > 1, mask_output=mask_output,
@@ -152,7 +159,8 @@ class SARStage(nn.Module):
         Returns:
             tuple: the fused map before the fusion block (B, C, H, W), the stage output
             (B, C, H / stride, W / stride) and the masks, each (B, G, K_h, K_w) (K_h = K_w = K
-            with a fixed grid, (ceil(H / c), ceil(W / c)) with ``cell_size`` c).
+            with a fixed grid, (ceil(H / c), ceil(W / c)) with ``cell_size`` c): one per refine
+            block, or one for the stage with ``mask_sharing='stage'``.
         """
         grid = None if self.cell_size is None else mask_grid_of(x.shape[-2:], self.cell_size)
         x_base = x
@@ -162,12 +170,12 @@ class SARStage(nn.Module):
                 meter.add(pool_macs(x_base))
         x_ref = x
         masks = []
-        for base, mask_gen, refine in zip(self.base, self.masks, self.refine):
+        for i, (base, refine) in enumerate(zip(self.base, self.refine)):
             x_base = base(x_base, meter)
-            mask = masks_from_logits(mask_gen(x_base, meter, grid), self.training, tau, stochastic,
-                                     noise_scale)
-            x_ref = refine(x_ref, mask, meter)
-            masks.append(mask)
+            if i < len(self.masks):  # every block, or only the first with a stage-shared mask
+                masks.append(masks_from_logits(self.masks[i](x_base, meter, grid), self.training,
+                                               tau, stochastic, noise_scale))
+            x_ref = refine(x_ref, masks[-1], meter)
         if self.base_transform is not None:
             x_base = self.base_transform(x_base, meter)
         if self.refine_transform is not None:
@@ -316,6 +324,11 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             below 1, ``h / (|h| + mask_feature_bound)`` per cell and group, so that the logits cannot
             grow without bound on the cells the generator singles out (issue #19; not in the paper
             or the authors' code; see :class:`MaskGenerator`). Defaults to None (the paper).
+        mask_sharing (str): 'block' (the paper, sar.md: masks are not shared across blocks): a mask
+            per refine block; 'stage': one mask per SAR stage (and group), made from the first base
+            block and gating all its refine blocks, so that consecutive blocks cannot divide the
+            object between them (issue #19; not in the paper; an official checkpoint does not
+            load into it). Defaults to 'block'.
         zero_init_residual (bool): Zero the last BN of regular blocks. Defaults to True.
         init_cfg (dict, optional): Initialisation config (e.g. ``Pretrained``).
     """
@@ -336,7 +349,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None, stage_blocks: Optional[Sequence[int]] = None,
                  deep_stem: bool = False, mask_cell_size: Optional[Sequence[int]] = None,
-                 mask_centre: bool = False, mask_feature_bound: Optional[float] = None) -> None:
+                 mask_centre: bool = False, mask_feature_bound: Optional[float] = None,
+                 mask_sharing: str = 'block') -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
@@ -378,7 +392,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                              beta if i > 0 else 1, base_scale if i < 2 else 2, grids[i], fusion,
                              strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init,
                              cell_size=cells[i], mask_centre=mask_centre,
-                             mask_feature_bound=mask_feature_bound)
+                             mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing)
             self.stages.append(stage)
             channels = stage.out_channels
         planes = base_channels * 8
@@ -480,8 +494,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
         groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
-            mask_centre, mask_feature_bound, norm_cfg, init_cfg: as in :class:`SARResNet` (beta
-            applies to all three stages here).
+            mask_centre, mask_feature_bound, mask_sharing, norm_cfg, init_cfg: as in
+            :class:`SARResNet` (beta applies to all three stages here).
         fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
         mask_grid (Sequence[int], optional): Defaults to None: (4, 4, 2) unless ``mask_cell_size``
             is given.
@@ -500,7 +514,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None,
                  mask_cell_size: Optional[Sequence[int]] = None, mask_centre: bool = False,
-                 mask_feature_bound: Optional[float] = None) -> None:
+                 mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block') -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.depths:
             raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
@@ -522,7 +536,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
             stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, grids[i],
                              fusion, stride, 1, mask_output, norm_cfg, mask_bias_init,
                              cell_size=cells[i], mask_centre=mask_centre,
-                             mask_feature_bound=mask_feature_bound)
+                             mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing)
             self.stages.append(stage)
             channels = stage.out_channels
         self.out_channels = tuple(widths)

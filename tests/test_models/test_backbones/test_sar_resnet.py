@@ -615,3 +615,39 @@ def test_mask_generator_feature_bound():
     cifar = SARResNetCifar(depth=20, mask_feature_bound=0.5)
     assert all(m.feature_bound == 0.5 for stage in cifar.stages for m in stage.masks)
     assert all(m.feature_bound is None for stage in SARResNet(depth=50).stages for m in stage.masks)
+
+
+@pytest.mark.parametrize('cifar', [False, True])
+def test_mask_sharing_stage(cifar):
+    """mask_sharing='stage': one generator per SAR stage whose mask gates every refine block of the
+    stage; 'block' (the default, the paper) keeps one per refine block; other values are refused."""
+    if cifar:
+        shared, plain, x = (SARResNetCifar(depth=20, mask_sharing='stage'), SARResNetCifar(depth=20),
+                            torch.randn(2, 3, 32, 32))
+    else:
+        shared, plain, x = (SARResNet(depth=50, mask_sharing='stage'), SARResNet(depth=50),
+                            torch.randn(2, 3, 64, 64))
+    assert [len(s.masks) for s in shared.stages] == [1, 1, 1]
+    assert [len(s.masks) for s in plain.stages] == [len(s.refine) for s in plain.stages]
+    seen = {}
+    for i, stage in enumerate(shared.stages):
+        for j, block in enumerate(stage.refine):
+            block.register_forward_pre_hook(
+                lambda mod, args, key=(i, j): seen.__setitem__(key, args[1]))
+    shared.train()
+    out = shared(x)
+    assert len(shared.last_masks) == 3
+    for i, stage in enumerate(shared.stages):
+        assert len(stage.refine) >= 2
+        for j in range(len(stage.refine)):
+            assert seen[(i, j)] is shared.last_masks[i]
+    # every refine block's loss reaches the one generator
+    out[-1].sum().backward()
+    assert all(s.masks[0].fc.weight.grad is not None for s in shared.stages)
+    with pytest.raises(ValueError, match='mask_sharing'):
+        SARResNet(depth=50, mask_sharing='network')
+    # the sparse path of inference computes the same as the dense one with shared masks
+    model = _randomise(SARResNetCifar(depth=20, mask_sharing='stage'), 0)
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    _mixed_masks(model, x)
+    _compare_backbone(model, x, rel_tol=1e-5)
