@@ -15,8 +15,8 @@
 # +2.75 points, with 3e-4 for 10 epochs by +3.6 to +7.5.
 # The increment reward (issue #19): with the T-PAMI contrastive reward (Eq. 8; reward='contrastive') this
 # recipe beat random locations by at least 5 points in 23 of 24 evaluations (2 generators x 3 seeds x 1
-# and 2 threads x 2 held-out sets), with the increment reward in all 24 (README.md): on the small demo the
-# one-sample Monte-Carlo baseline of Eq. 8 adds noise to a reward that is already small.
+# and 2 threads x 2 held-out sets), with the increment reward in all 24 (README.md; lowest +5.75): on the
+# small demo the one-sample Monte-Carlo baseline of Eq. 8 probably adds noise to an already small reward.
 _base_ = ['./_base_/gfnet-r18w16-p48-t3_demo.py']
 model = dict(train_stage=2, reward='increment',
              ppo=dict(gamma=0.7, clip=0.2, value_coef=0.5, entropy_coef=0.01, epochs=4))
