@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmdynamic.models.utils.patch_sampler import patch_corners
 from mmdynamic.registry import HOOKS, register_dual
+from mmdynamic.utils.model_wrapper import unwrap_model
 
 # BGR colours of the focus patches, in order (the glance frame is white)
 COLOURS = [(0, 0, 255), (0, 200, 255), (0, 200, 0), (255, 128, 0), (255, 0, 255), (128, 0, 128)]
@@ -86,7 +86,7 @@ class GFNetPatchVisHook(Hook):
     def _draw(self, runner, data_batch, phase: str) -> None:
         if self._written >= self.num_images:
             return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if not callable(getattr(model, 'rollout', None)):
             raise TypeError(f'GFNetPatchVisHook needs a GFNet, got {type(model).__name__}')
         data = model.data_preprocessor(data_batch, False)

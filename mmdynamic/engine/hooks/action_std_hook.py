@@ -3,10 +3,10 @@
 from typing import List
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch import nn
 
 from mmdynamic.registry import HOOKS, register_dual
+from mmdynamic.utils.model_wrapper import unwrap_model
 
 from .sar_schedule_hook import linear_schedule
 
@@ -44,14 +44,14 @@ class ActionStdScheduleHook(Hook):
         return linear_schedule(iteration / max(1, max_iters - 1), self.std_start, self.std_end)
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if not action_std_modules(model):
             raise TypeError('ActionStdScheduleHook needs a model with a Gaussian patch policy (a '
                             f'module with a float action_std, e.g. GFNet), got '
                             f'{type(model).__name__}')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         std = self.std_at(runner.iter, runner.max_iters)
         for module in action_std_modules(model):
             module.action_std = std

@@ -12,7 +12,6 @@ from mmengine.dist import (broadcast_object_list, collect_results, get_world_siz
                            is_main_process)
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from mmdynamic.evaluation.functional.budget import BudgetSolver, ExitPolicy, anytime_metric
 from mmdynamic.evaluation.functional.budget_report import (GIGA, build_report, format_report,
@@ -21,13 +20,10 @@ from mmdynamic.evaluation.metrics.exit_metrics import resolve_ratios
 from mmdynamic.evaluation.metrics.exit_outputs import (exit_choice_record, exit_record,
                                                        realised_cost, stack_records)
 from mmdynamic.registry import HOOKS, register_dual
+from mmdynamic.utils.model_wrapper import unwrap_model
 
 FIT_SPLITS = ('train', 'heldout', 'val')
 CHECKPOINT_KEY = 'exit_policies'
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 def is_stepwise(model) -> bool:
@@ -115,7 +111,7 @@ class BudgetEvalHook(Hook):
 
     # ------------------------------------------------------------------ test loop
     def _begin(self, runner) -> None:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         self._records = []
         self._saved_policy = None
         self._mode = 'off'
@@ -151,7 +147,7 @@ class BudgetEvalHook(Hook):
                 metrics: Optional[Dict] = None) -> None:
         if self._mode == 'off':
             return
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         try:
             records = collect_results(self._records, dataset_size, device='cpu')
             if self._mode == 'early_exit':

@@ -7,10 +7,10 @@ import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 
 from mmdynamic.registry import HOOKS, register_dual
+from mmdynamic.utils.model_wrapper import unwrap_model
 
 
 def exponential_temperature(progress: float, start: float = 1.0, end: float = 0.01) -> float:
@@ -131,7 +131,7 @@ class SARScheduleHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if not hasattr(model, 'sparsity_cfg') or not hasattr(model, 'backbone'):
             raise TypeError('SARScheduleHook needs a SAR task model (SARImageClassifier, '
                             f'SARFasterRCNN, SARRetinaNet, SAREncoderDecoder), got '
@@ -184,7 +184,7 @@ class SARScheduleHook(Hook):
         self._stats = {}
 
     def _collect(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         backbone = getattr(model, 'backbone', None)
         if backbone is None or not getattr(backbone, 'last_masks', None):
             return

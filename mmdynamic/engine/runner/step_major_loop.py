@@ -19,7 +19,6 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.runner import TestLoop, autocast
 from torch.utils.data import DataLoader
 
@@ -27,6 +26,7 @@ from mmdynamic.models.utils.early_exit import set_exit_predictions
 from mmdynamic.models.utils.step_major import (StepMajorExecutor, StepMajorResult,
                                                executor_view, exit_costs)
 from mmdynamic.registry import LOOPS, register_dual
+from mmdynamic.utils.model_wrapper import unwrap_model
 
 
 def step_occupancy(step_batches: Sequence[Sequence[int]]) -> str:
@@ -85,8 +85,7 @@ class StepMajorTestLoop(TestLoop):
         self.executor: Optional[StepMajorExecutor] = None
 
     def _model(self):
-        model = self.runner.model
-        return model.module if is_model_wrapper(model) else model
+        return unwrap_model(self.runner.model)
 
     def run(self) -> dict:
         """Launch the test: every batch enters the executor, finished batches go to the
