@@ -152,7 +152,7 @@ class SARStage(nn.Module):
 
     def forward(self, x: torch.Tensor, tau: float, stochastic: bool = False,
                 meter: Optional[MacsMeter] = None, noise_scale: float = 1.0
-                ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+                ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
         """Args: x (Tensor): (B, C0, H, W); tau: Gumbel temperature; noise_scale: factor on the
         Gumbel noise of sampled masks (:func:`straight_through_gumbel`).
 
@@ -160,7 +160,8 @@ class SARStage(nn.Module):
             tuple: the fused map before the fusion block (B, C, H, W), the stage output
             (B, C, H / stride, W / stride) and the masks, each (B, G, K_h, K_w) (K_h = K_w = K
             with a fixed grid, (ceil(H / c), ceil(W / c)) with ``cell_size`` c): one per refine
-            block, or one for the stage with ``mask_sharing='stage'``.
+            block, or one for the stage with ``mask_sharing='stage'``, and the logits of each mask
+            (B, G, 2, K_h, K_w) (choice 0 = skip, 1 = refine).
         """
         grid = None if self.cell_size is None else mask_grid_of(x.shape[-2:], self.cell_size)
         x_base = x
@@ -169,33 +170,35 @@ class SARStage(nn.Module):
             if meter is not None:
                 meter.add(pool_macs(x_base))
         x_ref = x
-        masks = []
+        masks, logits = [], []
         for i, (base, refine) in enumerate(zip(self.base, self.refine)):
             x_base = base(x_base, meter)
             if i < len(self.masks):  # every block, or only the first with a stage-shared mask
-                masks.append(masks_from_logits(self.masks[i](x_base, meter, grid), self.training,
-                                               tau, stochastic, noise_scale))
+                logits.append(self.masks[i](x_base, meter, grid))
+                masks.append(masks_from_logits(logits[-1], self.training, tau, stochastic,
+                                               noise_scale))
             x_ref = refine(x_ref, masks[-1], meter)
         if self.base_transform is not None:
             x_base = self.base_transform(x_base, meter)
         if self.refine_transform is not None:
             x_ref = self.refine_transform(x_ref, meter)
         fused = self.fuse(x_base, x_ref, meter)
-        return fused, self.fusion_block(fused, meter), masks
+        return fused, self.fusion_block(fused, meter), masks, logits
 
 
 class _SARBackboneMixin:
     """State and API shared by the ImageNet and CIFAR SAR backbones.
 
     After each forward: ``last_masks`` (list of (B, G, K_h, K_w), with the straight-through gradient
-    in training), ``last_mask_sizes`` ((H, W) of the map each mask gates), ``last_mask_cells`` (its
-    cell size in pixels, None on a fixed grid) and ``last_flops`` ((B, ) realised MACs of each
-    sample). ``tau`` (Gumbel temperature) and ``gumbel_noise`` (the factor on the Gumbel noise of
+    in training), ``last_mask_logits`` (their logits, (B, G, 2, K_h, K_w)), ``last_mask_sizes``
+    ((H, W) of the map each mask gates), ``last_mask_cells`` (its cell size in pixels, None on a
+    fixed grid) and ``last_flops`` ((B, ) realised MACs of each sample). ``tau`` (Gumbel temperature) and ``gumbel_noise`` (the factor on the Gumbel noise of
     training masks) are set by :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
     """
     tau: float
     gumbel_noise: float
     last_masks: List[torch.Tensor]
+    last_mask_logits: List[torch.Tensor]
     last_mask_sizes: List[Tuple[int, int]]
     last_mask_cells: List[Optional[int]]
     last_flops: Optional[torch.Tensor]
@@ -234,9 +237,11 @@ class _SARBackboneMixin:
         (num_masks, )."""
         return torch.stack([f.detach().float().mean() for f in self.mask_fractions()])
 
-    def _record_masks(self, masks: List[torch.Tensor], sizes: List[Tuple[int, int]],
-                      cells: List[Optional[int]], meter: MacsMeter) -> None:
-        self.last_masks, self.last_mask_sizes, self.last_mask_cells = masks, sizes, cells
+    def _record_masks(self, masks: List[torch.Tensor], logits: List[torch.Tensor],
+                      sizes: List[Tuple[int, int]], cells: List[Optional[int]],
+                      meter: MacsMeter) -> None:
+        self.last_masks, self.last_mask_logits = masks, logits
+        self.last_mask_sizes, self.last_mask_cells = sizes, cells
         self.last_flops = meter.total()
 
     def _init_sar_weights(self) -> None:
@@ -402,6 +407,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             for j in range(layers[3]))
         self.out_channels = tuple(base_channels * 2**i * regular.expansion for i in range(4))
         self.last_masks: List[torch.Tensor] = []
+        self.last_mask_logits: List[torch.Tensor] = []
         self.last_mask_sizes: List[Tuple[int, int]] = []
         self.last_mask_cells: List[Optional[int]] = []
         self.last_flops: Optional[torch.Tensor] = None
@@ -441,12 +447,13 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             h = F.relu(self.norm1(h))
         h = self.maxpool(h)
         meter.add(pool_macs(h))
-        outs, masks, sizes, cells = [], [], [], []
+        outs, masks, logits, sizes, cells = [], [], [], [], []
         for i, stage in enumerate(self.stages):
             size = tuple(h.shape[-2:])
-            fused, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter,
-                                          self._noise_scale())
+            fused, h, stage_masks, stage_logits = stage(h, self.tau, self.eval_stochastic, meter,
+                                                        self._noise_scale())
             masks.extend(stage_masks)
+            logits.extend(stage_logits)
             sizes += [size] * len(stage_masks)
             cells += [stage.cell_size] * len(stage_masks)
             if i in self.out_indices:
@@ -455,7 +462,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             h = block(h, meter)
         if 3 in self.out_indices:
             outs.append(h)
-        self._record_masks(masks, sizes, cells, meter)
+        self._record_masks(masks, logits, sizes, cells, meter)
         return tuple(outs)
 
     def _freeze_stages(self) -> None:
@@ -541,6 +548,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
             channels = stage.out_channels
         self.out_channels = tuple(widths)
         self.last_masks: List[torch.Tensor] = []
+        self.last_mask_logits: List[torch.Tensor] = []
         self.last_mask_sizes: List[Tuple[int, int]] = []
         self.last_mask_cells: List[Optional[int]] = []
         self.last_flops: Optional[torch.Tensor] = None
@@ -552,15 +560,16 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         h = self.conv1(x)
         meter.add(conv_macs(self.conv1, h))
         h = F.relu(self.norm1(h))
-        outs, masks, sizes, cells = [], [], [], []
+        outs, masks, logits, sizes, cells = [], [], [], [], []
         for i, stage in enumerate(self.stages):
             size = tuple(h.shape[-2:])
-            _, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter,
-                                      self._noise_scale())
+            _, h, stage_masks, stage_logits = stage(h, self.tau, self.eval_stochastic, meter,
+                                                    self._noise_scale())
             masks.extend(stage_masks)
+            logits.extend(stage_logits)
             sizes += [size] * len(stage_masks)
             cells += [stage.cell_size] * len(stage_masks)
             if i in self.out_indices:
                 outs.append(h)
-        self._record_masks(masks, sizes, cells, meter)
+        self._record_masks(masks, logits, sizes, cells, meter)
         return tuple(outs)

@@ -450,7 +450,7 @@ def test_deep_stem_forward_matches_the_official_sequence(dtype, tol):
         outs = model(x)
         h = _stem_reference(model, x)
         assert tuple(h.shape) == (2, 64, 24, 24)
-        fused, h, _ = model.stages[0](h, model.tau)
+        fused, h, _, _ = model.stages[0](h, model.tau)
         for stage in model.stages[1:]:
             h = stage(h, model.tau)[1]
         for block in model.layer4:
