@@ -3,10 +3,11 @@ from .action_std_hook import ActionStdScheduleHook, action_std_modules
 from .budget_eval_hook import BudgetEvalHook
 from .label_range_hook import LabelRangeHook, check_label_range, model_num_classes
 from .nonfinite_loss_hook import NonFiniteLossHook
+from .sar_calibration_hook import SARDensityCalibrationHook
 from .sar_schedule_hook import SARScheduleHook, exponential_temperature, stepped_target
 
 __all__ = [
     'ActionStdScheduleHook', 'action_std_modules', 'BudgetEvalHook', 'NonFiniteLossHook',
-    'LabelRangeHook', 'check_label_range', 'model_num_classes', 'SARScheduleHook',
-    'exponential_temperature', 'stepped_target'
+    'LabelRangeHook', 'check_label_range', 'model_num_classes', 'SARDensityCalibrationHook',
+    'SARScheduleHook', 'exponential_temperature', 'stepped_target'
 ]

@@ -79,6 +79,16 @@ def epochs_resolve_steps(max_epochs: int, begin: float, end: float, steps: Optio
     return len(set(epochs)) == len(epochs)
 
 
+def sar_task_model(runner, hook: str):
+    """The SAR task model inside ``runner.model`` (unwrapped); a TypeError naming ``hook`` if the
+    model has no SAR sparsity loss."""
+    model = unwrap_model(runner.model)
+    if not hasattr(model, 'sparsity_cfg') or not hasattr(model, 'backbone'):
+        raise TypeError(f'{hook} needs a SAR task model (SARImageClassifier, SARFasterRCNN, '
+                        f'SARRetinaNet, SAREncoderDecoder), got {type(model).__name__}')
+    return model
+
+
 @register_dual(HOOKS)
 class SARScheduleHook(Hook):
     """Sets SAR's Gumbel temperature and target density before every training iteration, and logs the
@@ -131,12 +141,7 @@ class SARScheduleHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = unwrap_model(runner.model)
-        if not hasattr(model, 'sparsity_cfg') or not hasattr(model, 'backbone'):
-            raise TypeError('SARScheduleHook needs a SAR task model (SARImageClassifier, '
-                            f'SARFasterRCNN, SARRetinaNet, SAREncoderDecoder), got '
-                            f'{type(model).__name__}')
-        return model
+        return sar_task_model(runner, 'SARScheduleHook')
 
     def values_at(self, runner) -> Dict[str, float]:
         """The temperature, Gumbel noise factor and target for the coming iteration."""

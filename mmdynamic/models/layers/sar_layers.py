@@ -196,6 +196,16 @@ def mask_grid_of(size: Sequence[int], cell_size: int) -> Tuple[int, int]:
     return -(-int(size[0]) // cell_size), -(-int(size[1]) // cell_size)
 
 
+def cell_areas(grid: Sequence[int], size: Sequence[int], cell_size: int,
+               device=None, dtype=torch.float32) -> torch.Tensor:
+    """Area in pixels of each c x c cell of a (K_h, K_w) grid over an H x W map: (K_h, K_w), the
+    edge cells cropped to the map."""
+    rows, cols = (
+        (int(length) - torch.arange(int(cells), device=device) * cell_size).clamp(max=cell_size)
+        for length, cells in zip(size, grid))
+    return (rows[:, None] * cols).to(dtype=dtype)
+
+
 def refined_fraction(mask: torch.Tensor, size: Sequence[int], cell_size: Optional[int] = None,
                      per_group: bool = False) -> torch.Tensor:
     """Per-sample fraction of the refined positions of an H x W map (all groups together).
@@ -213,11 +223,7 @@ def refined_fraction(mask: torch.Tensor, size: Sequence[int], cell_size: Optiona
     if cell_size is None:
         fraction = mask.flatten(2).mean(dim=2)
     else:
-        rows = (int(size[0]) - torch.arange(mask.shape[-2], device=mask.device) *
-                cell_size).clamp(max=cell_size)
-        cols = (int(size[1]) - torch.arange(mask.shape[-1], device=mask.device) *
-                cell_size).clamp(max=cell_size)
-        area = (rows[:, None] * cols).to(dtype=mask.dtype)
+        area = cell_areas(mask.shape[-2:], size, cell_size, mask.device, mask.dtype)
         fraction = (mask * area).sum(dim=(2, 3)) / (int(size[0]) * int(size[1]))
     return fraction if per_group else fraction.mean(dim=1)
 

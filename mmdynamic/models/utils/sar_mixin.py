@@ -4,10 +4,7 @@ from typing import Dict, Optional
 
 import torch
 
-from mmdynamic.models.layers.sar_layers import masks_from_logits
 from mmdynamic.models.losses.sparsity_loss import LOSS_TYPES, sparsity_loss
-
-LOSS_MASKS = ('sampled', 'argmax')
 
 
 class SARLossMixin:
@@ -26,28 +23,18 @@ class SARLossMixin:
             mask, so that a mask cannot meet the target by dropping whole groups) or 'total' (one
             budget for the mean density of all masks; see :func:`sparsity_loss`). Defaults to
             'batch'.
-        masks (str): Which masks' density the loss drives to the target. 'sampled' (the paper's):
-            the training masks, Gumbel samples of the logits. 'argmax' (issue #19; not in the paper
-            or the authors' code): the masks the network uses at test time, the argmax of the same
-            logits, with the straight-through gradient of their softmax at the temperature; the
-            training forward still uses the sampled masks. The two densities differ when many
-            logits sit near the decision boundary (a cell refined with probability 0.4 by the
-            sample is never refined by the argmax): in the demo the sampled density met the target
-            0.5 while the test-time density ended at 0.38-0.44. Defaults to 'sampled'.
 
     With mask cells in pixels the loss and the logged densities weight every cell by its area
     cropped to the map (:meth:`SARResNet.mask_fractions`), as the realised MACs do.
     """
 
     def _init_sparsity(self, sparsity: Optional[Dict] = None) -> None:
-        cfg = dict(target=0.5, weight=0.5, loss_type='batch', masks='sampled')
+        cfg = dict(target=0.5, weight=0.5, loss_type='batch')
         cfg.update(sparsity or {})
-        unknown = set(cfg) - {'target', 'weight', 'loss_type', 'masks'}
+        unknown = set(cfg) - {'target', 'weight', 'loss_type'}
         if unknown:
             raise ValueError(f'unknown sparsity options {sorted(unknown)}; use target, weight, '
-                             'loss_type, masks')
-        if cfg['masks'] not in LOSS_MASKS:
-            raise ValueError(f"sparsity masks must be one of {LOSS_MASKS}, got {cfg['masks']!r}")
+                             'loss_type')
         if not 0.0 <= cfg['target'] <= 1.0:
             raise ValueError(f"sparsity target must be in [0, 1], got {cfg['target']}")
         if cfg['loss_type'] not in LOSS_TYPES:
@@ -63,12 +50,8 @@ class SARLossMixin:
     def add_sparsity_loss(self, losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Add the weighted sparsity loss and the density/MACs statistics to ``losses``."""
         backbone = self.backbone
-        masks = backbone.last_masks
-        if self.sparsity_cfg['masks'] == 'argmax':
-            masks = [masks_from_logits(logits, True, backbone.tau, noise_scale=0.0)
-                     for logits in backbone.last_mask_logits]
         losses['loss_sparsity'] = self.sparsity_cfg['weight'] * sparsity_loss(
-            masks, self.current_target, self.sparsity_cfg['loss_type'],
+            backbone.last_masks, self.current_target, self.sparsity_cfg['loss_type'],
             backbone.last_mask_sizes, backbone.last_mask_cells)
         with torch.no_grad():
             densities = backbone.density()

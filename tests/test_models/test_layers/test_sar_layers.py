@@ -130,59 +130,22 @@ def test_schedule_hook_fixed_grid_keeps_the_mask_mean():
     assert logged == pytest.approx([m.mean().item() for m in model.last_masks], abs=1e-9)
 
 
-def _classifier_with_logit_gap(gap: float, masks: str):
-    """A small SAR classifier whose every mask cell has refine - skip logit ``gap``: the sampled
-    masks refine a cell with probability sigmoid(gap), the argmax masks refine it iff gap > 0."""
-    from mmdynamic.models.cls.sar_classifier import SARImageClassifier
-    from mmdynamic.models.layers.sar_layers import MaskGenerator
-    model = SARImageClassifier(
-        backbone=dict(type='SARResNet', depth=50, stem_channels=16, base_channels=16, groups=2,
-                      mask_grid=None, mask_cell_size=(4, 4, 7), out_indices=(3, )),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=512),
-        sparsity=dict(target=0.5, weight=1.0, loss_type='batch', masks=masks))
-    model.init_weights()
-    generators = [m for m in model.modules() if isinstance(m, MaskGenerator)]
-    with torch.no_grad():
-        for m in generators:
-            m.fc.weight.zero_()
-            m.fc.bias[0::2] = -gap / 2
-            m.fc.bias[1::2] = gap / 2
-    return model.train(), generators
 
-
-@pytest.mark.parametrize('masks', ['sampled', 'argmax'])
-def test_sparsity_loss_on_sampled_or_argmax_masks(masks):
-    """sparsity.masks='argmax' drives the density of the test-time (argmax) masks: with every
-    refine logit 0.5 below its skip logit the samples refine about sigmoid(-0.5) = 0.38 of the
-    cells, the argmax none; the argmax loss is then (0 - 0.5)^2 and raises the refine logits."""
-    from mmpretrain.structures import DataSample
+@pytest.mark.parametrize('sharing', ['block', 'stage'])
+def test_backbone_records_the_logits_of_every_mask(sharing):
+    """``last_mask_logits`` (B, G, 2, K_h, K_w): the test-time masks are their argmax."""
     torch.manual_seed(0)
-    model, generators = _classifier_with_logit_gap(-0.5, masks)
-    samples = [DataSample().set_gt_label(i % 3) for i in range(4)]
-    losses = model.loss(torch.randn(4, 3, 64, 64), samples)
-    backbone = model.backbone
-    assert len(backbone.last_mask_logits) == len(backbone.last_masks) == 10
-    for logits, mask in zip(backbone.last_mask_logits, backbone.last_masks):
-        assert tuple(logits.shape) == (4, 2, 2) + tuple(mask.shape[-2:])
-        assert torch.allclose(logits[:, :, 1] - logits[:, :, 0], torch.full_like(mask, -0.5))
-    sampled = sparsity_loss([m.detach() for m in backbone.last_masks], 0.5, 'batch',
-                            backbone.last_mask_sizes, backbone.last_mask_cells).item()
-    assert 0.0 < sampled < 0.1  # densities about 0.38 (few cells: 0.22-0.75)
-    if masks == 'argmax':
-        assert losses['loss_sparsity'].item() == pytest.approx(0.25, abs=1e-6)
-    else:
-        assert losses['loss_sparsity'].item() == pytest.approx(sampled, abs=1e-6)
-    losses['loss_sparsity'].backward()
-    refine_grad = torch.stack([m.fc.bias.grad[1::2].sum() for m in generators])
-    if masks == 'argmax':  # every argmax mask is empty: descending raises every refine logit
-        assert (refine_grad < 0).all()
-    else:  # each sampled mask is pushed towards 0.5 from its own side
-        assert torch.equal(torch.sign(refine_grad), torch.sign(backbone.density() - 0.5))
-    # the task loss alone is the same forward either way: only the sparsity term differs
-    assert torch.isfinite(losses['loss']).all()
-
-
-def test_sparsity_masks_option_is_checked():
-    with pytest.raises(ValueError, match="sparsity masks must be one of .*'argmx'"):
-        _classifier_with_logit_gap(0.0, 'argmx')
+    model = SARResNet(depth=50, stem_channels=16, base_channels=16, groups=2, mask_grid=None,
+                      mask_cell_size=(4, 4, 7), out_indices=(3, ), mask_sharing=sharing)
+    model.init_weights()
+    for m in model.modules():
+        if hasattr(m, 'fc') and hasattr(m, 'reset_bias'):
+            torch.nn.init.normal_(m.fc.weight, 0, 3.0)
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(2, 3, 97, 131))
+    assert len(model.last_mask_logits) == len(model.last_masks) == (10 if sharing == 'block' else 3)
+    for logits, mask in zip(model.last_mask_logits, model.last_masks):
+        assert tuple(logits.shape) == tuple(mask.shape[:2]) + (2, ) + tuple(mask.shape[2:])
+        assert torch.equal(mask, (logits[:, :, 1] > logits[:, :, 0]).to(mask.dtype))
+    assert 0 < torch.cat([m.flatten() for m in model.last_masks]).mean() < 1
