@@ -10,7 +10,7 @@ Layouts follow the authors' code (``yizenghan/sarNet``), so that an official che
 onto these modules: ImageNet ``sar_resnet_1attFuse`` (attention fusion; ResNet-101 stages (4, 8, 18, 3);
 optional deep stem ``use_stem``) and CIFAR ``sar_resnet_cifar3stage_alphaBase`` (additive fusion).
 """
-from typing import List, Optional, Sequence, Tuple, Type
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
@@ -24,9 +24,26 @@ from mmdynamic.registry import MODELS, register_dual
 from ..layers.sar_blocks import (RefineBasicBlock, RefineBottleneck, SARBasicBlock,
                                  SARBottleneck, _Shortcut)
 from ..layers.sar_layers import (ChannelAttentionFusion, MacsMeter, MaskGenerator, conv_macs,
-                                 mask_fractions, mask_grid_of, masks_from_logits, pool_macs)
+                                 gumbel_noise, mask_fractions, mask_grid_of, masks_from_logits,
+                                 pool_macs)
 
 MASK_SHARING = ('block', 'stage')
+MASK_DENSITY_GRAD = ('all', 'bias')
+
+
+class StageMasks(NamedTuple):
+    """The masks of one SAR stage's forward, one entry per mask.
+
+    Attributes:
+        masks (list[Tensor]): (B, G, K_h, K_w) masks gating the refine blocks (with the
+            straight-through gradient in training).
+        logits (list[Tensor]): Their logits (B, G, 2, K_h, K_w) (choice 0 = skip, 1 = refine).
+        loss_masks (list[Tensor]): What the sparsity loss reads: the same values as ``masks``;
+            with ``mask_density_grad='bias'`` their gradient reaches only the generators' biases.
+    """
+    masks: List[torch.Tensor]
+    logits: List[torch.Tensor]
+    loss_masks: List[torch.Tensor]
 BLOCKS = {
     'basic': (SARBasicBlock, RefineBasicBlock),
     'bottleneck': (SARBottleneck, RefineBottleneck),
@@ -92,6 +109,9 @@ class SARStage(nn.Module):
         mask_sharing (str): 'block' (the paper): one mask generator per refine block, fed by the
             matching base block; 'stage': one generator, fed by the first base block, whose mask
             gates every refine block of the stage. Defaults to 'block'.
+        mask_density_grad (str): Which mask-generator weights the sparsity loss trains: 'all'
+            (the paper) or 'bias' (the 1x1 biases only, so that the loss sets how many cells a mask
+            refines and the task alone which; see :class:`SARResNet`). Defaults to 'all'.
     """
 
     def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
@@ -99,10 +119,15 @@ class SARStage(nn.Module):
                  fusion_stride: int = 2, dilation: int = 1, mask_output: bool = False,
                  norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0),
                  cell_size: Optional[int] = None, mask_centre: bool = False,
-                 mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block') -> None:
+                 mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block',
+                 mask_density_grad: str = 'all') -> None:
         super().__init__()
         if mask_sharing not in MASK_SHARING:
             raise ValueError(f'mask_sharing must be one of {MASK_SHARING}, got {mask_sharing!r}')
+        if mask_density_grad not in MASK_DENSITY_GRAD:
+            raise ValueError(f'mask_density_grad must be one of {MASK_DENSITY_GRAD}, got '
+                             f'{mask_density_grad!r}')
+        self.mask_density_grad = mask_density_grad
         if (grid is None) == (cell_size is None):
             raise ValueError('a SAR stage takes exactly one of grid (a fixed K x K mask grid) and '
                              f'cell_size (mask cells in pixels), got grid={grid}, '
@@ -152,16 +177,15 @@ class SARStage(nn.Module):
 
     def forward(self, x: torch.Tensor, tau: float, stochastic: bool = False,
                 meter: Optional[MacsMeter] = None, noise_scale: float = 1.0
-                ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
+                ) -> Tuple[torch.Tensor, torch.Tensor, StageMasks]:
         """Args: x (Tensor): (B, C0, H, W); tau: Gumbel temperature; noise_scale: factor on the
         Gumbel noise of sampled masks (:func:`straight_through_gumbel`).
 
         Returns:
             tuple: the fused map before the fusion block (B, C, H, W), the stage output
-            (B, C, H / stride, W / stride) and the masks, each (B, G, K_h, K_w) (K_h = K_w = K
-            with a fixed grid, (ceil(H / c), ceil(W / c)) with ``cell_size`` c): one per refine
-            block, or one for the stage with ``mask_sharing='stage'``, and the logits of each mask
-            (B, G, 2, K_h, K_w) (choice 0 = skip, 1 = refine).
+            (B, C, H / stride, W / stride) and its :class:`StageMasks`, each mask (B, G, K_h, K_w)
+            (K_h = K_w = K with a fixed grid, (ceil(H / c), ceil(W / c)) with ``cell_size`` c):
+            one per refine block, or one for the stage with ``mask_sharing='stage'``.
         """
         grid = None if self.cell_size is None else mask_grid_of(x.shape[-2:], self.cell_size)
         x_base = x
@@ -170,35 +194,73 @@ class SARStage(nn.Module):
             if meter is not None:
                 meter.add(pool_macs(x_base))
         x_ref = x
-        masks, logits = [], []
+        out = StageMasks([], [], [])
         for i, (base, refine) in enumerate(zip(self.base, self.refine)):
             x_base = base(x_base, meter)
             if i < len(self.masks):  # every block, or only the first with a stage-shared mask
-                logits.append(self.masks[i](x_base, meter, grid))
-                masks.append(masks_from_logits(logits[-1], self.training, tau, stochastic,
-                                               noise_scale))
-            x_ref = refine(x_ref, masks[-1], meter)
+                self._add_mask(out, self.masks[i], x_base, tau, stochastic, noise_scale, meter,
+                               grid)
+            x_ref = refine(x_ref, out.masks[-1], meter)
         if self.base_transform is not None:
             x_base = self.base_transform(x_base, meter)
         if self.refine_transform is not None:
             x_ref = self.refine_transform(x_ref, meter)
         fused = self.fuse(x_base, x_ref, meter)
-        return fused, self.fusion_block(fused, meter), masks, logits
+        return fused, self.fusion_block(fused, meter), out
+
+    def _add_mask(self, out: StageMasks, generator: MaskGenerator, x_base: torch.Tensor,
+                  tau: float, stochastic: bool, noise_scale: float,
+                  meter: Optional[MacsMeter], grid: Optional[Tuple[int, int]]) -> None:
+        """Append the logits, mask and loss mask of ``generator`` on ``x_base`` to ``out``."""
+        logits = generator(x_base, meter, grid)
+        out.logits.append(logits)
+        if not (self.training and self.mask_density_grad == 'bias'):
+            out.masks.append(masks_from_logits(logits, self.training, tau, stochastic,
+                                               noise_scale))
+            out.loss_masks.append(out.masks[-1])
+            return
+        # one draw of the noise for both, so the loss mask has the values of the sampled mask
+        noise = gumbel_noise(logits, noise_scale)
+        out.masks.append(masks_from_logits(logits, True, tau, noise=noise))
+        out.loss_masks.append(masks_from_logits(generator.bias_only(logits), True, tau,
+                                                noise=noise))
+
+
+class _MaskRecord:
+    """The masks of one backbone forward, gathered stage by stage (lists, one entry per mask)."""
+
+    def __init__(self) -> None:
+        self.masks: List[torch.Tensor] = []
+        self.logits: List[torch.Tensor] = []
+        self.loss_masks: List[torch.Tensor] = []
+        self.sizes: List[Tuple[int, int]] = []
+        self.cells: List[Optional[int]] = []
+
+    def extend(self, stage: StageMasks, size: Tuple[int, int], cell: Optional[int]) -> None:
+        """Add a stage's masks, which gate an H x W = ``size`` map in ``cell`` px cells."""
+        self.masks += stage.masks
+        self.logits += stage.logits
+        self.loss_masks += stage.loss_masks
+        self.sizes += [size] * len(stage.masks)
+        self.cells += [cell] * len(stage.masks)
 
 
 class _SARBackboneMixin:
     """State and API shared by the ImageNet and CIFAR SAR backbones.
 
     After each forward: ``last_masks`` (list of (B, G, K_h, K_w), with the straight-through gradient
-    in training), ``last_mask_logits`` (their logits, (B, G, 2, K_h, K_w)), ``last_mask_sizes``
-    ((H, W) of the map each mask gates), ``last_mask_cells`` (its cell size in pixels, None on a
-    fixed grid) and ``last_flops`` ((B, ) realised MACs of each sample). ``tau`` (Gumbel temperature) and ``gumbel_noise`` (the factor on the Gumbel noise of
-    training masks) are set by :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
+    in training), ``last_mask_logits`` (their logits, (B, G, 2, K_h, K_w)), ``last_loss_masks``
+    (what the sparsity loss reads, see ``mask_density_grad``), ``last_mask_sizes`` ((H, W) of the
+    map each mask gates), ``last_mask_cells`` (its cell size in pixels, None on a fixed grid) and
+    ``last_flops`` ((B, ) realised MACs of each sample). ``tau`` (Gumbel temperature) and
+    ``gumbel_noise`` (the factor on the Gumbel noise of training masks) are set by
+    :class:`~mmdynamic.engine.hooks.SARScheduleHook`.
     """
     tau: float
     gumbel_noise: float
     last_masks: List[torch.Tensor]
     last_mask_logits: List[torch.Tensor]
+    last_loss_masks: List[torch.Tensor]
     last_mask_sizes: List[Tuple[int, int]]
     last_mask_cells: List[Optional[int]]
     last_flops: Optional[torch.Tensor]
@@ -237,11 +299,10 @@ class _SARBackboneMixin:
         (num_masks, )."""
         return torch.stack([f.detach().float().mean() for f in self.mask_fractions()])
 
-    def _record_masks(self, masks: List[torch.Tensor], logits: List[torch.Tensor],
-                      sizes: List[Tuple[int, int]], cells: List[Optional[int]],
-                      meter: MacsMeter) -> None:
-        self.last_masks, self.last_mask_logits = masks, logits
-        self.last_mask_sizes, self.last_mask_cells = sizes, cells
+    def _record_masks(self, record: _MaskRecord, meter: MacsMeter) -> None:
+        self.last_masks, self.last_mask_logits = record.masks, record.logits
+        self.last_loss_masks = record.loss_masks
+        self.last_mask_sizes, self.last_mask_cells = record.sizes, record.cells
         self.last_flops = meter.total()
 
     def _init_sar_weights(self) -> None:
@@ -334,6 +395,16 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             block and gating all its refine blocks, so that consecutive blocks cannot divide the
             object between them (issue #19; not in the paper; an official checkpoint does not
             load into it). Defaults to 'block'.
+        mask_density_grad (str): Which weights of the mask generators the sparsity loss trains:
+            'all' (the paper) or 'bias' (only their 1x1 biases; issue #19, not in the paper). The
+            loss is the same function of the same sampled masks; only its gradient changes. With
+            'all' it also moves the 1x1 weights, by the straight-through gradient of each cell
+            times the cell's features: the cells near the decision boundary, where that gradient
+            is largest, are pushed hardest, and while the object's cells are still there, lowering
+            the density moves the weights away from the object's features (even with
+            ``mask_centre``, which cancels only a gradient that is the same on every cell). With
+            'bias' the loss sets how many cells each mask refines, the task loss alone which.
+            Defaults to 'all'.
         zero_init_residual (bool): Zero the last BN of regular blocks. Defaults to True.
         init_cfg (dict, optional): Initialisation config (e.g. ``Pretrained``).
     """
@@ -355,7 +426,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  init_cfg: Optional[dict] = None, stage_blocks: Optional[Sequence[int]] = None,
                  deep_stem: bool = False, mask_cell_size: Optional[Sequence[int]] = None,
                  mask_centre: bool = False, mask_feature_bound: Optional[float] = None,
-                 mask_sharing: str = 'block') -> None:
+                 mask_sharing: str = 'block', mask_density_grad: str = 'all') -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
@@ -397,7 +468,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                              beta if i > 0 else 1, base_scale if i < 2 else 2, grids[i], fusion,
                              strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init,
                              cell_size=cells[i], mask_centre=mask_centre,
-                             mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing)
+                             mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing,
+                             mask_density_grad=mask_density_grad)
             self.stages.append(stage)
             channels = stage.out_channels
         planes = base_channels * 8
@@ -408,6 +480,7 @@ class SARResNet(_SARBackboneMixin, BaseModule):
         self.out_channels = tuple(base_channels * 2**i * regular.expansion for i in range(4))
         self.last_masks: List[torch.Tensor] = []
         self.last_mask_logits: List[torch.Tensor] = []
+        self.last_loss_masks: List[torch.Tensor] = []
         self.last_mask_sizes: List[Tuple[int, int]] = []
         self.last_mask_cells: List[Optional[int]] = []
         self.last_flops: Optional[torch.Tensor] = None
@@ -447,22 +520,19 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             h = F.relu(self.norm1(h))
         h = self.maxpool(h)
         meter.add(pool_macs(h))
-        outs, masks, logits, sizes, cells = [], [], [], [], []
+        outs, record = [], _MaskRecord()
         for i, stage in enumerate(self.stages):
             size = tuple(h.shape[-2:])
-            fused, h, stage_masks, stage_logits = stage(h, self.tau, self.eval_stochastic, meter,
-                                                        self._noise_scale())
-            masks.extend(stage_masks)
-            logits.extend(stage_logits)
-            sizes += [size] * len(stage_masks)
-            cells += [stage.cell_size] * len(stage_masks)
+            fused, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter,
+                                          self._noise_scale())
+            record.extend(stage_masks, size, stage.cell_size)
             if i in self.out_indices:
                 outs.append(fused if i < 2 else h)
         for block in self.layer4:
             h = block(h, meter)
         if 3 in self.out_indices:
             outs.append(h)
-        self._record_masks(masks, logits, sizes, cells, meter)
+        self._record_masks(record, meter)
         return tuple(outs)
 
     def _freeze_stages(self) -> None:
@@ -501,7 +571,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
         groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
-            mask_centre, mask_feature_bound, mask_sharing, norm_cfg, init_cfg: as in
+            mask_centre, mask_feature_bound, mask_sharing, mask_density_grad, norm_cfg, init_cfg:
+            as in
             :class:`SARResNet` (beta applies to all three stages here).
         fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
         mask_grid (Sequence[int], optional): Defaults to None: (4, 4, 2) unless ``mask_cell_size``
@@ -521,7 +592,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
                  mask_bias_init: Sequence[float] = (1.0, 10.0), zero_init_residual: bool = True,
                  init_cfg: Optional[dict] = None,
                  mask_cell_size: Optional[Sequence[int]] = None, mask_centre: bool = False,
-                 mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block') -> None:
+                 mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block',
+                 mask_density_grad: str = 'all') -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.depths:
             raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
@@ -543,12 +615,14 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
             stage = SARStage('basic', channels, planes, n, groups, alpha, beta, 2, grids[i],
                              fusion, stride, 1, mask_output, norm_cfg, mask_bias_init,
                              cell_size=cells[i], mask_centre=mask_centre,
-                             mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing)
+                             mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing,
+                             mask_density_grad=mask_density_grad)
             self.stages.append(stage)
             channels = stage.out_channels
         self.out_channels = tuple(widths)
         self.last_masks: List[torch.Tensor] = []
         self.last_mask_logits: List[torch.Tensor] = []
+        self.last_loss_masks: List[torch.Tensor] = []
         self.last_mask_sizes: List[Tuple[int, int]] = []
         self.last_mask_cells: List[Optional[int]] = []
         self.last_flops: Optional[torch.Tensor] = None
@@ -560,16 +634,13 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         h = self.conv1(x)
         meter.add(conv_macs(self.conv1, h))
         h = F.relu(self.norm1(h))
-        outs, masks, logits, sizes, cells = [], [], [], [], []
+        outs, record = [], _MaskRecord()
         for i, stage in enumerate(self.stages):
             size = tuple(h.shape[-2:])
-            _, h, stage_masks, stage_logits = stage(h, self.tau, self.eval_stochastic, meter,
-                                                    self._noise_scale())
-            masks.extend(stage_masks)
-            logits.extend(stage_logits)
-            sizes += [size] * len(stage_masks)
-            cells += [stage.cell_size] * len(stage_masks)
+            _, h, stage_masks = stage(h, self.tau, self.eval_stochastic, meter,
+                                      self._noise_scale())
+            record.extend(stage_masks, size, stage.cell_size)
             if i in self.out_indices:
                 outs.append(h)
-        self._record_masks(masks, logits, sizes, cells, meter)
+        self._record_masks(record, meter)
         return tuple(outs)

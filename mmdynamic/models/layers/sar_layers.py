@@ -50,8 +50,21 @@ def pool_macs(out: torch.Tensor, kernel: int = 3) -> float:
     return kernel * kernel * out.shape[1] * out.shape[-2] * out.shape[-1]
 
 
+def gumbel_noise(logits: torch.Tensor, noise_scale: float = 1.0,
+                 eps: float = 1e-10) -> torch.Tensor:
+    """Gumbel(0, 1) noise shaped like ``logits``, times ``noise_scale`` (zeros at 0, drawing no
+    random numbers)."""
+    if noise_scale < 0:
+        raise ValueError(f'noise_scale must be >= 0, got {noise_scale}')
+    if noise_scale == 0:
+        return torch.zeros_like(logits)
+    uniform = torch.rand_like(logits)
+    return -noise_scale * torch.log(eps - torch.log(uniform + eps))
+
+
 def straight_through_gumbel(logits: torch.Tensor, tau: float, dim: int = 2,
-                            eps: float = 1e-10, noise_scale: float = 1.0) -> torch.Tensor:
+                            eps: float = 1e-10, noise_scale: float = 1.0,
+                            noise: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Hard Gumbel-softmax sample with straight-through gradient (SAR Eq. 8-9).
 
     Args:
@@ -59,16 +72,15 @@ def straight_through_gumbel(logits: torch.Tensor, tau: float, dim: int = 2,
         tau (float): Temperature of the soft sample that carries the gradient.
         noise_scale (float): Factor on the Gumbel noise (1: the paper's sample; 0: the argmax of
             the logits, with the gradient of their softmax at ``tau``).
+        noise (Tensor, optional): The noise to add (:func:`gumbel_noise`), e.g. the draw of
+            another sample that must agree with this one; ``noise_scale`` is then not used.
 
     Returns:
         Tensor: One-hot in the forward pass, gradient of the softmax of (logits + noise) / tau.
     """
-    if noise_scale < 0:
-        raise ValueError(f'noise_scale must be >= 0, got {noise_scale}')
-    if noise_scale > 0:
-        uniform = torch.rand_like(logits)
-        logits = logits - noise_scale * torch.log(eps - torch.log(uniform + eps))
-    soft = F.softmax(logits / tau, dim=dim)
+    if noise is None:
+        noise = gumbel_noise(logits, noise_scale, eps)
+    soft = F.softmax((logits + noise) / tau, dim=dim)
     hard = F.one_hot(soft.argmax(dim=dim), logits.shape[dim]).movedim(-1, dim).to(soft.dtype)
     return (hard - soft).detach() + soft
 
@@ -135,6 +147,13 @@ class MaskGenerator(nn.Module):
         self.fc = nn.Conv2d(hidden, 2 * groups, 1, groups=groups)
         self.reset_bias()
 
+    def bias_only(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` (B, G, 2, K_h, K_w) of this generator, with a gradient that reaches only its
+        1x1 bias (the same values): a loss on masks sampled from them changes how many cells the
+        mask refines, not which (``mask_density_grad='bias'``)."""
+        bias = self.fc.bias.view(1, self.groups, 2, 1, 1)
+        return logits.detach() + (bias - bias.detach())
+
     def reset_bias(self) -> None:
         """Start selecting everything, everywhere alike: the (skip, refine) bias ``bias_init`` and
         (unless ``weight_std`` is None) N(0, ``weight_std``) weights of the 1x1 conv."""
@@ -180,14 +199,17 @@ class MaskGenerator(nn.Module):
 
 
 def masks_from_logits(logits: torch.Tensor, training: bool, tau: float,
-                      stochastic: bool = False, noise_scale: float = 1.0) -> torch.Tensor:
+                      stochastic: bool = False, noise_scale: float = 1.0,
+                      noise: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Binary masks (B, G, K, K) from mask logits (B, G, 2, K, K).
 
     Training (or ``stochastic``): a hard straight-through Gumbel sample, its noise scaled by
-    ``noise_scale``. Otherwise the deterministic argmax (refine where the refine logit is larger).
+    ``noise_scale`` (or the given ``noise``, (B, G, 2, K, K)). Otherwise the deterministic argmax
+    (refine where the refine logit is larger).
     """
     if training or stochastic:
-        return straight_through_gumbel(logits, tau, dim=2, noise_scale=noise_scale)[:, :, 1]
+        return straight_through_gumbel(logits, tau, dim=2, noise_scale=noise_scale,
+                                       noise=noise)[:, :, 1]
     return (logits[:, :, 1] > logits[:, :, 0]).to(logits.dtype)
 
 

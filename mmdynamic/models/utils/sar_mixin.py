@@ -51,7 +51,7 @@ class SARLossMixin:
         """Add the weighted sparsity loss and the density/MACs statistics to ``losses``."""
         backbone = self.backbone
         losses['loss_sparsity'] = self.sparsity_cfg['weight'] * sparsity_loss(
-            backbone.last_masks, self.current_target, self.sparsity_cfg['loss_type'],
+            backbone.last_loss_masks, self.current_target, self.sparsity_cfg['loss_type'],
             backbone.last_mask_sizes, backbone.last_mask_cells)
         with torch.no_grad():
             densities = backbone.density()

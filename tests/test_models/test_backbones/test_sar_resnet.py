@@ -450,7 +450,7 @@ def test_deep_stem_forward_matches_the_official_sequence(dtype, tol):
         outs = model(x)
         h = _stem_reference(model, x)
         assert tuple(h.shape) == (2, 64, 24, 24)
-        fused, h, _, _ = model.stages[0](h, model.tau)
+        fused, h, _ = model.stages[0](h, model.tau)
         for stage in model.stages[1:]:
             h = stage(h, model.tau)[1]
         for block in model.layer4:
@@ -651,3 +651,53 @@ def test_mask_sharing_stage(cifar):
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     _mixed_masks(model, x)
     _compare_backbone(model, x, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize('cifar', [False, True])
+def test_mask_density_grad_bias(cifar):
+    """mask_density_grad='bias': the same forward (masks, outputs, random draws) as 'all'; the
+    sparsity loss's masks have the sampled values, and their gradient reaches only the generators'
+    1x1 biases, while the task's masks still train the whole generator."""
+    from mmdynamic.models.losses import sparsity_loss
+
+    def build(grad):
+        torch.manual_seed(0)
+        model = (SARResNetCifar(depth=20, mask_density_grad=grad) if cifar else
+                 SARResNet(depth=50, stem_channels=16, base_channels=16,
+                           mask_density_grad=grad))
+        model.init_weights()
+        for m in model.modules():
+            if isinstance(m, MaskGenerator):
+                torch.nn.init.normal_(m.fc.weight, 0, 0.5)
+                m.fc.bias.data.zero_()  # cells near the boundary: both choices get sampled
+        return model.train()
+
+    x = torch.randn(2, 3, 32, 32) if cifar else torch.randn(2, 3, 64, 64)
+    results = {}
+    for grad in ('all', 'bias'):
+        model = build(grad)
+        torch.manual_seed(1)
+        out = model(x)[-1]
+        assert len(model.last_loss_masks) == len(model.last_masks)
+        for mask, loss_mask in zip(model.last_masks, model.last_loss_masks):
+            assert torch.equal(mask, loss_mask)
+            assert 0 < mask.mean() < 1
+        sparsity_loss(model.last_loss_masks, 0.2).backward(retain_graph=True)
+        generators = [m for m in model.modules() if isinstance(m, MaskGenerator)]
+        results[grad] = (out.detach(), [m.fc.weight.grad for m in generators],
+                         [m.fc.bias.grad.clone() for m in generators])
+        if grad == 'bias':
+            model.zero_grad()
+            out.sum().backward()  # the task still trains the generators' weights
+            assert all(m.fc.weight.grad is not None and m.fc.weight.grad.abs().sum() > 0
+                       for m in generators)
+    torch.testing.assert_close(results['all'][0], results['bias'][0], rtol=0, atol=0)
+    assert all(g is not None and g.abs().sum() > 0 for g in results['all'][1])
+    assert all(g is None or g.abs().sum() == 0 for g in results['bias'][1])
+    # the last stage's biases (no later mask reads their features) get the same gradient: the
+    # same function of the same masks
+    last = len(model.stages[-1].masks)
+    for a, b in zip(results['all'][2][-last:], results['bias'][2][-last:]):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="mask_density_grad must be one of .*'weights'"):
+        SARResNetCifar(depth=20, mask_density_grad='weights')
