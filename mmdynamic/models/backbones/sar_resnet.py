@@ -29,6 +29,10 @@ from ..layers.sar_layers import (ChannelAttentionFusion, MacsMeter, MaskGenerato
 
 MASK_SHARING = ('block', 'stage')
 MASK_DENSITY_GRAD = ('all', 'bias')
+BLOCKS = {
+    'basic': (SARBasicBlock, RefineBasicBlock),
+    'bottleneck': (SARBottleneck, RefineBottleneck),
+}
 
 
 class StageMasks(NamedTuple):
@@ -44,10 +48,6 @@ class StageMasks(NamedTuple):
     masks: List[torch.Tensor]
     logits: List[torch.Tensor]
     loss_masks: List[torch.Tensor]
-BLOCKS = {
-    'basic': (SARBasicBlock, RefineBasicBlock),
-    'bottleneck': (SARBottleneck, RefineBottleneck),
-}
 
 
 def _mask_layout(mask_grid: Optional[Sequence[int]], mask_cell_size: Optional[Sequence[int]],

@@ -2,9 +2,10 @@
 """Fitting the test-time density of SAR's masks to the target after training (issue #19).
 
 The sparsity loss meets the target with the sampled training masks, but the test-time masks are the
-argmax of the same logits. Where many cells sit near the decision boundary (a background cell that a
-sample refines with probability 0.4 is never refined by the argmax), the two densities differ: in
-the demo the samples met 0.5 while the argmax refined 0.37-0.44 of the map. Which cells a mask
+argmax of the eval-mode logits: a cell near the decision boundary that a sample refines with
+probability 0.4 is never refined by the argmax, and batch norm uses its running statistics instead
+of the batch's. The two densities differ: in the demo runs the samples met 0.5 while the argmax
+refined 0.38-0.57 of the map. Which cells a mask
 prefers is learnt; how many it refines is a budget. :func:`calibrate_mask_density` keeps each mask's
 order of cells (its 1x1 weights) and moves only its refine bias, so that the argmax refines the
 target fraction of the calibration data, as the early-exit thresholds are fitted to a FLOPs budget.

@@ -120,3 +120,39 @@ def test_selectivity_demo_recipe_runs(demo_root, tmp_path):
     assert len(found) == 1
     afters = [float(pair.split('->')[1]) for pair in found[0].split(', ')]
     assert len(afters) == 3 and all(abs(a - 0.5) <= 0.05 for a in afters), afters
+
+
+
+@pytest.mark.slow
+def test_selectivity_demo_recipe_two_processes(demo_root, tmp_path):
+    """The same recipe with tools/dist_train.sh and 2 gloo processes, the network held for the
+    whole run and no weight decay: under DDP the held parameters do not move from epoch 1 to
+    epoch 2 (the freeze hook's zeroed gradients are what DDP reduces), the mask generators do, and
+    the calibration runs once."""
+    import re
+
+    import torch
+    from mmengine.runner import CheckpointLoader
+
+    from ...test_tools.test_train_tools import _free_port
+    config = 'configs/sar/sar-r50-g2s2a2b1-w16_crops-init-sgd_1xb32-6e_demo-cls.py'
+    root = osp.join(demo_root, 'cls')
+    options = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')] + [
+        'load_from=None', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=1', 'custom_hooks.1.until=1.0',
+        'optim_wrapper.optimizer.weight_decay=0']
+    work = tmp_path / 'dist'
+    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', str(work), '--cfg-options',
+                     *options], env=dict(PORT=_free_port()))
+    log = proc.stdout + proc.stderr
+    assert 'GPU number: 2' in log and 'WarmupFreezeHook: 15 of' in log
+    assert len(re.findall(r'SAR density calibration to 0.5', log)) == 1
+    first, last = (CheckpointLoader.load_checkpoint(str(work / f'epoch_{e}.pth'),
+                                                    map_location='cpu')['state_dict']
+                   for e in (1, 2))
+    weights = [k for k, v in first.items() if k.endswith('.weight') and v.is_floating_point()]
+    held = [k for k in weights if '.masks.' not in k]
+    masks = [k for k in weights if '.masks.' in k]
+    assert len(held) > 100 and len(masks) == 9  # conv, BN and 1x1 weights of 3 generators
+    assert all(torch.equal(first[k], last[k]) for k in held)
+    assert any(not torch.equal(first[k], last[k]) for k in masks)
