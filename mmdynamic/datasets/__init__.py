@@ -11,8 +11,8 @@ install_clear_decode_errors()
 
 __all__ = [
     'TASKS', 'CanvasConfig', 'DemoBoxes', 'demo_batches', 'class_names', 'make_classification',
-    'make_demo_data',
-    'make_detection', 'make_segmentation', 'make_video', 'seg_palette', 'UndecodableInputError',
-    'install_clear_decode_errors', 'write_classification_set', 'write_video_set', 'ALT_TASKS',
-    'AltCanvasConfig', 'make_alt_classification', 'make_alt_demo_data', 'make_alt_video'
+    'make_demo_data', 'make_detection', 'make_segmentation', 'make_video', 'seg_palette',
+    'UndecodableInputError', 'install_clear_decode_errors', 'write_classification_set',
+    'write_video_set', 'ALT_TASKS', 'AltCanvasConfig', 'make_alt_classification',
+    'make_alt_demo_data', 'make_alt_video'
 ]

@@ -15,12 +15,12 @@ class WarmupFreezeHook(Hook):
     parameter whose name contains none of ``trainable``, so that only those learn; afterwards all
     parameters learn.
 
-    Issue #19: SAR's mask generators choose their cells while the target density ramps down; when the
-    network adapts to the masks at the same time, the object's refinement is either kept (the network
-    relies on it) or dropped (the network learns to do without it), by chance. With the network held
-    at its pre-trained state during the ramp, the task gradient the masks follow is that of the
-    network that needed every cell refined. (GFNet's stage II likewise trains its policy against
-    frozen networks.)
+    Issue #19: SAR's mask generators choose their cells while the target density ramps down; when
+    the network adapts to the masks at the same time, the object's refinement is either kept (the
+    network relies on it) or dropped (the network learns to do without it), by chance. With the
+    network held at its pre-trained state during the ramp, the task gradient the masks follow is
+    that of the network that needed every cell refined. (GFNet's stage II likewise trains its
+    policy against frozen networks.)
 
     The gradients are zeroed by tensor hooks on the parameters (compatible with DDP, whose buckets
     then reduce zeros), so the optimizer's weight decay still applies to the held parameters (for
@@ -43,17 +43,17 @@ class WarmupFreezeHook(Hook):
         self.holding = False
 
     def before_train(self, runner) -> None:
-        names = [name for name, p in unwrap_model(runner.model).named_parameters()
-                 if p.requires_grad]
-        held = [name for name in names if not any(part in name for part in self.trainable)]
-        if len(held) == len(names):
+        params = {name: p for name, p in unwrap_model(runner.model).named_parameters()
+                  if p.requires_grad}
+        held = [p for name, p in params.items()
+                if not any(part in name for part in self.trainable)]
+        if len(held) == len(params):
             raise ValueError(f'WarmupFreezeHook: no trainable parameter name contains any of '
                              f'{self.trainable}')
-        params = dict(unwrap_model(runner.model).named_parameters())
-        for name in held:
-            params[name].register_hook(self._gate)
-        runner.logger.info(f'WarmupFreezeHook: {len(names) - len(held)} of {len(names)} parameters '
-                           f'learn during the first {self.until:.0%} of training')
+        for param in held:
+            param.register_hook(self._gate)
+        runner.logger.info(f'WarmupFreezeHook: {len(params) - len(held)} of {len(params)} '
+                           f'parameters learn during the first {self.until:.0%} of training')
 
     def _gate(self, grad: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(grad) if self.holding else grad

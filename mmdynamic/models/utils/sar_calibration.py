@@ -5,10 +5,10 @@ The sparsity loss meets the target with the sampled training masks, but the test
 argmax of the eval-mode logits: a cell near the decision boundary that a sample refines with
 probability 0.4 is never refined by the argmax, and batch norm uses its running statistics instead
 of the batch's. The two densities differ: in the demo runs the samples met 0.5 while the argmax
-refined 0.38-0.57 of the map. Which cells a mask
-prefers is learnt; how many it refines is a budget. :func:`calibrate_mask_density` keeps each mask's
-order of cells (its 1x1 weights) and moves only its refine bias, so that the argmax refines the
-target fraction of the calibration data, as the early-exit thresholds are fitted to a FLOPs budget.
+refined 0.38-0.57 of the map. Which cells a mask prefers is learnt; how many it refines is a budget.
+:func:`calibrate_mask_density` keeps each mask's order of cells (its 1x1 weights) and moves only its
+refine bias, so that the argmax refines the target fraction of the calibration data, as the
+early-exit thresholds are fitted to a FLOPs budget.
 """
 from typing import Callable, Iterable, List, Sequence, Tuple, Union
 
@@ -26,6 +26,12 @@ def _reduced(value: torch.Tensor, op: str) -> torch.Tensor:
     value = value.clone()
     all_reduce(value, op=op)
     return value
+
+
+def _refined_share(gaps: torch.Tensor, weights: torch.Tensor, thr, total: torch.Tensor
+                   ) -> torch.Tensor:
+    """Weighted fraction of the cells of all ranks with ``gap > thr`` (``total``: their weight)."""
+    return _reduced(weights[gaps > thr].sum(), 'sum') / total
 
 
 def fit_refine_threshold(gaps: torch.Tensor, weights: torch.Tensor, target: float,
@@ -57,15 +63,11 @@ def fit_refine_threshold(gaps: torch.Tensor, weights: torch.Tensor, target: floa
     inf = gaps.new_tensor(float('inf'))
     low = _reduced(gaps.min() if gaps.numel() else inf, 'min') - 1.0  # refines everything
     high = _reduced(gaps.max() if gaps.numel() else -inf, 'max')  # refines nothing
-
-    def fraction(thr: torch.Tensor) -> torch.Tensor:
-        return _reduced(weights[gaps > thr].sum(), 'sum') / total
-
-    if fraction(high) >= target:  # target 0: refine nothing
+    if _refined_share(gaps, weights, high, total) >= target:  # target 0: refine nothing
         low = high
-    for _ in range(iters if low < high else 0):  # invariant: fraction(low) >= target > at high
+    for _ in range(iters if low < high else 0):  # invariant: share at low >= target > at high
         mid = (low + high) / 2
-        if fraction(mid) >= target:
+        if _refined_share(gaps, weights, mid, total) >= target:
             low = mid
         else:
             high = mid
@@ -167,12 +169,12 @@ def _shift_generator(generator: MaskGenerator, gap: torch.Tensor, weight: torch.
     groups = [[g] for g in range(gap.shape[0])] if per_group else [list(range(gap.shape[0]))]
     shifts, before, after = [], [], []
     for members in groups:
-        values = gap[members].flatten()
-        w = weight.repeat(len(members))
+        values = gap[members].flatten().double()
+        w = weight.repeat(len(members)).double()
         thr = fit_refine_threshold(values, w, target)
-        total = _reduced(w.sum().double(), 'sum')
-        before.append(float(_reduced(w[values > 0].sum().double(), 'sum') / total))
-        after.append(float(_reduced(w[values > thr].sum().double(), 'sum') / total))
+        total = _reduced(w.sum(), 'sum')
+        before.append(float(_refined_share(values, w, 0.0, total)))
+        after.append(float(_refined_share(values, w, thr, total)))
         for g in members:
             generator.fc.bias[2 * g + 1] -= thr
         shifts.append(-thr)

@@ -11,6 +11,8 @@ from mmdynamic.models.backbones.sar_resnet import SARResNet
 from mmdynamic.models.layers.sar_layers import expand_group_mask, mask_fractions
 from mmdynamic.models.losses import mask_density, sparsity_loss
 
+from ..test_utils.test_sar_calibration import small_backbone
+
 
 def _pixel_fraction(mask, size, cell):
     """Independent reference: expand the mask to the map's pixels and average."""
@@ -130,18 +132,10 @@ def test_schedule_hook_fixed_grid_keeps_the_mask_mean():
     assert logged == pytest.approx([m.mean().item() for m in model.last_masks], abs=1e-9)
 
 
-
 @pytest.mark.parametrize('sharing', ['block', 'stage'])
 def test_backbone_records_the_logits_of_every_mask(sharing):
     """``last_mask_logits`` (B, G, 2, K_h, K_w): the test-time masks are their argmax."""
-    torch.manual_seed(0)
-    model = SARResNet(depth=50, stem_channels=16, base_channels=16, groups=2, mask_grid=None,
-                      mask_cell_size=(4, 4, 7), out_indices=(3, ), mask_sharing=sharing)
-    model.init_weights()
-    for m in model.modules():
-        if hasattr(m, 'fc') and hasattr(m, 'reset_bias'):
-            torch.nn.init.normal_(m.fc.weight, 0, 3.0)
-    model.eval()
+    model = small_backbone(sharing).eval()
     with torch.no_grad():
         model(torch.randn(2, 3, 97, 131))
     assert len(model.last_mask_logits) == len(model.last_masks) == (10 if sharing == 'block' else 3)

@@ -100,6 +100,16 @@ def test_short_cls_training_reaches_the_target_density(tmp_path):
     assert abs(sum(densities) / len(densities) - 0.5) <= 0.05, densities
 
 
+SELECTIVITY_DEMO = 'configs/sar/sar-r50-g2s2a2b1-w16_crops-init-sgd_1xb32-6e_demo-cls.py'
+
+
+def selectivity_demo_options(demo_root: str, *extra: str) -> list:
+    """The selectivity demo on the small demo set, from scratch (no stand-in), for 2 epochs."""
+    root = osp.join(demo_root, 'cls')
+    return [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')] + [
+        'load_from=None', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2', *extra]
+
+
 @pytest.mark.slow
 def test_selectivity_demo_recipe_runs(demo_root, tmp_path):
     """The selectivity demo (SGD, stage-shared masks, bias-only sparsity gradient, the network held
@@ -108,19 +118,14 @@ def test_selectivity_demo_recipe_runs(demo_root, tmp_path):
     held, and the calibration runs once, after the last iteration, fitting every stage's mask to the
     target on the training images."""
     import re
-    config = 'configs/sar/sar-r50-g2s2a2b1-w16_crops-init-sgd_1xb32-6e_demo-cls.py'
-    root = osp.join(demo_root, 'cls')
-    options = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')] + [
-        'load_from=None', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2']
-    proc = run_tool(['tools/train.py', config, '--work-dir', str(tmp_path / 'work'),
-                     '--cfg-options', *options])
+    proc = run_tool(['tools/train.py', SELECTIVITY_DEMO, '--work-dir', str(tmp_path / 'work'),
+                     '--cfg-options', *selectivity_demo_options(demo_root)])
     log = proc.stdout + proc.stderr
     assert 'WarmupFreezeHook: 15 of' in log
     found = re.findall(r'SAR density calibration to 0.5: .* training data ([0-9.>, -]+)', log)
     assert len(found) == 1
     afters = [float(pair.split('->')[1]) for pair in found[0].split(', ')]
     assert len(afters) == 3 and all(abs(a - 0.5) <= 0.05 for a in afters), afters
-
 
 
 @pytest.mark.slow
@@ -135,15 +140,12 @@ def test_selectivity_demo_recipe_two_processes(demo_root, tmp_path):
     from mmengine.runner import CheckpointLoader
 
     from ...test_tools.test_train_tools import _free_port
-    config = 'configs/sar/sar-r50-g2s2a2b1-w16_crops-init-sgd_1xb32-6e_demo-cls.py'
-    root = osp.join(demo_root, 'cls')
-    options = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')] + [
-        'load_from=None', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
-        'default_hooks.checkpoint.interval=1', 'custom_hooks.1.until=1.0',
-        'optim_wrapper.optimizer.weight_decay=0']
+    options = selectivity_demo_options(demo_root, 'default_hooks.checkpoint.interval=1',
+                                       'custom_hooks.1.until=1.0',
+                                       'optim_wrapper.optimizer.weight_decay=0')
     work = tmp_path / 'dist'
-    proc = run_tool(['tools/dist_train.sh', config, '2', '--work-dir', str(work), '--cfg-options',
-                     *options], env=dict(PORT=_free_port()))
+    proc = run_tool(['tools/dist_train.sh', SELECTIVITY_DEMO, '2', '--work-dir', str(work),
+                     '--cfg-options', *options], env=dict(PORT=_free_port()))
     log = proc.stdout + proc.stderr
     assert 'GPU number: 2' in log and 'WarmupFreezeHook: 15 of' in log
     assert len(re.findall(r'SAR density calibration to 0.5', log)) == 1

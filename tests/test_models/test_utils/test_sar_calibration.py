@@ -2,7 +2,6 @@
 """Fitting the test-time density of SAR masks: the weighted threshold and the bias shift, in one
 process and over two gloo processes."""
 import os
-import socket
 
 import pytest
 import torch
@@ -13,6 +12,21 @@ from mmdynamic.models.backbones.sar_resnet import SARResNet
 from mmdynamic.models.layers.sar_layers import MaskGenerator, cell_areas
 from mmdynamic.models.utils.sar_calibration import (calibrate_mask_density, fit_refine_threshold,
                                                     mask_generators)
+
+from ...test_tools.test_train_tools import _free_port
+
+
+def small_backbone(mask_sharing: str = 'block') -> SARResNet:
+    """A 1/4-width SAR-R50 (cells of 4 / 4 / 7 px) whose mask generators have spread logits, as
+    after training (1x1 weights N(0, 3)); seeded, so every call builds the same weights."""
+    torch.manual_seed(0)
+    backbone = SARResNet(depth=50, stem_channels=16, base_channels=16, groups=2, mask_grid=None,
+                         mask_cell_size=(4, 4, 7), out_indices=(3, ), mask_sharing=mask_sharing)
+    backbone.init_weights()
+    for m in backbone.modules():
+        if isinstance(m, MaskGenerator):
+            torch.nn.init.normal_(m.fc.weight, 0, 3.0)
+    return backbone
 
 
 def _reference_fraction(gaps, weights, target):
@@ -68,14 +82,7 @@ def _gaps_and_weights(backbone, batches):
 
 @pytest.mark.parametrize('per_group,sharing', [(False, 'block'), (True, 'stage')])
 def test_calibration_fits_the_argmax_density_and_keeps_the_cell_order(per_group, sharing):
-    torch.manual_seed(0)
-    backbone = SARResNet(depth=50, stem_channels=16, base_channels=16, groups=2, mask_grid=None,
-                         mask_cell_size=(4, 4, 7), out_indices=(3, ), mask_sharing=sharing)
-    backbone.init_weights()
-    for m in backbone.modules():  # spread logits, as after training, and BN statistics
-        if isinstance(m, MaskGenerator):
-            torch.nn.init.normal_(m.fc.weight, 0, 3.0)
-    backbone.train()
+    backbone = small_backbone(sharing).train()
     batches = [torch.randn(4, 3, 150, 182) for _ in range(3)]
     with torch.no_grad():
         for x in batches:
@@ -124,28 +131,11 @@ def test_calibration_refuses_other_backbones():
         calibrate_mask_density(torch.nn.Conv2d(3, 3, 1), [torch.randn(1, 3, 8, 8)], 0.5)
 
 
-def _small_backbone():
-    torch.manual_seed(0)
-    backbone = SARResNet(depth=50, stem_channels=16, base_channels=16, groups=2, mask_grid=None,
-                         mask_cell_size=(4, 4, 7), out_indices=(3, ))
-    backbone.init_weights()
-    for m in backbone.modules():
-        if isinstance(m, MaskGenerator):
-            torch.nn.init.normal_(m.fc.weight, 0, 3.0)
-    return backbone
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, port: int, state: dict, batches: list, out: str) -> None:
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=2)
     try:
-        backbone = _small_backbone()
+        backbone = small_backbone()
         backbone.load_state_dict(state)
         report = calibrate_mask_density(backbone, batches[rank::2], 0.4, per_group=True)
         torch.save(dict(report=report, state=backbone.state_dict()), f'{out}.{rank}')
@@ -156,7 +146,7 @@ def _worker(rank: int, port: int, state: dict, batches: list, out: str) -> None:
 def test_two_ranks_fit_the_thresholds_of_all_their_cells(tmp_path):
     """Two ranks with different images apply the same shifts, those of one process with all the
     images; calibrating on one rank's images alone would give other shifts."""
-    backbone = _small_backbone()
+    backbone = small_backbone()
     backbone.eval()
     batches = [torch.randn(2, 3, 96, 112) * (1 + 2 * (i % 2)) for i in range(4)]
     state = {k: v.clone() for k, v in backbone.state_dict().items()}
@@ -171,7 +161,7 @@ def test_two_ranks_fit_the_thresholds_of_all_their_cells(tmp_path):
             assert got['after'] == pytest.approx(want['after'], abs=1e-6)
     for key, value in results[0]['state'].items():
         assert torch.equal(value, results[1]['state'][key]), key
-    alone = _small_backbone()
+    alone = small_backbone()
     alone.load_state_dict(state)
     one_rank = calibrate_mask_density(alone, batches[0::2], 0.4, per_group=True)
     assert any(abs(a - b) > 1e-3 for r, e in zip(one_rank, expected)
