@@ -40,7 +40,9 @@ def check_framework(cfg: Config) -> None:
 def load_tool_config(path: str, cfg_options: Optional[dict] = None,
                      default_scope: str = 'mmengine') -> Config:
     """Read a config for an analysis tool: the file must exist, its framework must be installed,
-    ``cfg_options`` are merged and the config's default scope (or ``default_scope``) is initialised.
+    ``cfg_options`` are merged, the modules of its ``custom_imports`` are imported (as the runner
+    does, so that a tool builds the same model as ``tools/train.py``) and the config's default
+    scope (or ``default_scope``) is initialised.
 
     Args:
         path (str): Config file.
@@ -58,6 +60,9 @@ def load_tool_config(path: str, cfg_options: Optional[dict] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     import mmdynamic.models  # noqa: F401  (plain type names of mmdynamic in every scope)
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', default_scope))
     return cfg
 

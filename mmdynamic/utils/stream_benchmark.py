@@ -25,7 +25,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -139,21 +139,26 @@ def fit_points(setup: StreamSetup, budgets: Sequence[float]) -> List[Dict]:
             for steps, inputs in (executor_view(setup.model, b) for b in setup.batches)
         ], dim=1)
     solver = BudgetSolver(exit_logits, [float(c) for c in setup.exit_costs], setup.confidence,
-                          model=type(setup.model).__name__, fit_split='val')
+                          model=type(setup.model).__name__, fit_split='val',
+                          midpoints=True)  # the stream is then run in other batches
     return [dict(budget=budget, thresholds=solver.policy_for_budget(budget).thresholds)
             for budget in budgets]
 
 
 def run_per_batch(setup: StreamSetup, thresholds: Sequence[float],
-                  model: Optional[Any] = None) -> None:
+                  model: Optional[Any] = None) -> torch.Tensor:
     """The stream through the per-batch executor, batch by batch (``model``: default the setup's;
-    a :class:`TimedModel` for the step times)."""
+    a :class:`TimedModel` for the step times).
+
+    Returns:
+        Tensor: the (N, ) exits of the samples.
+    """
     from mmdynamic.models.utils.early_exit import EarlyExitExecutor
     from mmdynamic.models.utils.step_major import executor_view
     model = setup.model if model is None else model
     executor = EarlyExitExecutor(thresholds, setup.confidence)
-    for batch in setup.batches:
-        executor.run(*executor_view(model, batch))
+    return torch.cat([executor.run(*executor_view(model, batch)).exits
+                      for batch in setup.batches])
 
 
 def run_step_major(setup: StreamSetup, thresholds: Sequence[float],
@@ -183,22 +188,25 @@ def time_stream(setup: StreamSetup, points: List[Dict], runs: int, warmup: int) 
 
     Returns:
         dict: ``static_per_s`` (samples/s) and ``rows``: per point and executor the realised MACs
-        per sample (from the stream's exits, the same for both executors), ``exit_counts`` (K, ) and
+        per sample (from that executor's exits of the stream: they can differ where regrouping the
+        samples moves a score across a threshold by float rounding), ``exit_counts`` (K, ) and
         ``exit_fractions``, samples/s, speed-up, MACs ratio, quotient and, step-major, the mean
         samples per step call.
     """
     num = setup.num_samples
     occupancy: Dict[int, List[List[int]]] = {}
-    exits: Dict[int, torch.Tensor] = {}
+    exits: Dict[Tuple[int, str], torch.Tensor] = {}
+
+    def per_batch(i: int, p: Dict) -> None:
+        exits[i, EXECUTORS[0]] = run_per_batch(setup, p['thresholds'])
 
     def step_major(i: int, p: Dict) -> None:
-        executor, exits[i] = run_step_major(setup, p['thresholds'])
+        executor, exits[i, EXECUTORS[1]] = run_step_major(setup, p['thresholds'])
         occupancy[i] = executor.step_batches
 
     fns = [lambda: run_static(setup)]
     for i, p in enumerate(points):
-        fns += [lambda p=p: run_per_batch(setup, p['thresholds']),
-                lambda i=i, p=p: step_major(i, p)]
+        fns += [lambda i=i, p=p: per_batch(i, p), lambda i=i, p=p: step_major(i, p)]
     with torch.inference_mode():
         static_s, *point_s = time_round_robin(fns, runs, warmup, device=setup.device)
     static_per_s = num / static_s
@@ -206,12 +214,12 @@ def time_stream(setup: StreamSetup, points: List[Dict], runs: int, warmup: int) 
     costs = torch.tensor([float(c) for c in setup.exit_costs], dtype=torch.float64, device='cpu')
     rows = []
     for i, p in enumerate(points):
-        counts = torch.bincount(exits[i].cpu(), minlength=len(costs))
-        fractions = counts.double() / num
-        realised = float((fractions * costs).sum())
-        macs_ratio = setup.static_macs / realised
         means = [sum(s) / len(s) if s else 0.0 for s in occupancy[i]]
         for mode, seconds in zip(EXECUTORS, point_s[2 * i:2 * i + 2]):
+            counts = torch.bincount(exits[i, mode].cpu(), minlength=len(costs))
+            fractions = counts.double() / num
+            realised = float((fractions * costs).sum())
+            macs_ratio = setup.static_macs / realised
             speedup = num / seconds / static_per_s
             rows.append(dict(budget_gmacs=p['budget'] / 1e9, mode=mode,
                              realised_gmacs=realised / 1e9, exit_counts=counts.tolist(),

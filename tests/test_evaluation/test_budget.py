@@ -73,6 +73,37 @@ def test_zero_quota_and_ties():
     assert (assign_exits(scores, thr) == torch.tensor([0, 0, 0, 1])).all()
 
 
+def test_midpoint_thresholds_keep_the_exits_of_samples_at_a_threshold():
+    """Thresholds fitted on samples that are run again in other batches: a score a rounding error
+    below its (fitted) threshold no longer exits, unless the thresholds lie halfway to the next
+    lower score, which keeps every exit (and cost) of the fitting data."""
+    logits, _ = _synthetic()
+    costs = [1e9, 2e9, 3e9, 4e9]
+    plain = BudgetSolver(logits, costs).policy_for_ratio(1.0)
+    solver = BudgetSolver(logits, costs, midpoints=True)
+    halfway = solver.policy_for_ratio(1.0)
+    thr, mid = torch.tensor(plain.thresholds), torch.tensor(halfway.thresholds)
+    assert torch.isfinite(thr[:-1]).all() and (mid[:-1] < thr[:-1]).all() and mid[-1] == -math.inf
+    scores = solver.scores
+    exits = assign_exits(scores, thr)
+    assert torch.equal(assign_exits(scores, mid), exits)
+    assert halfway.expected_cost == plain.expected_cost
+    for k in range(3):  # halfway between the last sample that exits and the next one down
+        left = scores[k][exits >= k]
+        below = left[left < thr[k]].max()
+        assert mid[k] == (thr[k] + below) / 2
+    # one sample per threshold sits on it; a rounding error below, it moves on without midpoints
+    on_threshold = [int((scores[k] == thr[k]).nonzero()[0]) for k in range(3)]
+    rounded = scores.clone()
+    for k, n in enumerate(on_threshold):
+        rounded[k, n] = torch.nextafter(scores[k, n].float(), torch.tensor(-math.inf)).double()
+    assert not torch.equal(assign_exits(rounded, thr), exits)
+    assert torch.equal(assign_exits(rounded, mid), exits)
+    # ties stay together: the midpoint of equal scores is that score
+    tied = torch.tensor([[0.9, 0.9, 0.9, 0.1], [0.5, 0.5, 0.5, 0.5]])
+    assert fit_thresholds(tied, [0.25, 0.75], midpoints=True)[0] == tied[0, 0].double()
+
+
 def test_solver_budget_and_errors():
     logits, labels = _synthetic()
     solver = BudgetSolver(logits, [1e9, 2e9, 3e9, 4e9], confidence='max_softmax', model='Toy')

@@ -70,10 +70,12 @@ def test_selectivity_tool_measures_the_test_time_masks(demo_root, tmp_path):
         assert abs(mean - rate.item()) < 1e-6, (mean, rate)
 
 
-def test_selectivity_tool_task_gradient_is_the_loss_change_per_cell(demo_root, tmp_path):
+@pytest.mark.parametrize('sharing', ['block', 'stage'])
+def test_selectivity_tool_task_gradient_is_the_loss_change_per_cell(demo_root, tmp_path, sharing):
     """--task-gradient: per mask, the mean d(task loss of one image) / d(mask cell) on object and on
     background cells; checked against a central finite difference of the loss when every object
-    cell (then every background cell) of one mask is moved by +-eps."""
+    cell (then every background cell) of one mask is moved by +-eps. With one mask per stage
+    (mask_sharing='stage') the gradient sums over the refine blocks the mask gates."""
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
@@ -83,7 +85,7 @@ def test_selectivity_tool_task_gradient_is_the_loss_change_per_cell(demo_root, t
     from mmdynamic.utils.run_config import build_model
     root = osp.join(demo_root, 'cls')
     options = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')]
-    options.append('test_dataloader.batch_size=8')
+    options += ['test_dataloader.batch_size=8', f'model.backbone.mask_sharing={sharing}']
     cfg = Config.fromfile(osp.join(REPO, CONFIG))
     cfg.merge_from_dict({o.split('=')[0]: o.split('=')[1] for o in options})
     cfg.test_dataloader.batch_size = 8

@@ -43,7 +43,8 @@ def test_throughput_modes_of_the_three_step_wise_benchmarks(tmp_path):
         assert len(dynamic) % 2 == 0 and dynamic
         for per_batch, step_major in zip(dynamic[::2], dynamic[1::2]):
             assert (per_batch['executor'], step_major['executor']) == ('per-batch', 'step-major')
-            # the same exits, so the same realised MACs and fractions
+            # the same exits (thresholds halfway between the stream's scores), so the same
+            # realised MACs and fractions
             for key in ('GMACs/sample', 'exit fractions', 'MACs ratio'):
                 assert per_batch[key] == step_major[key], key
             fractions = [float(f) for f in step_major['exit fractions'].split('/')]

@@ -185,7 +185,8 @@ def build_models(args: argparse.Namespace):
 def fit_policy(exits: torch.Tensor, exit_costs: List[float], fraction: float):
     """Thresholds for ``fraction`` of the full cost on ``exits`` (K, N, C) of the videos."""
     from mmdynamic.evaluation.functional.budget import BudgetSolver
-    solver = BudgetSolver(exits, exit_costs, 'neg_entropy', model='UniAdaFocus')
+    # the videos are then run in other batches (see fit_thresholds)
+    solver = BudgetSolver(exits, exit_costs, 'neg_entropy', model='UniAdaFocus', midpoints=True)
     budget = min(max(fraction * exit_costs[-1], exit_costs[0]), exit_costs[-1])
     return solver.policy_for_budget(budget)
 

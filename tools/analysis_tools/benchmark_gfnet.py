@@ -27,8 +27,10 @@ Throughput mode (``--stream N``, issue #20): a stream of N images in batches of 
 timed as a whole: the static backbone batch by batch, GFNet with the per-batch executor batch by batch,
 and GFNet with :class:`~mmdynamic.models.utils.step_major.StepMajorExecutor` (the survivors of all
 batches pooled per step, every step run on full batches until the stream ends). The thresholds of each
-operating point are fitted on the stream's own confidences (every step run once, untimed); the
-realised MACs are those of the stream's exits (the same for both executors). The table adds the mean
+operating point are fitted on the stream's own confidences (every step run once, untimed; each halfway
+between two scores, :func:`~mmdynamic.evaluation.functional.budget.fit_thresholds`); the realised MACs
+are those of each executor's exits of the stream (the same exits, unless regrouping the samples moves a
+score across a threshold). The table adds the mean
 samples per call of each step. With ``--step-times`` a second table gives, per executor, the time of
 every step (step 0: the glance, f_G on the downsampled image; step k: focus patch k, f_L) and of the
 executor's own work, and the ResNet of the static model apart from its head
@@ -174,7 +176,9 @@ def benchmark(args: argparse.Namespace) -> Dict:
     gfnet, static, inputs, static_macs, exit_costs = setup_models(args, args.batch_size)
     with torch.inference_mode():
         exit_logits = gfnet.forward_exits(inputs).cpu()
-    solver = BudgetSolver(exit_logits, exit_costs, 'max_softmax', model='GFNet', fit_split='val')
+    # the stream is then run in other batches (see fit_thresholds)
+    solver = BudgetSolver(exit_logits, exit_costs, 'max_softmax', model='GFNet', fit_split='val',
+                          midpoints=True)
     costs = torch.tensor(exit_costs, dtype=torch.float64)
     points = []
     for budget in budgets_from_args(args, static_macs):

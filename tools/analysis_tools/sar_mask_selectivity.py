@@ -104,18 +104,29 @@ def _task_loss(losses: Dict) -> torch.Tensor:
 
 
 class _MaskLeaves:
-    """Feeds every refine block its mask as a leaf tensor that collects the task gradient."""
+    """Feeds every refine block its mask as a leaf tensor that collects the task gradient: one
+    leaf per mask, shared by the refine blocks the mask gates (``mask_sharing='stage'``), so that
+    its gradient sums over them."""
 
     def __init__(self, backbone) -> None:
         self.leaves: List[torch.Tensor] = []
+        self._leaf_of: Dict[int, torch.Tensor] = {}
         self.handles = [refine.register_forward_pre_hook(self._hook)
                         for stage in backbone.stages for refine in stage.refine]
 
     def _hook(self, module, args):
         x, mask, *rest = args
-        leaf = mask.detach().requires_grad_()
-        self.leaves.append(leaf)
+        leaf = self._leaf_of.get(id(mask))
+        if leaf is None:
+            leaf = mask.detach().requires_grad_()
+            self._leaf_of[id(mask)] = leaf
+            self.leaves.append(leaf)
         return (x, leaf, *rest)
+
+    def clear(self) -> None:
+        """Forget the leaves of the previous batch."""
+        self.leaves.clear()
+        self._leaf_of.clear()
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -161,7 +172,7 @@ def run(args: argparse.Namespace) -> Dict:
             if leaves is None:
                 backbone(inputs)
             else:
-                leaves.leaves.clear()
+                leaves.clear()
                 model.zero_grad(set_to_none=True)
                 # the losses are means over the batch: scale to the gradient of one image's loss
                 (_task_loss(model.loss(inputs, data['data_samples'])) *

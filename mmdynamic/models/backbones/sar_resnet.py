@@ -112,6 +112,9 @@ class SARStage(nn.Module):
         mask_density_grad (str): Which mask-generator weights the sparsity loss trains: 'all'
             (the paper) or 'bias' (the 1x1 biases only, so that the loss sets how many cells a mask
             refines and the task alone which; see :class:`SARResNet`). Defaults to 'all'.
+        share_group_masks (bool): One mask for the G groups (the mean of the groups' logits,
+            see :class:`MaskGenerator`), recorded and applied as G equal group masks. Defaults to
+            False (a mask per group, the paper).
     """
 
     def __init__(self, block: str, in_channels: int, planes: int, num_blocks: int, groups: int,
@@ -120,7 +123,7 @@ class SARStage(nn.Module):
                  norm_cfg: dict = dict(type='BN'), mask_bias_init=(1.0, 10.0),
                  cell_size: Optional[int] = None, mask_centre: bool = False,
                  mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block',
-                 mask_density_grad: str = 'all') -> None:
+                 mask_density_grad: str = 'all', share_group_masks: bool = False) -> None:
         super().__init__()
         if mask_sharing not in MASK_SHARING:
             raise ValueError(f'mask_sharing must be one of {MASK_SHARING}, got {mask_sharing!r}')
@@ -149,7 +152,7 @@ class SARStage(nn.Module):
                              f'({in_channels} in, {planes * beta} planes)')
         base_planes = planes // alpha
         n = num_blocks - 1
-        self.grid, self.cell_size = grid, cell_size
+        self.grid, self.cell_size, self.groups = grid, cell_size, groups
         self.prepool = nn.AvgPool2d(3, 2, 1) if base_scale == 4 else None
         self.base = nn.ModuleList(
             regular(in_channels if i == 0 else base_planes * exp, base_planes,
@@ -158,7 +161,7 @@ class SARStage(nn.Module):
         self.masks = nn.ModuleList(
             MaskGenerator(base_planes * exp, groups, grid, norm_cfg=norm_cfg,
                           bias_init=mask_bias_init, centre=mask_centre,
-                          feature_bound=mask_feature_bound)
+                          feature_bound=mask_feature_bound, share_groups=share_group_masks)
             for _ in range(n if mask_sharing == 'block' else 1))
         self.refine = nn.ModuleList(
             refine(in_channels if i == 0 else planes * beta * exp, planes * beta, groups=groups,
@@ -211,19 +214,25 @@ class SARStage(nn.Module):
     def _add_mask(self, out: StageMasks, generator: MaskGenerator, x_base: torch.Tensor,
                   tau: float, stochastic: bool, noise_scale: float,
                   meter: Optional[MacsMeter], grid: Optional[Tuple[int, int]]) -> None:
-        """Append the logits, mask and loss mask of ``generator`` on ``x_base`` to ``out``."""
+        """Append the logits, mask and loss mask of ``generator`` on ``x_base`` to ``out``, each
+        with the stage's G groups (a mask shared by the groups is sampled once and repeated)."""
         logits = generator(x_base, meter, grid)
-        out.logits.append(logits)
         if not (self.training and self.mask_density_grad == 'bias'):
-            out.masks.append(masks_from_logits(logits, self.training, tau, stochastic,
-                                               noise_scale))
-            out.loss_masks.append(out.masks[-1])
-            return
-        # one draw of the noise for both, so the loss mask has the values of the sampled mask
-        noise = gumbel_noise(logits, noise_scale)
-        out.masks.append(masks_from_logits(logits, True, tau, noise=noise))
-        out.loss_masks.append(masks_from_logits(generator.bias_only(logits), True, tau,
-                                                noise=noise))
+            mask = masks_from_logits(logits, self.training, tau, stochastic, noise_scale)
+            loss_mask = mask
+        else:
+            # one draw of the noise for both, so the loss mask has the values of the sampled mask
+            noise = gumbel_noise(logits, noise_scale)
+            mask = masks_from_logits(logits, True, tau, noise=noise)
+            loss_mask = masks_from_logits(generator.bias_only(logits), True, tau, noise=noise)
+        out.logits.append(self._per_group(logits))
+        out.masks.append(self._per_group(mask))
+        out.loss_masks.append(self._per_group(loss_mask))
+
+    def _per_group(self, tensor: torch.Tensor) -> torch.Tensor:
+        """(B, 1, ...) of a mask shared by the groups -> (B, G, ...); per-group tensors as they
+        are."""
+        return tensor.expand(-1, self.groups, *tensor.shape[2:])
 
 
 class _MaskRecord:
@@ -405,6 +414,13 @@ class SARResNet(_SARBackboneMixin, BaseModule):
             ``mask_centre``, which cancels only a gradient that is the same on every cell). With
             'bias' the loss sets how many cells each mask refines, the task loss alone which.
             Defaults to 'all'.
+        share_group_masks (bool): One mask for all G groups of a mask generator, the mean of the
+            groups' logits, recorded and applied as G equal group masks (issue #19; not in the
+            paper or the authors' code). With a mask per group (the paper) one group can take the
+            object while the other learns to avoid it, which refining it again would not improve
+            (the demo's stage-1 masks: object 1.0 / 0.0 in the two groups); a shared mask decides
+            each cell from the gradients of both groups. The generators keep their weights (a
+            checkpoint loads with either setting). Defaults to False.
         zero_init_residual (bool): Zero the last BN of regular blocks. Defaults to True.
         init_cfg (dict, optional): Initialisation config (e.g. ``Pretrained``).
     """
@@ -426,7 +442,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                  init_cfg: Optional[dict] = None, stage_blocks: Optional[Sequence[int]] = None,
                  deep_stem: bool = False, mask_cell_size: Optional[Sequence[int]] = None,
                  mask_centre: bool = False, mask_feature_bound: Optional[float] = None,
-                 mask_sharing: str = 'block', mask_density_grad: str = 'all') -> None:
+                 mask_sharing: str = 'block', mask_density_grad: str = 'all',
+                 share_group_masks: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise KeyError(f'invalid depth {depth} for SARResNet; choose from '
@@ -469,7 +486,8 @@ class SARResNet(_SARBackboneMixin, BaseModule):
                              strides[i], dilations[i], mask_output, norm_cfg, mask_bias_init,
                              cell_size=cells[i], mask_centre=mask_centre,
                              mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing,
-                             mask_density_grad=mask_density_grad)
+                             mask_density_grad=mask_density_grad,
+                             share_group_masks=share_group_masks)
             self.stages.append(stage)
             channels = stage.out_channels
         planes = base_channels * 8
@@ -571,9 +589,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
         depth (int): 20, 32 or 56 (n = 3, 5, 9 blocks per stage).
         width (float): Width multiplier of the stages (the stem stays 16). Defaults to 1.
         groups, alpha, beta, mask_output, eval_stochastic, sparse_infer, tau, mask_bias_init,
-            mask_centre, mask_feature_bound, mask_sharing, mask_density_grad, norm_cfg, init_cfg:
-            as in
-            :class:`SARResNet` (beta applies to all three stages here).
+            mask_centre, mask_feature_bound, mask_sharing, mask_density_grad, share_group_masks,
+            norm_cfg, init_cfg: as in :class:`SARResNet` (beta applies to all three stages here).
         fusion (str): 'add' (the authors' CIFAR code) or 'att' (paper, Eq. 5). Defaults to 'add'.
         mask_grid (Sequence[int], optional): Defaults to None: (4, 4, 2) unless ``mask_cell_size``
             is given.
@@ -593,7 +610,7 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
                  init_cfg: Optional[dict] = None,
                  mask_cell_size: Optional[Sequence[int]] = None, mask_centre: bool = False,
                  mask_feature_bound: Optional[float] = None, mask_sharing: str = 'block',
-                 mask_density_grad: str = 'all') -> None:
+                 mask_density_grad: str = 'all', share_group_masks: bool = False) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.depths:
             raise KeyError(f'invalid depth {depth} for SARResNetCifar; choose from '
@@ -616,7 +633,8 @@ class SARResNetCifar(_SARBackboneMixin, BaseModule):
                              fusion, stride, 1, mask_output, norm_cfg, mask_bias_init,
                              cell_size=cells[i], mask_centre=mask_centre,
                              mask_feature_bound=mask_feature_bound, mask_sharing=mask_sharing,
-                             mask_density_grad=mask_density_grad)
+                             mask_density_grad=mask_density_grad,
+                             share_group_masks=share_group_masks)
             self.stages.append(stage)
             channels = stage.out_channels
         self.out_channels = tuple(widths)

@@ -122,13 +122,17 @@ class MaskGenerator(nn.Module):
             +-170 on the object against +-3 on the background, every mask group ending at one
             extreme, where the straight-through gradient vanishes. None: no bound (the paper).
             Defaults to None.
+        share_groups (bool): One mask for all G groups, whose logits are the mean of the G
+            groups' logits (issue #19; not in the paper or the authors' code): the forward returns
+            (B, 1, 2, K_h, K_w). The weights keep their G groups, so the same checkpoints load
+            with either setting. Defaults to False (a mask per group, the paper).
     """
 
     def __init__(self, in_channels: int, groups: int, grid: Optional[int],
                  hidden_per_group: int = 4,
                  norm_cfg: dict = dict(type='BN'), bias_init=(1.0, 10.0),
                  weight_std: Optional[float] = 1e-3, centre: bool = False,
-                 feature_bound: Optional[float] = None) -> None:
+                 feature_bound: Optional[float] = None, share_groups: bool = False) -> None:
         super().__init__()
         if in_channels % groups:
             raise ValueError(f'groups={groups} does not divide the {in_channels} base channels')
@@ -139,7 +143,7 @@ class MaskGenerator(nn.Module):
         hidden = hidden_per_group * groups
         self.groups, self.grid, self.bias_init = groups, grid, tuple(bias_init)
         self.weight_std, self.centre, self.feature_bound = weight_std, centre, feature_bound
-        self.hidden_per_group = hidden_per_group
+        self.hidden_per_group, self.share_groups = hidden_per_group, share_groups
         self.conv = nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False, groups=groups)
         self.norm_name, norm = build_norm_layer(norm_cfg, hidden)
         self.add_module(self.norm_name, norm)
@@ -152,6 +156,8 @@ class MaskGenerator(nn.Module):
         1x1 bias (the same values): a loss on masks sampled from them changes how many cells the
         mask refines, not which (``mask_density_grad='bias'``)."""
         bias = self.fc.bias.view(1, self.groups, 2, 1, 1)
+        if self.share_groups:
+            bias = bias.mean(dim=1, keepdim=True)
         return logits.detach() + (bias - bias.detach())
 
     def reset_bias(self) -> None:
@@ -174,7 +180,8 @@ class MaskGenerator(nn.Module):
                 has no fixed grid, otherwise it must be None or (K, K).
 
         Returns:
-            Tensor: logits (B, G, 2, K_h, K_w) (choice 0 = skip, 1 = refine).
+            Tensor: logits (B, G, 2, K_h, K_w) (choice 0 = skip, 1 = refine); (B, 1, 2, K_h, K_w)
+            with ``share_groups``.
         """
         if grid is None:
             if self.grid is None:
@@ -195,7 +202,8 @@ class MaskGenerator(nn.Module):
         if meter is not None:
             meter.add(conv_macs(self.conv, h) + h.shape[1] * h.shape[-2] * h.shape[-1] +
                       conv_macs(self.fc, logits))
-        return logits.view(x.shape[0], self.groups, 2, grid[0], grid[1])
+        logits = logits.view(x.shape[0], self.groups, 2, grid[0], grid[1])
+        return logits.mean(dim=1, keepdim=True) if self.share_groups else logits
 
 
 def masks_from_logits(logits: torch.Tensor, training: bool, tau: float,

@@ -19,8 +19,9 @@ class _Net(nn.Module):
         return self.masks[0](self.body(x)).sum()
 
 
-def _runner(model, it, max_iters=10):
+def _runner(model, it, max_iters=10, optimizer=None):
     return types.SimpleNamespace(model=model, iter=it, max_iters=max_iters,
+                                 optim_wrapper=types.SimpleNamespace(optimizer=optimizer),
                                  logger=types.SimpleNamespace(info=lambda msg: None))
 
 
@@ -55,3 +56,46 @@ def test_bad_options_and_no_match():
         WarmupFreezeHook(until=1.5)
     with pytest.raises(ValueError, match="no trainable parameter name contains any of \\('gen',\\)"):
         WarmupFreezeHook(trainable=['gen']).before_train(_runner(_Net(), 0))
+
+
+def test_held_after_stops_the_matching_parameters_from_until_on():
+    """held_after: from `until` on, the matching parameters (the generator's weight, not its bias)
+    stop: zero gradients and their SGD momentum cleared at the switch, so a step leaves them as
+    they are; before it they learn, and the others learn after it."""
+    torch.manual_seed(0)
+    model = _Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    hook = WarmupFreezeHook(trainable=['masks.'], until=0.3, held_after=[r'masks\.\d+\.weight'])
+    hook.before_train(_runner(model, 0, optimizer=opt))
+
+    def step(it):
+        model.zero_grad()
+        hook.before_train_iter(_runner(model, it, optimizer=opt), 0)
+        model(torch.ones(2, 3)).backward()
+        grads = {name: p.grad.abs().sum().item() for name, p in model.named_parameters()}
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        opt.step()
+        moved = {name: not torch.equal(p, before[name]) for name, p in model.named_parameters()}
+        return grads, moved
+
+    for it in (0, 1, 2):  # the warm-up: the generator learns, momentum builds up
+        grads, moved = step(it)
+        assert grads['masks.0.weight'] > 0 and moved['masks.0.weight']
+        assert grads['body.weight'] == 0
+    assert opt.state[model.masks[0].weight]['momentum_buffer'].abs().sum() > 0
+    for it in (3, 5, 9):
+        grads, moved = step(it)
+        assert grads['masks.0.weight'] == 0 and not moved['masks.0.weight']
+        assert opt.state[model.masks[0].weight]['momentum_buffer'].abs().sum() == 0
+        assert grads['masks.0.bias'] > 0 and moved['masks.0.bias']
+        assert grads['body.weight'] > 0 and moved['body.weight']
+
+
+def test_held_after_bad_options():
+    with pytest.raises(ValueError, match='held_after must be a sequence of regular expressions'):
+        WarmupFreezeHook(held_after=r'\.masks\.')
+    with pytest.raises(ValueError, match="held_after: '\\(' is not a regular expression"):
+        WarmupFreezeHook(held_after=['('])
+    with pytest.raises(ValueError, match=r"no trainable parameter name matches held_after \['gen'\]"):
+        WarmupFreezeHook(trainable=['masks.'], held_after=['gen']).before_train(
+            _runner(_Net(), 0))

@@ -3,12 +3,14 @@
 exits and costs, and the same metrics, as the per-batch early exit; in one and in two processes."""
 import glob
 import json
+import math
 import os.path as osp
 import pickle
 
 import pytest
 import torch
 
+from mmdynamic.evaluation.functional.budget import ExitPolicy
 from ...conftest import run_tool
 from ...test_downstream.test_downstream import config_with_data_root
 
@@ -186,7 +188,14 @@ def test_throughput_on_demo_configs(name, demo_root, tmp_path):
              *test], tmp_path / 'fit.log').wait()
     policies = glob.glob(osp.join(fit, 'exit_policy_*G.json'))
     assert len(policies) == 1, policies
-    policy = policies[0]
+    # the thresholds are scores of the very samples tested below, whose scores float rounding moves
+    # with the batch composition (CPU-dependent): off the ties (1e-5 lower), both executors must
+    # take the same exits
+    fitted = ExitPolicy.load(policies[0])
+    fitted.thresholds = [t - 1e-5 * max(1.0, abs(t)) if math.isfinite(t) else t
+                         for t in fitted.thresholds]
+    policy = str(tmp_path / 'policy_off_ties.json')
+    fitted.save(policy)
     runs = {}
     modes = dict(per_batch=[*test, f'model.exit_policy={policy}'],
                  step_major=['--exit-policy', policy, '--throughput', '--step-batch-size', '4', *test])

@@ -654,6 +654,59 @@ def test_mask_sharing_stage(cifar):
 
 
 @pytest.mark.parametrize('cifar', [False, True])
+def test_share_group_masks(cifar):
+    """share_group_masks: one mask per generator for all G groups, the mean of the groups' logits
+    (the generators keep their weights: the same state dict loads either way), sampled once in
+    training and recorded / applied as G equal group masks; the task gradient reaches both
+    groups' weights, the sparsity loss with mask_density_grad='bias' only the biases, and the
+    sparse path of inference computes what the dense one does."""
+    def build(share, **kwargs):
+        if cifar:
+            return SARResNetCifar(depth=20, share_group_masks=share, **kwargs)
+        return SARResNet(depth=50, stem_channels=16, base_channels=16, share_group_masks=share,
+                         **kwargs)
+
+    torch.manual_seed(0)
+    shared = build(True, mask_density_grad='bias')
+    for m in shared.modules():
+        if isinstance(m, MaskGenerator):
+            torch.nn.init.normal_(m.fc.weight, 0, 0.5)
+            m.fc.bias.data.zero_()  # cells near the boundary: both choices get sampled
+    plain = build(False)
+    plain.load_state_dict(shared.state_dict())
+    x = torch.randn(2, 3, 32, 32) if cifar else torch.randn(2, 3, 64, 64)
+    shared.eval(), plain.eval()
+    with torch.no_grad():
+        shared(x), plain(x)
+    first = len(shared.stages[0].masks)  # the same input in both models (later stages differ)
+    for logits, own in zip(shared.last_mask_logits[:first], plain.last_mask_logits[:first]):
+        assert logits.shape == own.shape and logits.shape[1] == 2
+        torch.testing.assert_close(logits, own.mean(1, keepdim=True).expand_as(own))
+    for logits in shared.last_mask_logits:
+        assert torch.equal(logits[:, 0], logits[:, 1])
+    shared.train()
+    out = shared(x)[-1]
+    for mask, loss_mask in zip(shared.last_masks, shared.last_loss_masks):
+        assert torch.equal(mask[:, 0], mask[:, 1]) and 0 < mask.mean() < 1
+        assert torch.equal(mask, loss_mask)
+    generators = [m for m in shared.modules() if isinstance(m, MaskGenerator)]
+    from mmdynamic.models.losses import sparsity_loss
+    sparsity_loss(shared.last_loss_masks, 0.2).backward(retain_graph=True)
+    assert all(m.fc.weight.grad is None or m.fc.weight.grad.abs().sum() == 0 for m in generators)
+    # the mean of the groups' biases is the shared bias: every group's gets the gradient
+    assert all((m.fc.bias.grad.view(2, 2).abs().sum(1) > 0).all() for m in generators)
+    shared.zero_grad()
+    out.sum().backward()
+    for m in generators:  # both groups' 1x1 weights (rows 0-1 and 2-3) learn from the task
+        assert (m.fc.weight.grad.view(2, -1).abs().sum(1) > 0).all()
+    model = _randomise(SARResNetCifar(depth=20, share_group_masks=True), 0)
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    _mixed_masks(model, x)
+    _compare_backbone(model, x, rel_tol=1e-5)
+    assert all(torch.equal(m[:, 0], m[:, 1]) for m in model.last_masks)
+
+
+@pytest.mark.parametrize('cifar', [False, True])
 def test_mask_density_grad_bias(cifar):
     """mask_density_grad='bias': the same forward (masks, outputs, random draws) as 'all'; the
     sparsity loss's masks have the sampled values, and their gradient reaches only the generators'

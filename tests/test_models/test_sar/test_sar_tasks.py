@@ -112,16 +112,19 @@ def selectivity_demo_options(demo_root: str, *extra: str) -> list:
 
 @pytest.mark.slow
 def test_selectivity_demo_recipe_runs(demo_root, tmp_path):
-    """The selectivity demo (SGD, stage-shared masks, bias-only sparsity gradient, the network held
-    during the target ramp, the density fitted after training) through tools/train.py, from scratch
-    on the small demo set: only the 3 stage generators (5 tensors each) learn while the network is
-    held, and the calibration runs once, after the last iteration, fitting every stage's mask to the
-    target on the training images."""
+    """The selectivity demo (SGD, stage- and group-shared masks, bias-only sparsity gradient, the
+    network held during the target ramp and the generators' weights after it, the density fitted
+    after training) through tools/train.py, from scratch on the small demo set: only the 3 stage
+    generators (5 tensors each) learn while the network is held, then all but their weights, and
+    the calibration runs once, after the last iteration, fitting every stage's mask to the target
+    on the training images."""
     import re
     proc = run_tool(['tools/train.py', SELECTIVITY_DEMO, '--work-dir', str(tmp_path / 'work'),
                      '--cfg-options', *selectivity_demo_options(demo_root)])
     log = proc.stdout + proc.stderr
     assert 'WarmupFreezeHook: 15 of' in log
+    # then the generators' weights stop: conv, BN weight and bias, 1x1 weight of 3 generators
+    assert 'WarmupFreezeHook: 12 parameters held after 30% of training' in log
     found = re.findall(r'SAR density calibration to 0.5: .* training data ([0-9.>, -]+)', log)
     assert len(found) == 1
     afters = [float(pair.split('->')[1]) for pair in found[0].split(', ')]

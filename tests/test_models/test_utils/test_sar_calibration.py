@@ -16,12 +16,13 @@ from mmdynamic.models.utils.sar_calibration import (calibrate_mask_density, fit_
 from ...test_tools.test_train_tools import _free_port
 
 
-def small_backbone(mask_sharing: str = 'block') -> SARResNet:
+def small_backbone(mask_sharing: str = 'block', share_group_masks: bool = False) -> SARResNet:
     """A 1/4-width SAR-R50 (cells of 4 / 4 / 7 px) whose mask generators have spread logits, as
     after training (1x1 weights N(0, 3)); seeded, so every call builds the same weights."""
     torch.manual_seed(0)
     backbone = SARResNet(depth=50, stem_channels=16, base_channels=16, groups=2, mask_grid=None,
-                         mask_cell_size=(4, 4, 7), out_indices=(3, ), mask_sharing=mask_sharing)
+                         mask_cell_size=(4, 4, 7), out_indices=(3, ), mask_sharing=mask_sharing,
+                         share_group_masks=share_group_masks)
     backbone.init_weights()
     for m in backbone.modules():
         if isinstance(m, MaskGenerator):
@@ -80,9 +81,13 @@ def _gaps_and_weights(backbone, batches):
     return gaps, weights
 
 
-@pytest.mark.parametrize('per_group,sharing', [(False, 'block'), (True, 'stage')])
-def test_calibration_fits_the_argmax_density_and_keeps_the_cell_order(per_group, sharing):
-    backbone = small_backbone(sharing).train()
+@pytest.mark.parametrize('per_group,sharing,shared_groups',
+                         [(False, 'block', False), (True, 'stage', False), (True, 'stage', True)])
+def test_calibration_fits_the_argmax_density_and_keeps_the_cell_order(per_group, sharing,
+                                                                      shared_groups):
+    """Also with one mask for both groups (share_group_masks): both groups' refine biases move
+    by the one shift, so the shared mask, the mean of the groups' logits, moves by it."""
+    backbone = small_backbone(sharing, shared_groups).train()
     batches = [torch.randn(4, 3, 150, 182) for _ in range(3)]
     with torch.no_grad():
         for x in batches:
@@ -124,6 +129,8 @@ def test_calibration_fits_the_argmax_density_and_keeps_the_cell_order(per_group,
             shift = torch.tensor(r['shift'] if per_group else [r['shift']] * 2).view(1, 2, 1, 1)
             after = logits[:, :, 1] - logits[:, :, 0]
             torch.testing.assert_close(after, before + shift.float(), rtol=0, atol=1e-3)
+        if shared_groups:
+            assert torch.equal(logits[:, 0], logits[:, 1])
 
 
 def test_calibration_refuses_other_backbones():
