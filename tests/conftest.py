@@ -62,11 +62,21 @@ def _isolated_default_scope():
 INDUCTOR_TESTS_ENV = 'MMDYN_INDUCTOR_TESTS'
 
 
+@pytest.hookimpl(tryfirst=True)  # before the ``-m`` selection reads the markers
 def pytest_collection_modifyitems(config, items) -> None:
     """Skip the tests marked ``cuda`` (and the ``cuda`` variants of device-parametrised tests, see
     :data:`DEVICES`) where torch sees no CUDA GPU, so that the CPU suite stays green; skip the
-    tests marked ``inductor`` unless ``MMDYN_INDUCTOR_TESTS=1``."""
+    tests marked ``inductor`` unless ``MMDYN_INDUCTOR_TESTS=1``.
+
+    Mark ``serial`` every test parametrised with ``threads=2`` (the learning claims at two
+    intra-op threads): they need both cores, so ``make test`` runs them after the parallel workers
+    (``-m "not serial"``); two threads of one worker beside the other worker spin-wait for a core
+    (a 33 s case took 361 s)."""
     import torch
+    for item in items:
+        callspec = getattr(item, 'callspec', None)
+        if callspec is not None and callspec.params.get('threads') == 2:
+            item.add_marker(pytest.mark.serial)
     skips = []
     if not torch.cuda.is_available():
         skips.append(('cuda', 'needs a CUDA GPU (torch.cuda.is_available() is False)'))
@@ -77,6 +87,14 @@ def pytest_collection_modifyitems(config, items) -> None:
         for item in items:
             if item.get_closest_marker(marker) is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_configure(config) -> None:
+    """Each pytest-xdist worker computes on one intra-op thread: N workers on N cores, each with
+    torch's default of N threads, would oversubscribe the cores."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        import torch
+        torch.set_num_threads(1)
 
 
 # the device parametrisation of tests that run the same body on the CPU and on a GPU: the cuda
