@@ -28,7 +28,7 @@ from mmengine.config import Config
 
 from ..test_engine.test_runner.tool_runs import ToolRun
 from ..test_models.test_layers.test_sar_sparse import _mixed_masks, _randomise
-from ..test_models.test_sar.test_sar_det_seg_sparse import calibrate_bn
+from ..test_models.test_sar.test_sar_det_seg_sparse import BOX_TOL, SCORE_TOL, calibrate_bn
 
 SPARSE = 'model.backbone.sparse_infer=True'
 DEMOS = {
@@ -106,11 +106,11 @@ def _load(path: str) -> list:
         return pickle.load(f)
 
 
-def _same_detections(a: Dict, b: Dict, box_tol: float = 1e-3, score_tol: float = 1e-4) -> None:
+def _same_detections(a: Dict, b: Dict) -> None:
     """The detections of ``a`` are those of ``b``, one to one: the same label, boxes within
-    ``box_tol`` (relative, at least 1e-3 px) and scores within ``score_tol`` (relative, at least
-    1e-5). Matched as sets: two detections with scores within rounding of each other (a tie in the
-    demo's near-uniform scores) may come out of the score sort in either order."""
+    ``BOX_TOL`` and scores within ``SCORE_TOL`` (``assert_close``'s atol + rtol * |b|). Matched as
+    sets: two detections with scores within rounding of each other (a tie in the demo's
+    near-uniform scores) may come out of the score sort in either order."""
     a, b = a['pred_instances'], b['pred_instances']
     labels_a, labels_b = torch.as_tensor(a['labels']), torch.as_tensor(b['labels'])
     assert len(labels_b) > 0 and len(labels_a) == len(labels_b)
@@ -119,9 +119,11 @@ def _same_detections(a: Dict, b: Dict, box_tol: float = 1e-3, score_tol: float =
     unmatched = list(range(len(labels_b)))
     for i in range(len(labels_a)):
         box_err = ((boxes_a[i] - boxes_b[unmatched]).abs()
-                   - box_tol * boxes_b[unmatched].abs()).amax(-1)
-        score_err = (scores_a[i] - scores_b[unmatched]).abs() - score_tol * scores_b[unmatched]
-        fits = (labels_b[unmatched] == labels_a[i]) & (box_err <= 1e-3) & (score_err <= 1e-5)
+                   - BOX_TOL['rtol'] * boxes_b[unmatched].abs()).amax(-1)
+        score_err = ((scores_a[i] - scores_b[unmatched]).abs()
+                     - SCORE_TOL['rtol'] * scores_b[unmatched].abs())
+        fits = ((labels_b[unmatched] == labels_a[i]) & (box_err <= BOX_TOL['atol'])
+                & (score_err <= SCORE_TOL['atol']))
         assert fits.any(), (i, labels_a[i], boxes_a[i], scores_a[i])
         unmatched.pop(int(torch.where(fits, box_err, torch.inf).argmin()))
 

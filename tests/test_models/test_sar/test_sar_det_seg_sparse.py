@@ -89,6 +89,10 @@ def _det_batch(images: List[np.ndarray]) -> Tuple[torch.Tensor, list]:
 # COCO-shaped originals (h, w): landscape 480 x 640 and portrait 640 x 427 -> 800 x 1067 and
 # 1199 x 800 after the test Resize, one padded batch of 1216 x 1088
 COCO_ORIGINALS = ((480, 640), (640, 427))
+# sparse vs dense detections (torch.testing.assert_close tolerances): box deltas pass through exp(),
+# so 1e-5 in the features may become 1e-4 of a box side
+BOX_TOL = dict(atol=1e-3, rtol=1e-3)
+SCORE_TOL = dict(atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize('groups', [1, 2, 4])
@@ -173,7 +177,6 @@ def test_demo_detector_padded_batch_predictions_sparse_equal_dense(groups):
     for a, b in zip(preds, dense_preds):
         a, b = a.pred_instances, b.pred_instances
         assert len(b) > 0 and len(a) == len(b)
-        # box deltas pass through exp(): 1e-5 in the features may become 1e-4 of a box side
-        torch.testing.assert_close(a.bboxes, b.bboxes, atol=1e-3, rtol=1e-3)
-        torch.testing.assert_close(a.scores, b.scores, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a.bboxes, b.bboxes, **BOX_TOL)
+        torch.testing.assert_close(a.scores, b.scores, **SCORE_TOL)
         assert torch.equal(a.labels, b.labels)
